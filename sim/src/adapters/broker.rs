@@ -1,0 +1,578 @@
+//! The broker port over turmoil TCP.
+//!
+//! The producer models the Kafka client's delivery semantics: the key picks
+//! the partition by murmur2; at most `max_in_flight` sends are outstanding,
+//! counted in send order, and a send waiting to retry keeps its place, so with
+//! one in flight retries keep order and with more a later send can overtake.
+//! Without idempotence, a retry after a lost ack appends a duplicate. With it,
+//! each send carries a producer id and per-partition sequence that the broker
+//! checks, which prevents both duplicates and reordering.
+//!
+//! The consumer is a group member: it joins, fetches its assigned partitions
+//! from the committed offsets, heartbeats from `poll`, and rejoins when the
+//! group rebalances.
+
+use super::REQUEST_TIMEOUT;
+use crate::history::{Event, History};
+use crate::servers::broker::{BrokerError, BrokerRequest, BrokerResponse, PORT};
+use crate::wire::{self, CallError, Conn};
+use async_trait::async_trait;
+use pitfall_system::ports::{
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, ProduceError,
+    Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = 0x9747_b28c ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// Kafka's default partition for a key: `toPositive(murmur2(key)) % n`.
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    ((murmur2(key) as u32) & 0x7fff_ffff) % partitions
+}
+
+/// A broker client for one host.
+pub struct SimBroker {
+    addr: String,
+    process: String,
+    history: History,
+}
+
+impl SimBroker {
+    pub fn new(broker_host: &str, process: &str, history: History) -> Self {
+        SimBroker {
+            addr: format!("{broker_host}:{PORT}"),
+            process: process.to_string(),
+            history,
+        }
+    }
+}
+
+impl Broker for SimBroker {
+    fn producer(&self, config: &ProducerConfig) -> Arc<dyn Producer> {
+        Arc::new(SimProducer {
+            addr: self.addr.clone(),
+            config: config.clone(),
+            state: Mutex::new(ProducerState::default()),
+            turn: Notify::new(),
+        })
+    }
+
+    fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer> {
+        Box::new(SimConsumer {
+            addr: self.addr.clone(),
+            process: self.process.clone(),
+            history: self.history.clone(),
+            config: config.clone(),
+            conn: None,
+            member: None,
+            assignment: Vec::new(),
+            positions: BTreeMap::new(),
+            last_heartbeat: None,
+            next_partition: 0,
+            fetched_since_join: BTreeSet::new(),
+        })
+    }
+}
+
+#[derive(Default)]
+struct ProducerState {
+    partitions: BTreeMap<String, u32>,
+    /// Sends not yet finished, by ticket (send order).
+    pending: BTreeSet<u64>,
+    next_ticket: u64,
+    producer_id: Option<u64>,
+    next_sequence: BTreeMap<(String, u32), u64>,
+    pool: Vec<Conn>,
+}
+
+pub struct SimProducer {
+    addr: String,
+    config: ProducerConfig,
+    state: Mutex<ProducerState>,
+    turn: Notify,
+}
+
+fn timed_out(what: &str) -> ProduceError {
+    ProduceError::Timeout(format!("{what} within the delivery timeout"))
+}
+
+impl SimProducer {
+    async fn request(&self, req: &BrokerRequest) -> Result<BrokerResponse, CallError> {
+        let pooled = self.state.lock().unwrap().pool.pop();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => wire::connect(&self.addr, REQUEST_TIMEOUT).await?,
+        };
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let resp = wire::call(&mut conn, req, timeout).await?;
+        self.state.lock().unwrap().pool.push(conn);
+        Ok(resp)
+    }
+
+    async fn partition(
+        &self,
+        topic: &str,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<u32, ProduceError> {
+        loop {
+            if let Some(n) = self.state.lock().unwrap().partitions.get(topic) {
+                return Ok(partition_for_key(key.as_bytes(), *n));
+            }
+            match self
+                .request(&BrokerRequest::Metadata {
+                    topic: topic.into(),
+                })
+                .await
+            {
+                Ok(BrokerResponse::Partitions(n)) => {
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .partitions
+                        .insert(topic.into(), n);
+                }
+                Ok(BrokerResponse::Error(BrokerError::UnknownTopic(t))) => {
+                    return Err(ProduceError::Fatal(format!("unknown topic {t}")))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+            if Instant::now() >= deadline {
+                return Err(timed_out("no metadata"));
+            }
+        }
+    }
+
+    /// Wait until this send is among the first `max_in_flight` unfinished.
+    async fn wait_turn(&self, ticket: u64, deadline: Instant) -> Result<(), ProduceError> {
+        loop {
+            let notified = self.turn.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let in_window = {
+                let s = self.state.lock().unwrap();
+                s.pending
+                    .iter()
+                    .take(self.config.max_in_flight.max(1) as usize)
+                    .any(|t| *t == ticket)
+            };
+            if in_window {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(timed_out("no turn to send"));
+            }
+        }
+    }
+
+    /// The (producer id, sequence) for this send: kept while the producer id
+    /// is current, reassigned after the producer was reset.
+    async fn sequence(
+        &self,
+        current: Option<(u64, u64)>,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(u64, u64), CallError> {
+        let pid = self.state.lock().unwrap().producer_id;
+        let pid = match pid {
+            Some(pid) => pid,
+            None => match self.request(&BrokerRequest::InitProducer).await? {
+                BrokerResponse::ProducerId(pid) => {
+                    let mut s = self.state.lock().unwrap();
+                    if s.producer_id.is_none() {
+                        s.producer_id = Some(pid);
+                        s.next_sequence.clear();
+                    }
+                    s.producer_id.expect("just set")
+                }
+                other => return Err(CallError::NoReply(format!("unexpected reply {other:?}"))),
+            },
+        };
+        if let Some((p, seq)) = current {
+            if p == pid {
+                return Ok((p, seq));
+            }
+        }
+        let mut s = self.state.lock().unwrap();
+        let next = s
+            .next_sequence
+            .entry((topic.to_string(), partition))
+            .or_insert(0);
+        let seq = *next;
+        *next += 1;
+        Ok((pid, seq))
+    }
+
+    async fn deliver(
+        &self,
+        ticket: u64,
+        record: ProducerRecord,
+        deadline: Instant,
+    ) -> Result<Delivery, ProduceError> {
+        let partition = self.partition(&record.topic, &record.key, deadline).await?;
+        let mut sequence = None;
+        let mut failures = 0;
+        loop {
+            self.wait_turn(ticket, deadline).await?;
+            let outcome = if self.config.idempotent {
+                match self.sequence(sequence, &record.topic, partition).await {
+                    Ok(s) => {
+                        sequence = Some(s);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(())
+            };
+            let outcome = match outcome {
+                Ok(()) => {
+                    self.request(&BrokerRequest::Produce {
+                        topic: record.topic.clone(),
+                        partition,
+                        key: record.key.clone(),
+                        value: record.value.clone(),
+                        headers: record.headers.clone(),
+                        sequence,
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(BrokerResponse::Appended { offset }) => {
+                    return Ok(Delivery { partition, offset })
+                }
+                Ok(BrokerResponse::Error(BrokerError::MessageTooLarge { size, max })) => {
+                    return Err(ProduceError::MessageTooLarge { size, max })
+                }
+                Ok(BrokerResponse::Error(BrokerError::UnknownTopic(t))) => {
+                    return Err(ProduceError::Fatal(format!("unknown topic {t}")))
+                }
+                Ok(BrokerResponse::Error(BrokerError::OutOfOrderSequence)) => {
+                    // An earlier send of ours is still pending; not a failure.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => {
+                    failures += 1;
+                    if failures > self.config.retries {
+                        return Err(ProduceError::Timeout(format!(
+                            "gave up after {failures} attempts"
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(timed_out("not acknowledged"));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Producer for SimProducer {
+    async fn send(&self, record: ProducerRecord) -> Result<Delivery, ProduceError> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
+        let ticket = {
+            let mut s = self.state.lock().unwrap();
+            let t = s.next_ticket;
+            s.next_ticket += 1;
+            s.pending.insert(t);
+            t
+        };
+        let result = self.deliver(ticket, record, deadline).await;
+        {
+            let mut s = self.state.lock().unwrap();
+            s.pending.remove(&ticket);
+            if result.is_err() && self.config.idempotent {
+                // A sequence that never landed leaves a gap the broker will
+                // never fill: start over with a new producer id.
+                s.producer_id = None;
+            }
+        }
+        self.turn.notify_waiters();
+        result
+    }
+}
+
+/// How often `poll` heartbeats.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(300);
+/// Pause between empty fetch rounds.
+const FETCH_PAUSE: Duration = Duration::from_millis(50);
+
+pub struct SimConsumer {
+    addr: String,
+    process: String,
+    history: History,
+    config: ConsumerConfig,
+    conn: Option<Conn>,
+    /// Member id and generation.
+    member: Option<(String, u64)>,
+    assignment: Vec<(String, u32)>,
+    positions: BTreeMap<(String, u32), u64>,
+    last_heartbeat: Option<Instant>,
+    next_partition: usize,
+    /// Partitions fetched from since the last (re)join: the only ones whose
+    /// offsets this member may commit.
+    fetched_since_join: BTreeSet<(String, u32)>,
+}
+
+fn down(e: impl std::fmt::Display) -> ConsumeError {
+    ConsumeError::Unavailable(e.to_string())
+}
+
+impl SimConsumer {
+    async fn call(&mut self, req: &BrokerRequest) -> Result<BrokerResponse, ConsumeError> {
+        if self.conn.is_none() {
+            self.conn = Some(
+                wire::connect(&self.addr, REQUEST_TIMEOUT)
+                    .await
+                    .map_err(down)?,
+            );
+        }
+        let conn = self.conn.as_mut().expect("connected");
+        match wire::call(conn, req, REQUEST_TIMEOUT).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                self.conn = None;
+                Err(down(e))
+            }
+        }
+    }
+
+    /// Join (or rejoin) the group and reset positions to committed offsets.
+    async fn join(&mut self) -> Result<(), ConsumeError> {
+        let member_id = self.member.as_ref().map(|(id, _)| id.clone());
+        let resp = self
+            .call(&BrokerRequest::Join {
+                group: self.config.group.clone(),
+                member_id,
+                topics: self.config.topics.clone(),
+                session_timeout_ms: self.config.session_timeout_ms,
+            })
+            .await?;
+        let BrokerResponse::Joined {
+            member_id,
+            generation,
+            assignment,
+        } = resp
+        else {
+            return Err(down(format!("unexpected join reply {resp:?}")));
+        };
+        self.positions.clear();
+        self.fetched_since_join.clear();
+        for (topic, partition) in &assignment {
+            let resp = self
+                .call(&BrokerRequest::Committed {
+                    group: self.config.group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                })
+                .await?;
+            let offset = match resp {
+                BrokerResponse::Offset(o) => o.unwrap_or(0),
+                other => return Err(down(format!("unexpected reply {other:?}"))),
+            };
+            self.positions.insert((topic.clone(), *partition), offset);
+        }
+        self.member = Some((member_id, generation));
+        self.assignment = assignment;
+        self.last_heartbeat = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), ConsumeError> {
+        let due = self
+            .last_heartbeat
+            .is_none_or(|t| t.elapsed() >= HEARTBEAT_INTERVAL);
+        let Some((member_id, generation)) = self.member.clone() else {
+            return self.join().await;
+        };
+        if !due {
+            return Ok(());
+        }
+        let resp = self
+            .call(&BrokerRequest::Heartbeat {
+                group: self.config.group.clone(),
+                member_id,
+                generation,
+            })
+            .await?;
+        self.last_heartbeat = Some(Instant::now());
+        match resp {
+            BrokerResponse::Done => Ok(()),
+            BrokerResponse::Error(BrokerError::UnknownMember) => {
+                self.member = None;
+                self.join().await
+            }
+            _ => self.join().await,
+        }
+    }
+
+    async fn fetch_round(&mut self) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        let n = self.assignment.len();
+        for i in 0..n {
+            let (topic, partition) = self.assignment[(self.next_partition + i) % n].clone();
+            let offset = self
+                .positions
+                .get(&(topic.clone(), partition))
+                .copied()
+                .unwrap_or(0);
+            let resp = self
+                .call(&BrokerRequest::Fetch {
+                    topic: topic.clone(),
+                    partition,
+                    offset,
+                    max: self.config.max_poll_records,
+                    group: self.config.group.clone(),
+                })
+                .await?;
+            let records = match resp {
+                BrokerResponse::Records(r) => r,
+                other => return Err(down(format!("unexpected fetch reply {other:?}"))),
+            };
+            if let Some(last) = records.last() {
+                self.positions
+                    .insert((topic.clone(), partition), last.offset + 1);
+                self.fetched_since_join.insert((topic.clone(), partition));
+                self.next_partition = (self.next_partition + i + 1) % n;
+                return Ok(records
+                    .into_iter()
+                    .map(|r| {
+                        self.history.record(Event::Consume {
+                            process: self.process.clone(),
+                            group: self.config.group.clone(),
+                            topic: topic.clone(),
+                            partition,
+                            offset: r.offset,
+                            key: r.key.clone(),
+                        });
+                        ConsumerRecord {
+                            topic: topic.clone(),
+                            partition,
+                            offset: r.offset,
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers,
+                        }
+                    })
+                    .collect());
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl Consumer for SimConsumer {
+    async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        let deadline = Instant::now() + max_wait;
+        loop {
+            self.heartbeat().await?;
+            let records = self.fetch_round().await?;
+            if !records.is_empty() || Instant::now() >= deadline {
+                return Ok(records);
+            }
+            tokio::time::sleep(FETCH_PAUSE).await;
+        }
+    }
+
+    async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError> {
+        let Some((member_id, generation)) = self.member.clone() else {
+            return Err(ConsumeError::CommitFailed("not a group member".into()));
+        };
+        // Offsets read before a rebalance may be behind what the partition's
+        // new owner already committed; committing them would rewind the group.
+        // Commit the rest, and report the stale ones as refused.
+        let (owned, stale): (Vec<TopicPartitionOffset>, Vec<TopicPartitionOffset>) =
+            offsets.iter().cloned().partition(|o| {
+                self.fetched_since_join
+                    .contains(&(o.topic.clone(), o.partition))
+            });
+        if !owned.is_empty() {
+            let resp = self
+                .call(&BrokerRequest::Commit {
+                    group: self.config.group.clone(),
+                    member_id,
+                    generation,
+                    offsets: owned,
+                })
+                .await?;
+            if resp != BrokerResponse::Done {
+                // Fenced: rejoin on the next poll, from the committed offsets.
+                self.last_heartbeat = None;
+                return Err(ConsumeError::CommitFailed(format!("{resp:?}")));
+            }
+        }
+        match stale.first() {
+            None => Ok(()),
+            Some(o) => Err(ConsumeError::CommitFailed(format!(
+                "{}/{} was reassigned since its records were delivered",
+                o.topic, o.partition
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Vectors from Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn partition_is_in_range_and_stable(key: Vec<u8>, n in 1u32..64) {
+            let p = partition_for_key(&key, n);
+            proptest::prop_assert!(p < n);
+            proptest::prop_assert_eq!(p, partition_for_key(&key, n));
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The time/randomness port in simulation: turmoil's simulated clock and a
+//! generator seeded from the run's seed, the host and its incarnation.
+
+use crate::seed::SimRng;
+use async_trait::async_trait;
+use pitfall_system::ports::Env;
+use rand::RngCore;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct SimEnv {
+    rng: Mutex<SimRng>,
+}
+
+impl SimEnv {
+    pub fn new(rng: SimRng) -> Self {
+        SimEnv {
+            rng: Mutex::new(rng),
+        }
+    }
+}
+
+#[async_trait]
+impl Env for SimEnv {
+    fn now_ms(&self) -> u64 {
+        turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    fn random_u64(&self) -> u64 {
+        self.rng.lock().unwrap().next_u64()
+    }
+}

@@ -1,0 +1,168 @@
+//! Builders for hand-made histories in checker tests.
+
+use crate::history::{Entry, Event};
+use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
+use pitfall_system::events::PaymentCompleted;
+use pitfall_system::ports::{Change, ChangeOp};
+use pitfall_system::schema::{OutcomeRow, StockRow, PAYMENTS, REJECTIONS, RESERVATIONS, STOCK};
+use serde_json::json;
+
+fn commit(t: u64, db: &str, lsn: u64, changes: Vec<Change>) -> Entry {
+    Entry {
+        t,
+        event: Event::DbCommit {
+            db: db.into(),
+            process: "test".into(),
+            lsn,
+            changes,
+        },
+    }
+}
+
+fn change(
+    lsn: u64,
+    table: &str,
+    key: &str,
+    op: ChangeOp,
+    version: u64,
+    data: serde_json::Value,
+) -> Change {
+    Change {
+        lsn,
+        table: table.into(),
+        key: key.into(),
+        op,
+        version,
+        data,
+    }
+}
+
+pub fn stock(t: u64, lsn: u64, levels: &[(&str, i64)]) -> Entry {
+    let changes = levels
+        .iter()
+        .map(|(p, n)| {
+            change(
+                lsn,
+                STOCK,
+                p,
+                ChangeOp::Insert,
+                1,
+                json!(StockRow { available: *n }),
+            )
+        })
+        .collect();
+    commit(t, INVENTORY_DB, lsn, changes)
+}
+
+pub fn payment_row(order: &str, product: &str, qty: i64) -> PaymentCompleted {
+    PaymentCompleted {
+        payment_id: format!("pay-{order}"),
+        order_id: order.into(),
+        product: product.into(),
+        qty,
+        user_id: "u1".into(),
+        request_id: format!("r-{order}"),
+        revision: 1,
+    }
+}
+
+pub fn payment(t: u64, lsn: u64, order: &str, product: &str, qty: i64) -> Entry {
+    let p = payment_row(order, product, qty);
+    commit(
+        t,
+        PAYMENTS_DB,
+        lsn,
+        vec![change(lsn, PAYMENTS, order, ChangeOp::Insert, 1, json!(p))],
+    )
+}
+
+/// A reservation of `qty` that leaves `product` at `left` (stock row
+/// version `version`).
+pub fn reserve(
+    t: u64,
+    lsn: u64,
+    order: &str,
+    product: &str,
+    qty: i64,
+    version: u64,
+    left: i64,
+) -> Entry {
+    let row = outcome_row(order, product, qty);
+    commit(
+        t,
+        INVENTORY_DB,
+        lsn,
+        vec![
+            change(
+                lsn,
+                STOCK,
+                product,
+                ChangeOp::Update,
+                version,
+                json!(StockRow { available: left }),
+            ),
+            change(
+                lsn,
+                RESERVATIONS,
+                &format!("res-{lsn}"),
+                ChangeOp::Insert,
+                1,
+                json!(row),
+            ),
+        ],
+    )
+}
+
+pub fn reject(t: u64, lsn: u64, order: &str, product: &str, qty: i64) -> Entry {
+    let row = outcome_row(order, product, qty);
+    commit(
+        t,
+        INVENTORY_DB,
+        lsn,
+        vec![change(
+            lsn,
+            REJECTIONS,
+            &format!("rej-{lsn}"),
+            ChangeOp::Insert,
+            1,
+            json!(row),
+        )],
+    )
+}
+
+fn outcome_row(order: &str, product: &str, qty: i64) -> OutcomeRow {
+    OutcomeRow {
+        payment_id: format!("pay-{order}"),
+        revision: 1,
+        order_id: order.into(),
+        product: product.into(),
+        qty,
+        request_id: format!("r-{order}"),
+        user_id: "u1".into(),
+    }
+}
+
+pub fn append(t: u64, key: &str, offset: u64) -> Entry {
+    Entry {
+        t,
+        event: Event::Append {
+            topic: "payments".into(),
+            partition: 0,
+            offset,
+            key: key.into(),
+            headers: vec![],
+            producer: "payments".into(),
+            value: json!({}),
+        },
+    }
+}
+
+pub fn drain(t: u64, converged: bool, pending: &[&str]) -> Entry {
+    Entry {
+        t,
+        event: Event::Drain {
+            converged,
+            pending: pending.iter().map(|s| s.to_string()).collect(),
+        },
+    }
+}

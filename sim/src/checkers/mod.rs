@@ -1,0 +1,98 @@
+//! Invariant checkers: pure functions from a history to the violations they
+//! find. Each violation names the history lines that show it, so `repro` can
+//! print the evidence.
+
+mod state;
+
+mod converges;
+mod no_double_effect;
+mod no_lost_payment;
+mod no_phantom;
+mod stock_conservation;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+use crate::history::Entry;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    StockConservation,
+    NoLostPayment,
+    NoDoubleEffect,
+    NoPhantom,
+    Converges,
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 5] = [
+        Invariant::StockConservation,
+        Invariant::NoLostPayment,
+        Invariant::NoDoubleEffect,
+        Invariant::NoPhantom,
+        Invariant::Converges,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::StockConservation => "stock-conservation",
+            Invariant::NoLostPayment => "no-lost-payment",
+            Invariant::NoDoubleEffect => "no-double-effect",
+            Invariant::NoPhantom => "no-phantom",
+            Invariant::Converges => "converges",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Invariant::StockConservation => {
+                "for every product, initial stock = current stock + reserved quantity, and stock is never negative"
+            }
+            Invariant::NoLostPayment => {
+                "every committed payment has a reservation outcome (reserved or rejected) after the drain"
+            }
+            Invariant::NoDoubleEffect => "no payment's side effect is applied more than once",
+            Invariant::NoPhantom => "no reservation outcome exists without a payment committed before it",
+            Invariant::Converges => {
+                "after faults heal, the system drains (consumers caught up, nothing parked, CDC confirmed) in bounded time"
+            }
+        }
+    }
+
+    pub fn check(self, history: &[Entry]) -> Vec<Violation> {
+        let found = match self {
+            Invariant::StockConservation => stock_conservation::check(history),
+            Invariant::NoLostPayment => no_lost_payment::check(history),
+            Invariant::NoDoubleEffect => no_double_effect::check(history),
+            Invariant::NoPhantom => no_phantom::check(history),
+            Invariant::Converges => converges::check(history),
+        };
+        found
+            .into_iter()
+            .map(|(message, events)| Violation {
+                invariant: self,
+                message,
+                events,
+            })
+            .collect()
+    }
+}
+
+/// One way a history breaks an invariant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: Invariant,
+    pub message: String,
+    /// Indices (0-based) of the history entries that show it.
+    pub events: Vec<usize>,
+}
+
+/// Run every invariant.
+pub fn check_all(history: &[Entry]) -> Vec<Violation> {
+    Invariant::ALL
+        .iter()
+        .flat_map(|i| i.check(history))
+        .collect()
+}

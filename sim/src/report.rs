@@ -1,0 +1,238 @@
+//! `report.json` and the summary table: per scenario, the expectation, whether
+//! the sweep met it, and per invariant how many seeds violated it and the
+//! first one, with the command that reproduces it.
+
+use crate::checkers::Invariant;
+use crate::scenario::{Expect, Scenario};
+use crate::sweep::SeedSummary;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InvariantReport {
+    pub violating_seeds: u64,
+    pub first_violating_seed: Option<u64>,
+    /// What the first violation said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedSeed {
+    pub seed: u64,
+    pub reason: String,
+    pub repro: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub pitfall: u8,
+    pub description: String,
+    pub variants: BTreeMap<String, String>,
+    pub expect: Expect,
+    pub seeds: u64,
+    pub start_seed: u64,
+    pub met: bool,
+    /// Why the expectation was not met, when it was not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmet: Vec<String>,
+    pub invariants: BTreeMap<String, InvariantReport>,
+    pub repro: Option<String>,
+    pub failed_seeds: Vec<FailedSeed>,
+    pub wall_seconds: f64,
+    pub simulated_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub mode: String,
+    pub seeds: u64,
+    pub start_seed: u64,
+    pub check_determinism: bool,
+    pub met: bool,
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+pub fn repro_command(scenario: &str, seed: u64) -> String {
+    format!("pitfall repro {scenario} --seed {seed}")
+}
+
+/// Judge one scenario's seeds against its expectation.
+pub fn scenario_report(
+    scenario: &Scenario,
+    start_seed: u64,
+    seeds: &[&SeedSummary],
+) -> ScenarioReport {
+    let mut invariants = BTreeMap::new();
+    for inv in Invariant::ALL {
+        let violating: Vec<&&SeedSummary> =
+            seeds.iter().filter(|s| s.violated.contains(&inv)).collect();
+        invariants.insert(
+            inv,
+            InvariantReport {
+                violating_seeds: violating.len() as u64,
+                first_violating_seed: violating.first().map(|s| s.seed),
+                example: violating
+                    .first()
+                    .and_then(|s| s.examples.get(&inv))
+                    .map(|v| v.message.clone()),
+            },
+        );
+    }
+    let failed_seeds: Vec<FailedSeed> = seeds
+        .iter()
+        .filter_map(|s| {
+            s.failure.as_ref().map(|reason| FailedSeed {
+                seed: s.seed,
+                reason: reason.clone(),
+                repro: repro_command(&scenario.name, s.seed),
+            })
+        })
+        .collect();
+
+    let mut unmet = Vec::new();
+    if !failed_seeds.is_empty() {
+        unmet.push(format!("{} seed(s) failed to run", failed_seeds.len()));
+    }
+    let expected: &[Invariant] = match &scenario.expect {
+        Expect::Holds => &[],
+        Expect::Violated(list) => list,
+    };
+    for inv in Invariant::ALL {
+        let r = &invariants[&inv];
+        if expected.contains(&inv) {
+            if r.violating_seeds == 0 {
+                unmet.push(format!(
+                    "{} was expected to be violated but held on every seed",
+                    inv.name()
+                ));
+            }
+        } else if r.violating_seeds > 0 && !scenario.tolerate.contains(&inv) {
+            unmet.push(format!(
+                "{} was violated on {} seed(s), first {}",
+                inv.name(),
+                r.violating_seeds,
+                r.first_violating_seed.unwrap_or_default()
+            ));
+        }
+    }
+    // The seed worth reproducing: an unexpected failure first, else the first
+    // seed that shows an expected violation.
+    let repro_seed = failed_seeds
+        .first()
+        .map(|f| f.seed)
+        .or_else(|| {
+            Invariant::ALL
+                .iter()
+                .filter(|i| !expected.contains(i) && !scenario.tolerate.contains(i))
+                .find_map(|i| invariants[i].first_violating_seed)
+        })
+        .or_else(|| {
+            expected
+                .iter()
+                .find_map(|i| invariants[i].first_violating_seed)
+        });
+
+    ScenarioReport {
+        name: scenario.name.clone(),
+        pitfall: scenario.pitfall,
+        description: scenario.description.clone(),
+        variants: BTreeMap::from([
+            (
+                "producer".to_string(),
+                scenario.variants.producer.name().to_string(),
+            ),
+            (
+                "consumer".to_string(),
+                scenario.variants.consumer.name().to_string(),
+            ),
+        ]),
+        expect: scenario.expect.clone(),
+        seeds: seeds.len() as u64,
+        start_seed,
+        met: unmet.is_empty(),
+        unmet,
+        invariants: invariants
+            .into_iter()
+            .map(|(k, v)| (k.name().to_string(), v))
+            .collect(),
+        repro: repro_seed.map(|s| repro_command(&scenario.name, s)),
+        failed_seeds,
+        wall_seconds: seeds.iter().map(|s| s.wall_ms).sum::<u64>() as f64 / 1000.0,
+        simulated_seconds: seeds.iter().map(|s| s.sim_ms).sum::<u64>() as f64 / 1000.0,
+    }
+}
+
+fn expect_text(e: &Expect) -> String {
+    match e {
+        Expect::Holds => "holds".into(),
+        Expect::Violated(list) => format!(
+            "violates {}",
+            list.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// The per-scenario summary table printed after a sweep.
+pub fn render_table(report: &Report) -> String {
+    let mut out = String::new();
+    let width = report
+        .scenarios
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:>2}  {:<34}  {:>5}  {:<4}  violating seeds per invariant (first seed)",
+        "scenario", "pf", "expectation", "seeds", "met"
+    );
+    for s in &report.scenarios {
+        let violations: Vec<String> = s
+            .invariants
+            .iter()
+            .filter(|(_, r)| r.violating_seeds > 0)
+            .map(|(name, r)| {
+                format!(
+                    "{name} {} (#{})",
+                    r.violating_seeds,
+                    r.first_violating_seed.unwrap_or_default()
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>2}  {:<34}  {:>5}  {:<4}  {}",
+            s.name,
+            s.pitfall,
+            expect_text(&s.expect),
+            s.seeds,
+            if s.met { "yes" } else { "NO" },
+            if violations.is_empty() {
+                "none".into()
+            } else {
+                violations.join(", ")
+            }
+        );
+        for why in &s.unmet {
+            let _ = writeln!(out, "{:<width$}      ✗ {why}", "");
+        }
+        for f in s.failed_seeds.iter().take(5) {
+            let first_line = f.reason.lines().next().unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:<width$}      seed {}: {first_line}\n{:<width$}        reproduce: {}",
+                "", f.seed, "", f.repro
+            );
+        }
+        if !s.met {
+            if let Some(r) = &s.repro {
+                let _ = writeln!(out, "{:<width$}      reproduce: {r}", "");
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,484 @@
+//! Scenario files: TOML under `scenarios/`, parsed strictly. Any mistake — an
+//! unknown key, a wrong type, an unknown variant, fault kind or invariant, a
+//! fault kind the chosen variants cannot have — is an error naming the file,
+//! line and column.
+
+use crate::checkers::Invariant;
+use crate::faults::FaultKind;
+use crate::topology::Topology;
+use pitfall_system::ports::ProducerConfig;
+use pitfall_system::variants::{Idempotency, Publish};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// What a scenario expects of the sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every invariant holds on every seed.
+    Holds,
+    /// Each listed invariant is violated in at least one seed; every other
+    /// invariant holds (unless tolerated).
+    Violated(Vec<Invariant>),
+}
+
+impl Serialize for Expect {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Expect::Holds => s.serialize_str("holds"),
+            Expect::Violated(list) => {
+                #[derive(Serialize)]
+                struct V<'a> {
+                    violated: &'a [Invariant],
+                }
+                V { violated: list }.serialize(s)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ExpectVisitor;
+        impl<'de> Visitor<'de> for ExpectVisitor {
+            type Value = Expect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""holds" or { violated = ["invariant", ...] }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Expect, E> {
+                match v {
+                    "holds" => Ok(Expect::Holds),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Expect, A::Error> {
+                let mut violated: Option<Vec<Invariant>> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "violated" => violated = Some(map.next_value()?),
+                        other => return Err(de::Error::unknown_field(other, &["violated"])),
+                    }
+                }
+                match violated {
+                    Some(list) if !list.is_empty() => Ok(Expect::Violated(list)),
+                    Some(_) => Err(de::Error::custom(
+                        "`violated` must name at least one invariant",
+                    )),
+                    None => Err(de::Error::missing_field("violated")),
+                }
+            }
+        }
+        d.deserialize_any(ExpectVisitor)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variants {
+    /// Pitfall 1: how payments gets its event out.
+    pub producer: Publish,
+    /// Pitfall 5: how inventory applies what it consumes.
+    pub consumer: Idempotency,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub shoppers: u32,
+    pub products: u32,
+    pub initial_stock: i64,
+    pub orders: u32,
+    /// Largest quantity of one order (drawn from 1 to this).
+    #[serde(default = "default_max_qty")]
+    pub max_qty: i64,
+    /// How many times a shopper tries one order before giving up.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+fn default_max_qty() -> i64 {
+    3
+}
+
+fn default_attempts() -> u32 {
+    6
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    pub allowed: Vec<FaultKind>,
+}
+
+/// Timing and sizing of a run; all optional.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunParams {
+    /// Length of the chaos phase (simulated seconds).
+    pub chaos_seconds: f64,
+    /// Bound on the heal-and-drain phase (simulated seconds).
+    pub drain_seconds: f64,
+    /// Partitions per topic.
+    pub partitions: u32,
+    /// Inventory consumers in the group.
+    pub inventory_consumers: u32,
+}
+
+impl Default for RunParams {
+    fn default() -> Self {
+        RunParams {
+            chaos_seconds: 20.0,
+            drain_seconds: 60.0,
+            partitions: 3,
+            inventory_consumers: 2,
+        }
+    }
+}
+
+impl RunParams {
+    pub fn chaos_ms(&self) -> u64 {
+        (self.chaos_seconds * 1000.0) as u64
+    }
+
+    pub fn drain_ms(&self) -> u64 {
+        (self.drain_seconds * 1000.0) as u64
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Spanned<String>,
+    description: String,
+    pitfall: Spanned<u8>,
+    expect: Expect,
+    #[serde(default)]
+    tolerate: Vec<Invariant>,
+    variants: Variants,
+    workload: Spanned<Workload>,
+    faults: FileFaults,
+    run: Option<Spanned<RunParams>>,
+    #[serde(default)]
+    producer: ProducerConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFaults {
+    allowed: Vec<Spanned<FaultKind>>,
+}
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub pitfall: u8,
+    pub expect: Expect,
+    /// Invariants a `violated` scenario may also break without failing.
+    pub tolerate: Vec<Invariant>,
+    pub variants: Variants,
+    pub workload: Workload,
+    pub faults: Faults,
+    pub run: RunParams,
+    /// Producer settings for the services that produce directly.
+    pub producer: ProducerConfig,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Scenario {
+    pub fn topology(&self) -> Topology {
+        Topology::new(
+            self.variants.producer,
+            self.run.inventory_consumers,
+            self.workload.shoppers,
+        )
+    }
+}
+
+/// A located problem with an input file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), location(*line, *column))]
+pub struct InputError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+impl InputError {
+    pub fn whole_file(path: &Path, message: impl Into<String>) -> Self {
+        InputError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(path: &Path, text: &str, offset: usize, message: impl Into<String>) -> Self {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        InputError {
+            path: path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parse and validate one scenario file's text.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
+    let file: File = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        match e.span() {
+            Some(span) => InputError::at(path, text, span.start, message),
+            None => InputError::whole_file(path, message),
+        }
+    })?;
+    let err = |offset: usize, message: String| InputError::at(path, text, offset, message);
+
+    let name = file.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(err(
+            file.name.span().start,
+            format!("name {name:?} must be non-empty lowercase letters, digits and dashes"),
+        ));
+    }
+    let pitfall = *file.pitfall.get_ref();
+    if !(1..=5).contains(&pitfall) {
+        return Err(err(
+            file.pitfall.span().start,
+            format!("pitfall must be 1 to 5, not {pitfall}"),
+        ));
+    }
+    let w = file.workload.get_ref();
+    let checks = [
+        (w.shoppers >= 1, "workload.shoppers must be at least 1"),
+        (w.products >= 1, "workload.products must be at least 1"),
+        (w.orders >= 1, "workload.orders must be at least 1"),
+        (
+            w.initial_stock >= 0,
+            "workload.initial_stock must not be negative",
+        ),
+        (w.max_qty >= 1, "workload.max_qty must be at least 1"),
+        (
+            (1..=100).contains(&w.attempts),
+            "workload.attempts must be 1 to 100",
+        ),
+    ];
+    if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+        return Err(err(file.workload.span().start, message.to_string()));
+    }
+    let run_offset = file.run.as_ref().map_or(0, |r| r.span().start);
+    let run = file.run.map(Spanned::into_inner).unwrap_or_default();
+    let r = &run;
+    let checks = [
+        (
+            r.chaos_seconds > 0.0 && r.chaos_seconds <= 3600.0,
+            "run.chaos_seconds must be in (0, 3600]",
+        ),
+        (
+            r.drain_seconds > 0.0 && r.drain_seconds <= 3600.0,
+            "run.drain_seconds must be in (0, 3600]",
+        ),
+        (
+            (1..=64).contains(&r.partitions),
+            "run.partitions must be 1 to 64",
+        ),
+        (
+            (1..=8).contains(&r.inventory_consumers),
+            "run.inventory_consumers must be 1 to 8",
+        ),
+    ];
+    if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+        return Err(err(run_offset, message.to_string()));
+    }
+    let topo = Topology::new(file.variants.producer, r.inventory_consumers, w.shoppers);
+    let mut allowed = Vec::new();
+    for kind in &file.faults.allowed {
+        let k = *kind.get_ref();
+        if k.targets(&topo).is_empty() {
+            return Err(err(
+                kind.span().start,
+                format!(
+                    "fault kind `{}` does not apply: the `{}` producer variant has no such component",
+                    k.name(),
+                    file.variants.producer.name()
+                ),
+            ));
+        }
+        if !allowed.contains(&k) {
+            allowed.push(k);
+        }
+    }
+    Ok(Scenario {
+        name: file.name.into_inner(),
+        description: file.description,
+        pitfall,
+        expect: file.expect,
+        tolerate: file.tolerate,
+        variants: file.variants,
+        workload: file.workload.into_inner(),
+        faults: Faults { allowed },
+        run,
+        producer: file.producer,
+        path: path.to_path_buf(),
+    })
+}
+
+pub fn load_file(path: &Path) -> Result<Scenario, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::whole_file(path, format!("cannot read: {e}")))?;
+    parse(path, &text)
+}
+
+/// Load scenario files and folders (a folder's `*.toml`, sorted). Names must
+/// be unique.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Scenario>, InputError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| InputError::whole_file(path, format!("cannot read folder: {e}")))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(InputError::whole_file(
+                    path,
+                    "no scenario files (*.toml) in this folder",
+                ));
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(InputError::whole_file(path, "no such file or folder"));
+        }
+    }
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for file in files {
+        let s = load_file(&file)?;
+        if let Some(other) = scenarios.iter().find(|o| o.name == s.name) {
+            return Err(InputError::whole_file(
+                &file,
+                format!(
+                    "scenario name `{}` is already used by {}",
+                    s.name,
+                    other.path.display()
+                ),
+            ));
+        }
+        scenarios.push(s);
+    }
+    Ok(scenarios)
+}
+
+/// Find a scenario by name in `dir`, or load it as a path.
+pub fn find(name_or_path: &str, dir: &Path) -> Result<Scenario, InputError> {
+    let as_path = Path::new(name_or_path);
+    if as_path.is_file() {
+        return load_file(as_path);
+    }
+    let all = load(&[dir.to_path_buf()])?;
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    all.iter()
+        .find(|s| s.name == name_or_path)
+        .cloned()
+        .ok_or_else(|| {
+            InputError::whole_file(
+                dir,
+                format!(
+                    "no scenario named `{name_or_path}`; known: {}",
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "dual-write"
+description = "naive dual write"
+pitfall = 1
+expect = { violated = ["no-lost-payment"] }
+
+[variants]
+producer = "dual-write"
+consumer = "dedupe-event-id"
+
+[workload]
+shoppers = 3
+products = 2
+initial_stock = 20
+orders = 30
+
+[faults]
+allowed = ["broker-outage", "crash-payments"]
+"#;
+
+    fn parse_str(text: &str) -> Result<Scenario, InputError> {
+        parse(Path::new("s.toml"), text)
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let s = parse_str(GOOD).unwrap();
+        assert_eq!(s.expect, Expect::Violated(vec![Invariant::NoLostPayment]));
+        assert_eq!(s.variants.producer, Publish::DualWrite);
+        assert_eq!(
+            s.faults.allowed,
+            vec![FaultKind::BrokerOutage, FaultKind::CrashPayments]
+        );
+        assert_eq!(s.run, RunParams::default());
+        let holds = parse_str(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""holds""#))
+            .unwrap();
+        assert_eq!(holds.expect, Expect::Holds);
+    }
+
+    fn error_of(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_files_get_located_messages() {
+        insta::assert_snapshot!(error_of(&GOOD.replace("producer = \"dual-write\"", "producer = \"dual-writ\"")),
+            @"s.toml:8:12: unknown variant `dual-writ`, expected one of `dual-write`, `produce-first`, `resilient-producer`, `cdc`");
+        insta::assert_snapshot!(error_of(&GOOD.replace("orders = 30", "orders = 30\ncolour = 1")),
+            @"s.toml:16:1: unknown field `colour`, expected one of `shoppers`, `products`, `initial_stock`, `orders`, `max_qty`, `attempts`");
+        insta::assert_snapshot!(error_of(&GOOD.replace("shoppers = 3", "shoppers = \"three\"")),
+            @r#"s.toml:12:12: invalid type: string "three", expected u32"#);
+        insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-payments\"", "\"crash-cdc\"")),
+            @"s.toml:18:29: fault kind `crash-cdc` does not apply: the `dual-write` producer variant has no such component");
+        insta::assert_snapshot!(error_of(&GOOD.replace("no-lost-payment", "no-lost-paymnt")),
+            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`");
+        insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""mostly""#)),
+            @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
+        insta::assert_snapshot!(error_of(&GOOD.replace("pitfall = 1", "pitfall = 9")),
+            @"s.toml:4:11: pitfall must be 1 to 5, not 9");
+        insta::assert_snapshot!(error_of(&GOOD.replace("[faults]\nallowed = [\"broker-outage\", \"crash-payments\"]\n", "")),
+            @"s.toml:1:1: missing field `faults`");
+    }
+}

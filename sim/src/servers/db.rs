@@ -1,0 +1,496 @@
+//! The simulated DB: keyed tables with a version column, multi-statement
+//! transactions with optimistic serializable validation at commit, primary-key
+//! uniqueness, and a change log ordered by commit position that replication
+//! slots tail. Commits are durable across crashes; open transactions live in
+//! their connection and die with it.
+
+use super::{before_request, peer_name, SharedFaults};
+use crate::history::{Event, History};
+use crate::wire;
+use pitfall_system::ports::{Change, ChangeOp, DbError, Lsn, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use turmoil::net::TcpListener;
+
+pub const PORT: u16 = 5432;
+/// A connection idle this long is closed (its open transaction is lost).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DbRequest {
+    Get {
+        table: String,
+        key: String,
+    },
+    Insert {
+        table: String,
+        key: String,
+        data: Value,
+    },
+    Update {
+        table: String,
+        key: String,
+        expected: u64,
+        data: Value,
+    },
+    Commit,
+    Rollback,
+    SlotConfirmed {
+        slot: String,
+    },
+    Poll {
+        slot: String,
+        after: Lsn,
+        max: usize,
+    },
+    Confirm {
+        slot: String,
+        lsn: Lsn,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbResponse {
+    Row(Option<Row>),
+    Done,
+    Updated(bool),
+    Committed(Lsn),
+    Changes(Vec<Change>),
+    Position(Lsn),
+    Error(DbError),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Stored {
+    version: u64,
+    data: Value,
+}
+
+#[derive(Clone, Debug)]
+struct Commit {
+    lsn: Lsn,
+    changes: Vec<Change>,
+}
+
+/// The durable state of one DB.
+#[derive(Debug, Default)]
+pub struct DbState {
+    tables: BTreeMap<String, BTreeMap<String, Stored>>,
+    log: Vec<Commit>,
+    head: Lsn,
+    slots: BTreeMap<String, Lsn>,
+}
+
+#[derive(Clone, Debug)]
+enum Write {
+    Insert { data: Value },
+    Update { expected: u64, data: Value },
+}
+
+/// An open transaction: what it read (for validation) and what it wrote, in
+/// statement order.
+#[derive(Debug, Default)]
+pub struct Tx {
+    reads: BTreeMap<(String, String), Option<u64>>,
+    writes: Vec<((String, String), Write)>,
+}
+
+impl Tx {
+    fn own_write(&self, table: &str, key: &str) -> Option<(u64, &Value)> {
+        self.writes
+            .iter()
+            .rev()
+            .find(|((t, k), _)| t == table && k == key)
+            .map(|(_, w)| match w {
+                Write::Insert { data } => (1, data),
+                Write::Update { expected, data } => (expected + 1, data),
+            })
+    }
+}
+
+impl DbState {
+    fn version(&self, table: &str, key: &str) -> Option<u64> {
+        self.tables.get(table)?.get(key).map(|s| s.version)
+    }
+
+    /// The position of the last commit.
+    pub fn head(&self) -> Lsn {
+        self.head
+    }
+
+    pub fn slot_position(&self, slot: &str) -> Lsn {
+        self.slots.get(slot).copied().unwrap_or(0)
+    }
+
+    pub fn rows(&self, table: &str) -> Vec<Row> {
+        self.tables
+            .get(table)
+            .map(|t| {
+                t.iter()
+                    .map(|(k, s)| Row {
+                        key: k.clone(),
+                        version: s.version,
+                        data: s.data.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, tx: &mut Tx, table: &str, key: &str) -> Option<Row> {
+        if let Some((version, data)) = tx.own_write(table, key) {
+            return Some(Row {
+                key: key.to_string(),
+                version,
+                data: data.clone(),
+            });
+        }
+        let stored = self.tables.get(table).and_then(|t| t.get(key));
+        tx.reads
+            .entry((table.to_string(), key.to_string()))
+            .or_insert(stored.map(|s| s.version));
+        stored.map(|s| Row {
+            key: key.to_string(),
+            version: s.version,
+            data: s.data.clone(),
+        })
+    }
+
+    pub fn insert(&self, tx: &mut Tx, table: &str, key: &str, data: Value) -> Result<(), DbError> {
+        if tx.own_write(table, key).is_some() || self.version(table, key).is_some() {
+            return Err(DbError::UniqueViolation {
+                table: table.to_string(),
+                key: key.to_string(),
+            });
+        }
+        tx.writes
+            .push(((table.to_string(), key.to_string()), Write::Insert { data }));
+        Ok(())
+    }
+
+    pub fn update(&self, tx: &mut Tx, table: &str, key: &str, expected: u64, data: Value) -> bool {
+        let current = match tx.own_write(table, key) {
+            Some((v, _)) => Some(v),
+            None => self.version(table, key),
+        };
+        if current != Some(expected) {
+            return false;
+        }
+        tx.writes.push((
+            (table.to_string(), key.to_string()),
+            Write::Update { expected, data },
+        ));
+        true
+    }
+
+    /// Validate and apply atomically. Returns the commit position and its
+    /// changes, or `None` for a read-only transaction.
+    pub fn commit(&mut self, tx: &Tx) -> Result<Option<(Lsn, Vec<Change>)>, DbError> {
+        if tx.writes.is_empty() {
+            return Ok(None);
+        }
+        for ((table, key), seen) in &tx.reads {
+            if self.version(table, key) != *seen {
+                return Err(DbError::Conflict);
+            }
+        }
+        // Check every write against the state as the earlier writes of this
+        // transaction would leave it.
+        let mut pending: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for ((table, key), write) in &tx.writes {
+            let current = pending
+                .get(&(table.as_str(), key.as_str()))
+                .copied()
+                .or_else(|| self.version(table, key));
+            let next = match write {
+                Write::Insert { .. } if current.is_some() => {
+                    return Err(DbError::UniqueViolation {
+                        table: table.clone(),
+                        key: key.clone(),
+                    })
+                }
+                Write::Insert { .. } => 1,
+                Write::Update { expected, .. } if current != Some(*expected) => {
+                    return Err(DbError::Conflict)
+                }
+                Write::Update { expected, .. } => expected + 1,
+            };
+            pending.insert((table, key), next);
+        }
+        self.head += 1;
+        let lsn = self.head;
+        let mut changes = Vec::with_capacity(tx.writes.len());
+        for ((table, key), write) in &tx.writes {
+            let (op, version, data) = match write {
+                Write::Insert { data } => (ChangeOp::Insert, 1, data.clone()),
+                Write::Update { expected, data } => (ChangeOp::Update, expected + 1, data.clone()),
+            };
+            self.tables.entry(table.clone()).or_default().insert(
+                key.clone(),
+                Stored {
+                    version,
+                    data: data.clone(),
+                },
+            );
+            changes.push(Change {
+                lsn,
+                table: table.clone(),
+                key: key.clone(),
+                op,
+                version,
+                data,
+            });
+        }
+        self.log.push(Commit {
+            lsn,
+            changes: changes.clone(),
+        });
+        Ok(Some((lsn, changes)))
+    }
+
+    /// Changes of the first `max` transactions committed after `after`.
+    pub fn changes_after(&self, after: Lsn, max: usize) -> Vec<Change> {
+        let start = self.log.partition_point(|c| c.lsn <= after);
+        self.log[start..]
+            .iter()
+            .take(max)
+            .flat_map(|c| c.changes.iter().cloned())
+            .collect()
+    }
+
+    /// Durably advance a slot. Slots never move backwards.
+    pub fn confirm(&mut self, slot: &str, lsn: Lsn) {
+        let pos = self.slots.entry(slot.to_string()).or_insert(0);
+        *pos = (*pos).max(lsn);
+    }
+}
+
+/// One DB server: its name (the host name), durable state, fault switch and
+/// the history it reports commits to.
+#[derive(Clone)]
+pub struct DbServer {
+    pub name: String,
+    pub state: Arc<Mutex<DbState>>,
+    pub faults: SharedFaults,
+    pub history: History,
+}
+
+impl DbServer {
+    /// Write rows outside any client (initial data), as one recorded commit.
+    pub fn seed(&self, rows: Vec<(String, String, Value)>) {
+        let mut state = self.state.lock().unwrap();
+        let mut tx = Tx::default();
+        for (table, key, data) in rows {
+            state
+                .insert(&mut tx, &table, &key, data)
+                .expect("seed rows have distinct keys");
+        }
+        if let Some((lsn, changes)) = state.commit(&tx).expect("seeding an empty DB commits") {
+            self.history.record(Event::DbCommit {
+                db: self.name.clone(),
+                process: "setup".into(),
+                lsn,
+                changes,
+            });
+        }
+    }
+
+    /// The host software: accept connections and serve each until it closes.
+    pub async fn serve(self) -> turmoil::Result {
+        let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            if self.faults.lock().unwrap().down {
+                drop(stream);
+                continue;
+            }
+            let server = self.clone();
+            tokio::task::spawn_local(async move {
+                server
+                    .connection(wire::framed(stream), peer_name(peer))
+                    .await;
+            });
+        }
+    }
+
+    async fn connection(&self, mut conn: wire::Conn, process: String) {
+        let mut tx = Tx::default();
+        loop {
+            let req: DbRequest =
+                match tokio::time::timeout(IDLE_TIMEOUT, wire::recv(&mut conn)).await {
+                    Ok(Ok(Some(req))) => req,
+                    _ => return,
+                };
+            if !before_request(&self.faults).await {
+                return;
+            }
+            let resp = match req {
+                DbRequest::Commit => {
+                    let result = self.state.lock().unwrap().commit(&tx);
+                    tx = Tx::default();
+                    match result {
+                        Ok(Some((lsn, changes))) => {
+                            self.history.record(Event::DbCommit {
+                                db: self.name.clone(),
+                                process: process.clone(),
+                                lsn,
+                                changes,
+                            });
+                            let lost = {
+                                let mut f = self.faults.lock().unwrap();
+                                let p = f.lost_ack;
+                                f.roll(p)
+                            };
+                            if lost {
+                                return;
+                            }
+                            DbResponse::Committed(lsn)
+                        }
+                        Ok(None) => DbResponse::Committed(self.state.lock().unwrap().head()),
+                        Err(e) => DbResponse::Error(e),
+                    }
+                }
+                other => self.statement(&mut tx, other),
+            };
+            if wire::send(&mut conn, &resp).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn statement(&self, tx: &mut Tx, req: DbRequest) -> DbResponse {
+        let mut state = self.state.lock().unwrap();
+        match req {
+            DbRequest::Get { table, key } => DbResponse::Row(state.get(tx, &table, &key)),
+            DbRequest::Insert { table, key, data } => match state.insert(tx, &table, &key, data) {
+                Ok(()) => DbResponse::Done,
+                Err(e) => DbResponse::Error(e),
+            },
+            DbRequest::Update {
+                table,
+                key,
+                expected,
+                data,
+            } => DbResponse::Updated(state.update(tx, &table, &key, expected, data)),
+            DbRequest::Rollback => {
+                *tx = Tx::default();
+                DbResponse::Done
+            }
+            DbRequest::SlotConfirmed { slot } => DbResponse::Position(state.slot_position(&slot)),
+            DbRequest::Poll { after, max, .. } => {
+                DbResponse::Changes(state.changes_after(after, max))
+            }
+            DbRequest::Confirm { slot, lsn } => {
+                state.confirm(&slot, lsn);
+                DbResponse::Done
+            }
+            DbRequest::Commit => unreachable!("commit is handled by the connection loop"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn commit(
+        state: &mut DbState,
+        f: impl FnOnce(&DbState, &mut Tx),
+    ) -> Result<Option<Lsn>, DbError> {
+        let mut tx = Tx::default();
+        f(state, &mut tx);
+        state.commit(&tx).map(|r| r.map(|(lsn, _)| lsn))
+    }
+
+    #[test]
+    fn a_transaction_sees_its_own_writes_and_commits_atomically() {
+        let mut db = DbState::default();
+        let mut tx = Tx::default();
+        db.insert(&mut tx, "t", "a", json!(1)).unwrap();
+        assert_eq!(db.get(&mut tx, "t", "a").unwrap().data, json!(1));
+        assert!(db.update(&mut tx, "t", "a", 1, json!(2)));
+        db.insert(&mut tx, "t", "b", json!(3)).unwrap();
+        assert!(db.rows("t").is_empty(), "nothing visible before commit");
+        let (lsn, changes) = db.commit(&tx).unwrap().unwrap();
+        assert_eq!(lsn, 1);
+        assert_eq!(changes.len(), 3);
+        let rows = db.rows("t");
+        assert_eq!((rows[0].version, &rows[0].data), (2, &json!(2)));
+        assert_eq!((rows[1].version, &rows[1].data), (1, &json!(3)));
+    }
+
+    #[test]
+    fn duplicate_keys_are_unique_violations_at_statement_and_commit() {
+        let mut db = DbState::default();
+        commit(&mut db, |db, tx| db.insert(tx, "t", "a", json!(1)).unwrap()).unwrap();
+        let mut tx = Tx::default();
+        assert!(matches!(
+            db.insert(&mut tx, "t", "a", json!(2)),
+            Err(DbError::UniqueViolation { .. })
+        ));
+        // Two transactions insert the same new key; the second to commit loses.
+        let mut t1 = Tx::default();
+        let mut t2 = Tx::default();
+        db.insert(&mut t1, "t", "b", json!(1)).unwrap();
+        db.insert(&mut t2, "t", "b", json!(2)).unwrap();
+        db.commit(&t1).unwrap();
+        assert!(matches!(
+            db.commit(&t2),
+            Err(DbError::UniqueViolation { .. })
+        ));
+    }
+
+    #[test]
+    fn stale_versions_conflict() {
+        let mut db = DbState::default();
+        commit(&mut db, |db, tx| {
+            db.insert(tx, "stock", "p", json!(5)).unwrap()
+        })
+        .unwrap();
+        let mut t1 = Tx::default();
+        let mut t2 = Tx::default();
+        let v1 = db.get(&mut t1, "stock", "p").unwrap().version;
+        let v2 = db.get(&mut t2, "stock", "p").unwrap().version;
+        assert!(db.update(&mut t1, "stock", "p", v1, json!(4)));
+        assert!(db.update(&mut t2, "stock", "p", v2, json!(3)));
+        db.commit(&t1).unwrap();
+        assert_eq!(db.commit(&t2), Err(DbError::Conflict));
+        let mut t3 = Tx::default();
+        assert!(
+            !db.update(&mut t3, "stock", "p", 1, json!(0)),
+            "version 1 is gone"
+        );
+    }
+
+    #[test]
+    fn change_log_is_in_commit_order_and_slots_only_advance() {
+        let mut db = DbState::default();
+        for k in ["a", "b", "c"] {
+            commit(&mut db, |db, tx| db.insert(tx, "t", k, json!(k)).unwrap()).unwrap();
+        }
+        let keys: Vec<_> = db
+            .changes_after(0, 10)
+            .into_iter()
+            .map(|c| (c.lsn, c.key))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![(1, "a".into()), (2, "b".into()), (3, "c".into())]
+        );
+        assert_eq!(db.changes_after(1, 1).len(), 1);
+        db.confirm("s", 2);
+        db.confirm("s", 1);
+        assert_eq!(db.slot_position("s"), 2);
+        assert_eq!(
+            commit(&mut db, |_, _| {}),
+            Ok(None),
+            "read-only commits take no position"
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The simulated world's hosts and which of them talk to each other, for a
+//! given set of variants.
+
+use pitfall_system::variants::Publish;
+
+pub const PAYMENTS_DB: &str = "payments-db";
+pub const INVENTORY_DB: &str = "inventory-db";
+pub const BROKER: &str = "broker";
+pub const STORE: &str = "objstore";
+pub const PAYMENTS: &str = "payments";
+pub const CDC: &str = "cdc";
+pub const RECOVERY: &str = "recovery";
+/// The payments service's RPC port.
+pub const PAYMENTS_PORT: u16 = 8080;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    pub publish: Publish,
+    pub inventory_members: u32,
+    pub shoppers: u32,
+}
+
+impl Topology {
+    pub fn new(publish: Publish, inventory_members: u32, shoppers: u32) -> Self {
+        Topology {
+            publish,
+            inventory_members,
+            shoppers,
+        }
+    }
+
+    pub fn cdc(&self) -> Option<&'static str> {
+        (self.publish == Publish::Cdc).then_some(CDC)
+    }
+
+    pub fn recovery(&self) -> Option<&'static str> {
+        (self.publish == Publish::ResilientProducer).then_some(RECOVERY)
+    }
+
+    pub fn inventory_hosts(&self) -> Vec<String> {
+        (1..=self.inventory_members)
+            .map(|i| format!("inventory-{i}"))
+            .collect()
+    }
+
+    pub fn shopper_hosts(&self) -> Vec<String> {
+        (1..=self.shoppers)
+            .map(|i| format!("shopper-{i}"))
+            .collect()
+    }
+
+    pub fn servers(&self) -> Vec<String> {
+        [PAYMENTS_DB, INVENTORY_DB, BROKER, STORE]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Every host that runs service software (restartable).
+    pub fn services(&self) -> Vec<String> {
+        let mut hosts = vec![PAYMENTS.to_string()];
+        hosts.extend(self.cdc().map(String::from));
+        hosts.extend(self.recovery().map(String::from));
+        hosts.extend(self.inventory_hosts());
+        hosts
+    }
+
+    /// Every host, servers, services and shoppers.
+    pub fn all_hosts(&self) -> Vec<String> {
+        let mut hosts = self.servers();
+        hosts.extend(self.services());
+        hosts.extend(self.shopper_hosts());
+        hosts
+    }
+
+    /// Links that carry traffic, as (client, server) pairs: what a partition
+    /// can cut.
+    pub fn links(&self) -> Vec<(String, String)> {
+        let mut links: Vec<(String, String)> = vec![(PAYMENTS.into(), PAYMENTS_DB.into())];
+        if self.publish != Publish::Cdc {
+            links.push((PAYMENTS.into(), BROKER.into()));
+        }
+        if self.publish == Publish::ResilientProducer {
+            links.push((PAYMENTS.into(), STORE.into()));
+            links.push((RECOVERY.into(), STORE.into()));
+            links.push((RECOVERY.into(), BROKER.into()));
+        }
+        if self.publish == Publish::Cdc {
+            links.push((CDC.into(), PAYMENTS_DB.into()));
+            links.push((CDC.into(), BROKER.into()));
+        }
+        for inv in self.inventory_hosts() {
+            links.push((inv.clone(), BROKER.into()));
+            links.push((inv, INVENTORY_DB.into()));
+        }
+        for shopper in self.shopper_hosts() {
+            links.push((shopper, PAYMENTS.into()));
+        }
+        links
+    }
+}

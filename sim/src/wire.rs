@@ -1,0 +1,92 @@
+//! The wire format between simulated services and simulated servers:
+//! length-delimited frames of JSON over turmoil TCP, one request → one reply.
+
+use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io;
+use std::time::Duration;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use turmoil::net::TcpStream;
+
+/// Frames up to this size: large enough for the biggest simulated payloads.
+const MAX_FRAME: usize = 64 << 20;
+
+pub type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+
+pub fn framed(stream: TcpStream) -> Conn {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec();
+    Framed::new(stream, codec)
+}
+
+/// Why a call got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The request never left: nothing happened on the server.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The request was sent but no reply came: it may have been applied.
+    #[error("no reply: {0}")]
+    NoReply(String),
+}
+
+pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, CallError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => Ok(framed(stream)),
+        Ok(Err(e)) => Err(CallError::NotSent(format!("connect {addr}: {e}"))),
+        Err(_) => Err(CallError::NotSent(format!("connect {addr}: timed out"))),
+    }
+}
+
+pub async fn send<T: Serialize>(conn: &mut Conn, msg: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    conn.send(bytes::Bytes::from(bytes)).await
+}
+
+/// The next message, or `None` when the peer closed the connection.
+pub async fn recv<T: DeserializeOwned>(conn: &mut Conn) -> io::Result<Option<T>> {
+    match conn.next().await {
+        None => Ok(None),
+        Some(Err(e)) => Err(e),
+        Some(Ok(frame)) => serde_json::from_slice(&frame)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+    }
+}
+
+/// Send a request and wait up to `timeout` for its reply.
+pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    conn: &mut Conn,
+    req: &Req,
+    timeout: Duration,
+) -> Result<Resp, CallError> {
+    match tokio::time::timeout(timeout, send(conn, req)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(CallError::NotSent(e.to_string())),
+        Err(_) => return Err(CallError::NoReply("send timed out".into())),
+    }
+    match tokio::time::timeout(timeout, recv(conn)).await {
+        Ok(Ok(Some(resp))) => Ok(resp),
+        Ok(Ok(None)) => Err(CallError::NoReply("connection closed".into())),
+        Ok(Err(e)) => Err(CallError::NoReply(e.to_string())),
+        Err(_) => Err(CallError::NoReply("timed out".into())),
+    }
+}
+
+/// Serde helper: bytes as base64 text inside JSON frames.
+pub mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}

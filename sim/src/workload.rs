@@ -1,0 +1,147 @@
+//! The workload: orders drawn from the seed, and the simulated shoppers that
+//! send them to the payments service over turmoil TCP, retrying on failure
+//! and recording each attempt's invoke and ok/fail/info in the history.
+
+use crate::history::{Event, History};
+use crate::scenario::Workload;
+use crate::seed;
+use crate::topology::{PAYMENTS, PAYMENTS_PORT};
+use crate::wire::{self, CallError};
+use pitfall_system::services::payments::{PaymentError, PaymentRequest};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One order a shopper will pay for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub shopper: u32,
+    pub at_ms: u64,
+    pub request: PaymentRequest,
+}
+
+pub fn product_name(i: u32) -> String {
+    format!("product-{i}")
+}
+
+/// Draw the orders of a run: spread over the first 80% of the chaos phase,
+/// each from a random shopper, for a random product and quantity.
+pub fn draw_orders(seed_value: u64, w: &Workload, chaos_ms: u64) -> Vec<Order> {
+    let mut rng = seed::rng(seed_value, "workload");
+    let span = (chaos_ms * 4 / 5).max(1);
+    let mut orders: Vec<Order> = (0..w.orders)
+        .map(|n| {
+            let shopper = rng.random_range(1..=w.shoppers);
+            Order {
+                shopper,
+                at_ms: rng.random_range(0..span),
+                request: PaymentRequest {
+                    order_id: format!("o{n}"),
+                    product: product_name(rng.random_range(0..w.products)),
+                    qty: rng.random_range(1..=w.max_qty),
+                    user_id: format!("u{shopper}"),
+                    request_id: format!("r{:08x}", rng.random::<u32>()),
+                },
+            }
+        })
+        .collect();
+    orders.sort_by_key(|o| (o.at_ms, o.shopper));
+    orders
+}
+
+/// The reply the payments RPC sends.
+pub type PaymentReply = Result<(), PaymentError>;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A shopper's client software: pay for its orders in time order.
+pub async fn shopper(
+    process: String,
+    orders: Vec<Order>,
+    attempts: u32,
+    history: History,
+) -> turmoil::Result {
+    let start = tokio::time::Instant::now();
+    for order in orders {
+        tokio::time::sleep_until(start + Duration::from_millis(order.at_ms)).await;
+        for attempt in 1..=attempts {
+            let req = &order.request;
+            history.record(Event::Invoke {
+                process: process.clone(),
+                op: "pay".into(),
+                request_id: req.request_id.clone(),
+                attempt,
+                value: serde_json::to_value(req).expect("request serializes"),
+            });
+            let outcome = pay(req).await;
+            let (done, event) = match outcome {
+                Ok(Ok(())) => (
+                    true,
+                    Event::Ok {
+                        process: process.clone(),
+                        op: "pay".into(),
+                        request_id: req.request_id.clone(),
+                        attempt,
+                    },
+                ),
+                Ok(Err(PaymentError::Unavailable(error))) | Err(CallError::NotSent(error)) => (
+                    false,
+                    Event::Fail {
+                        process: process.clone(),
+                        op: "pay".into(),
+                        request_id: req.request_id.clone(),
+                        attempt,
+                        error,
+                    },
+                ),
+                Ok(Err(PaymentError::Unknown(error))) | Err(CallError::NoReply(error)) => (
+                    false,
+                    Event::Info {
+                        process: process.clone(),
+                        op: "pay".into(),
+                        request_id: req.request_id.clone(),
+                        attempt,
+                        error,
+                    },
+                ),
+            };
+            history.record(event);
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+        }
+    }
+    Ok(())
+}
+
+async fn pay(req: &PaymentRequest) -> Result<PaymentReply, CallError> {
+    let addr = format!("{PAYMENTS}:{PAYMENTS_PORT}");
+    let mut conn = wire::connect(&addr, CALL_TIMEOUT).await?;
+    wire::call(&mut conn, req, CALL_TIMEOUT).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_are_seeded_and_sorted() {
+        let w = Workload {
+            shoppers: 3,
+            products: 2,
+            initial_stock: 10,
+            orders: 20,
+            max_qty: 3,
+            attempts: 6,
+        };
+        let a = draw_orders(5, &w, 10_000);
+        assert_eq!(a, draw_orders(5, &w, 10_000));
+        assert_ne!(a, draw_orders(6, &w, 10_000));
+        assert_eq!(a.len(), 20);
+        assert!(a.windows(2).all(|p| p[0].at_ms <= p[1].at_ms));
+        assert!(a
+            .iter()
+            .all(|o| o.at_ms < 8_000 && (1..=3).contains(&o.request.qty)));
+    }
+}

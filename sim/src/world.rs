@@ -1,0 +1,274 @@
+//! Builds the turmoil world for one scenario and seed: the simulated servers
+//! (two DBs, the broker, the object store), the service hosts with their
+//! simulated adapters, and the shopper clients.
+
+use crate::adapters::broker::SimBroker;
+use crate::adapters::db::SimDb;
+use crate::adapters::env::SimEnv;
+use crate::adapters::store::SimStore;
+use crate::faults::DrawnConfig;
+use crate::history::History;
+use crate::scenario::Scenario;
+use crate::seed;
+use crate::servers::broker::{BrokerServer, BrokerState};
+use crate::servers::db::{DbServer, DbState};
+use crate::servers::store::{StoreServer, StoreState};
+use crate::servers::ServerFaults;
+use crate::topology::{self as t, Topology};
+use crate::wire;
+use crate::workload::{self, product_name, Order};
+use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
+use pitfall_system::blocks::consume::ConsumerLoop;
+use pitfall_system::blocks::recovery::Recovery;
+use pitfall_system::ports::{Broker, ConsumerConfig, Env};
+use pitfall_system::schema::{PAYMENTS, PAYMENTS_CDC_TOPIC, PAYMENTS_SLOT, PAYMENTS_TOPIC, STOCK};
+use pitfall_system::services::inventory::{ReserveStock, GROUP};
+use pitfall_system::services::payments::{PaymentRequest, PaymentsService};
+use pitfall_system::variants::Publish;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+use turmoil::net::TcpListener;
+
+/// The world of one seed, with handles the runner uses to inject faults and
+/// observe convergence.
+pub struct World<'a> {
+    pub sim: turmoil::Sim<'a>,
+    pub history: History,
+    pub topology: Topology,
+    pub dbs: BTreeMap<String, DbServer>,
+    pub broker: BrokerServer,
+    pub store: StoreServer,
+    pub consumed_topic: String,
+    pub partitions: u32,
+}
+
+/// A fresh seeded environment per host incarnation, so a restarted service
+/// does not replay its predecessor's random choices.
+fn env_factory(seed_value: u64, host: &str) -> impl Fn() -> Arc<dyn Env> {
+    let incarnation = Rc::new(Cell::new(0u32));
+    let host = host.to_string();
+    move || {
+        let n = incarnation.get();
+        incarnation.set(n + 1);
+        Arc::new(SimEnv::new(seed::rng(
+            seed_value,
+            &format!("host/{host}/{n}"),
+        )))
+    }
+}
+
+impl<'a> World<'a> {
+    pub fn build(
+        scenario: &Scenario,
+        seed_value: u64,
+        drawn: &DrawnConfig,
+        time_limit: Duration,
+    ) -> World<'a> {
+        let topology = scenario.topology();
+        let history = History::new();
+        let (min_lat, max_lat) = drawn.latency_ms;
+        let mut sim = turmoil::Builder::new()
+            .rng_seed(seed::sub_seed(seed_value, "network"))
+            .epoch(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+            .simulation_duration(time_limit)
+            .min_message_latency(Duration::from_millis(min_lat))
+            .max_message_latency(Duration::from_millis(max_lat))
+            .enable_random_order()
+            .build();
+
+        let faults =
+            |host: &str| ServerFaults::shared(seed::rng(seed_value, &format!("server/{host}")));
+
+        // Servers.
+        let mut dbs = BTreeMap::new();
+        for name in [t::PAYMENTS_DB, t::INVENTORY_DB] {
+            let server = DbServer {
+                name: name.to_string(),
+                state: Arc::new(Mutex::new(DbState::default())),
+                faults: faults(name),
+                history: history.clone(),
+            };
+            let s = server.clone();
+            sim.host(name, move || s.clone().serve());
+            dbs.insert(name.to_string(), server);
+        }
+        let stock = (0..scenario.workload.products)
+            .map(|i| {
+                let data = serde_json::json!({ "available": scenario.workload.initial_stock });
+                (STOCK.to_string(), product_name(i), data)
+            })
+            .collect();
+        dbs[t::INVENTORY_DB].seed(stock);
+
+        let partitions = scenario.run.partitions;
+        let mut broker_state = BrokerState::default();
+        broker_state.create_topic(PAYMENTS_TOPIC, partitions);
+        broker_state.create_topic(PAYMENTS_CDC_TOPIC, partitions);
+        let broker = BrokerServer {
+            state: Arc::new(Mutex::new(broker_state)),
+            faults: faults(t::BROKER),
+            history: history.clone(),
+        };
+        let b = broker.clone();
+        sim.host(t::BROKER, move || b.clone().serve());
+
+        let store = StoreServer {
+            state: Arc::new(Mutex::new(StoreState::default())),
+            faults: faults(t::STORE),
+            history: history.clone(),
+        };
+        let s = store.clone();
+        sim.host(t::STORE, move || s.clone().serve());
+
+        // Services.
+        let publish = scenario.variants.producer;
+        let producer_config = scenario.producer.clone();
+        {
+            let env = env_factory(seed_value, t::PAYMENTS);
+            let history = history.clone();
+            let producer_config = producer_config.clone();
+            sim.host(t::PAYMENTS, move || {
+                let env = env();
+                let broker = SimBroker::new(t::BROKER, t::PAYMENTS, history.clone());
+                let producer = (publish != Publish::Cdc).then(|| broker.producer(&producer_config));
+                let store: Arc<dyn pitfall_system::ports::ObjectStore> =
+                    Arc::new(SimStore::new(t::STORE));
+                let service = PaymentsService::new(
+                    publish,
+                    Arc::new(SimDb::new(t::PAYMENTS_DB)),
+                    env,
+                    producer,
+                    Some(store),
+                );
+                serve_payments(Arc::new(service))
+            });
+        }
+        if let Some(host) = topology.cdc() {
+            let env = env_factory(seed_value, host);
+            let history = history.clone();
+            let producer_config = producer_config.clone();
+            sim.host(host, move || {
+                let broker = SimBroker::new(t::BROKER, host, history.clone());
+                let connector = CdcConnector::new(
+                    Arc::new(SimDb::new(t::PAYMENTS_DB)),
+                    broker.producer(&producer_config),
+                    env(),
+                    CdcConfig {
+                        slot: PAYMENTS_SLOT.into(),
+                        routes: vec![(PAYMENTS.into(), PAYMENTS_CDC_TOPIC.into())],
+                        poll_interval: Duration::from_millis(100),
+                        flush_interval: Duration::from_millis(1_000),
+                        batch: 50,
+                    },
+                );
+                async move {
+                    connector.run().await;
+                    Ok(())
+                }
+            });
+        }
+        if let Some(host) = topology.recovery() {
+            let env = env_factory(seed_value, host);
+            let history = history.clone();
+            let producer_config = producer_config.clone();
+            sim.host(host, move || {
+                let broker = SimBroker::new(t::BROKER, host, history.clone());
+                let recovery = Recovery::new(
+                    broker.producer(&producer_config),
+                    Arc::new(SimStore::new(t::STORE)),
+                    env(),
+                    Duration::from_millis(500),
+                );
+                async move {
+                    recovery.run().await;
+                    Ok(())
+                }
+            });
+        }
+        let consumed_topic = publish.topic().to_string();
+        for host in topology.inventory_hosts() {
+            let env = env_factory(seed_value, &host);
+            let history = history.clone();
+            let idempotency = scenario.variants.consumer;
+            let topic = consumed_topic.clone();
+            let name = host.clone();
+            sim.host(host.as_str(), move || {
+                let env = env();
+                let broker = SimBroker::new(t::BROKER, &name, history.clone());
+                let consumer = broker.consumer(&ConsumerConfig {
+                    group: GROUP.into(),
+                    topics: vec![topic.clone()],
+                    session_timeout_ms: 2_000,
+                    max_poll_records: 10,
+                });
+                let handler = Arc::new(ReserveStock::new(env.clone()));
+                let consumer_loop = ConsumerLoop::new(
+                    consumer,
+                    Arc::new(SimDb::new(t::INVENTORY_DB)),
+                    handler,
+                    env,
+                    idempotency,
+                );
+                async move {
+                    consumer_loop.run().await;
+                    Ok(())
+                }
+            });
+        }
+
+        // Shoppers.
+        let orders = workload::draw_orders(seed_value, &scenario.workload, scenario.run.chaos_ms());
+        for (i, host) in topology.shopper_hosts().into_iter().enumerate() {
+            let mine: Vec<Order> = orders
+                .iter()
+                .filter(|o| o.shopper == i as u32 + 1)
+                .cloned()
+                .collect();
+            sim.client(
+                host.as_str(),
+                workload::shopper(
+                    host.clone(),
+                    mine,
+                    scenario.workload.attempts,
+                    history.clone(),
+                ),
+            );
+        }
+
+        World {
+            sim,
+            history,
+            topology,
+            dbs,
+            broker,
+            store,
+            consumed_topic,
+            partitions,
+        }
+    }
+}
+
+/// The payments service's RPC front: one request per frame; each request is
+/// handled in its own task, so a shopper that goes away does not cancel it.
+async fn serve_payments(service: Arc<PaymentsService>) -> turmoil::Result {
+    let listener = TcpListener::bind(("0.0.0.0", t::PAYMENTS_PORT)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::task::spawn_local(async move {
+            let mut conn = wire::framed(stream);
+            while let Ok(Some(req)) = wire::recv::<PaymentRequest>(&mut conn).await {
+                let service = service.clone();
+                let handler =
+                    tokio::task::spawn_local(async move { service.complete_payment(req).await });
+                let Ok(reply) = handler.await else { return };
+                if wire::send(&mut conn, &reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,5 @@
+//! The subcommands, one module each.
+
+pub mod list;
+pub mod repro;
+pub mod run;

@@ -1,0 +1,140 @@
+//! `pitfall repro`: rerun one seed and print what it drew, the fault timeline
+//! and every violation with the history lines that show it. Its output
+//! depends only on the scenario, the seed and the build.
+
+use crate::BAD_INPUT;
+use pitfall_sim::checkers::Invariant;
+use pitfall_sim::faults::render_timeline;
+use pitfall_sim::history::to_jsonl;
+use pitfall_sim::runner::{plan_for, Limits};
+use pitfall_sim::scenario;
+use pitfall_sim::sweep::run_isolated;
+use std::path::PathBuf;
+
+/// Evidence lines printed per violation.
+const EVIDENCE: usize = 12;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario name (looked up in --scenarios) or path to a scenario file.
+    scenario: String,
+    #[arg(long)]
+    seed: u64,
+    /// Write the seed's history here as JSON Lines.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Folder of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Print the services' log lines at this level and above (error, warn,
+    /// info, debug, trace) to stderr, stamped with simulated time and host.
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<tracing::Level>,
+}
+
+/// Stamps log lines with simulated time instead of the wall clock.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(t) => write!(w, "{:>9.3}s", t.as_secs_f64()),
+            None => write!(w, "{:>10}", "-"),
+        }
+    }
+}
+
+pub fn run(args: Args) -> u8 {
+    let scenario = match scenario::find(&args.scenario, &args.scenarios) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    let (config, plan) = plan_for(&scenario, args.seed);
+    println!(
+        "scenario {} (pitfall {}), seed {}",
+        scenario.name, scenario.pitfall, args.seed
+    );
+    println!(
+        "variants: producer = {}, consumer = {}",
+        scenario.variants.producer.name(),
+        scenario.variants.consumer.name()
+    );
+    let names = |ks: &[pitfall_sim::faults::FaultKind]| {
+        if ks.is_empty() {
+            "(none)".to_string()
+        } else {
+            ks.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    println!("fault kinds on:  {}", names(&config.enabled));
+    println!("fault kinds off: {}", names(&config.disabled));
+    println!(
+        "network latency: {}–{} ms",
+        config.latency_ms.0, config.latency_ms.1
+    );
+    println!("fault plan:");
+    print!("{}", render_timeline(&plan));
+
+    if let Some(level) = args.log {
+        use std::io::IsTerminal;
+        use tracing_subscriber::prelude::*;
+        // Keep every span (turmoil's `node{name=…}` span names the host) and
+        // the events at `level` and above.
+        let filter = tracing_subscriber::filter::filter_fn(move |meta| {
+            meta.is_span() || *meta.level() <= level
+        });
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_timer(SimTime)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr);
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .init();
+    }
+    let (parts, history) = run_isolated(&scenario, args.seed, Limits::default());
+    if let Some(path) = &args.history {
+        if let Err(e) = std::fs::write(path, to_jsonl(&history)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return BAD_INPUT;
+        }
+        println!("history: {} ({} lines)", path.display(), history.len());
+    }
+    println!(
+        "ran {:.3} simulated seconds, {} history lines",
+        parts.sim_ms as f64 / 1000.0,
+        history.len()
+    );
+    if let Some(failure) = &parts.failure {
+        println!("SEED FAILED: {failure}");
+        return 1;
+    }
+    let mut verdict = 0;
+    for inv in Invariant::ALL {
+        let found: Vec<_> = parts
+            .violations
+            .iter()
+            .filter(|v| v.invariant == inv)
+            .collect();
+        if found.is_empty() {
+            println!("{:<20} holds", inv.name());
+            continue;
+        }
+        verdict = 1;
+        println!("{:<20} VIOLATED ({} violation(s))", inv.name(), found.len());
+        for v in found {
+            println!("  - {}", v.message);
+            for &i in v.events.iter().take(EVIDENCE) {
+                let line = serde_json::to_string(&history[i]).expect("entries serialize");
+                println!("      #{:<6} {line}", i + 1);
+            }
+            if v.events.len() > EVIDENCE {
+                println!("      … {} more line(s)", v.events.len() - EVIDENCE);
+            }
+        }
+    }
+    verdict
+}

@@ -1,0 +1,121 @@
+//! `pitfall run`: sweep scenarios over seeds, print the summary table and
+//! write `report.json`.
+
+use crate::BAD_INPUT;
+use indicatif::{ProgressBar, ProgressStyle};
+use pitfall_sim::report::{self, Report};
+use pitfall_sim::runner::Limits;
+use pitfall_sim::scenario;
+use pitfall_sim::sweep::{self, SweepOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario files or folders.
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Seeds per scenario.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    start_seed: u64,
+    /// Seeds run in parallel (default: the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    jobs: Option<u64>,
+    /// Where report.json goes.
+    #[arg(long, default_value = "reports")]
+    report_dir: PathBuf,
+    /// Run every seed twice and fail it if the two histories differ.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Wall-clock limit of one seed, in seconds.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    seed_timeout: u64,
+}
+
+pub fn run(args: Args) -> u8 {
+    let scenarios = match scenario::load(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    let jobs = args
+        .jobs
+        .map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = SweepOptions {
+        seeds: args.seeds,
+        start_seed: args.start_seed,
+        jobs,
+        check_determinism: args.check_determinism,
+        limits: Limits {
+            wall: Duration::from_secs(args.seed_timeout),
+        },
+    };
+    let total = scenarios.len() as u64 * args.seeds;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise}  {msg}")
+            .expect("valid template"),
+    );
+    let mut failing = 0u64;
+    let results = sweep::run(&scenarios, &opts, |s| {
+        if s.failure.is_some() {
+            failing += 1;
+            bar.set_message(format!("{failing} seed(s) failed to run"));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+
+    let reports: Vec<_> = scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mine: Vec<_> = results.iter().filter(|r| r.scenario == i).collect();
+            report::scenario_report(s, args.start_seed, &mine)
+        })
+        .collect();
+    let report = Report {
+        mode: "sim".into(),
+        seeds: args.seeds,
+        start_seed: args.start_seed,
+        check_determinism: args.check_determinism,
+        met: reports.iter().all(|r| r.met),
+        scenarios: reports,
+    };
+    print!("{}", report::render_table(&report));
+    let sim: f64 = report.scenarios.iter().map(|s| s.simulated_seconds).sum();
+    println!(
+        "{} scenario(s) × {} seed(s){}: {:.0} simulated seconds",
+        report.scenarios.len(),
+        args.seeds,
+        if args.check_determinism {
+            ", each run twice"
+        } else {
+            ""
+        },
+        sim
+    );
+    if let Err(e) = std::fs::create_dir_all(&args.report_dir) {
+        eprintln!("error: cannot create {}: {e}", args.report_dir.display());
+        return BAD_INPUT;
+    }
+    let path = args.report_dir.join("report.json");
+    let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+    if let Err(e) = std::fs::write(&path, json + "\n") {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return BAD_INPUT;
+    }
+    println!("report: {}", path.display());
+    if report.met {
+        println!("every scenario met its expectation");
+        0
+    } else {
+        println!("some scenarios did not meet their expectation");
+        1
+    }
+}

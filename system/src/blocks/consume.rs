@@ -1,0 +1,200 @@
+//! The consumer loop (pitfall 5): poll, apply each record's side effect in a
+//! DB transaction, then commit the offsets. The idempotency strategy decides
+//! what, if anything, stops a redelivered or re-produced event from applying
+//! twice:
+//!
+//! - `naive`: nothing;
+//! - `dedupe-offset`: a marker keyed by topic-partition-offset, written in the
+//!   effect's transaction — stops redelivery of the same record only;
+//! - `dedupe-event-id`: a marker keyed by the event's own identity, written in
+//!   the effect's transaction — also stops the same event at a new offset.
+//!
+//! While a record is handled, its request context (from the headers) is the
+//! current one, so anything the handler produces carries it on.
+
+use crate::blocks::backoff::Backoff;
+use crate::context::RequestContext;
+use crate::ports::{
+    ConsumeError, Consumer, ConsumerRecord, Database, DbError, Env, TopicPartitionOffset,
+    Transaction,
+};
+use crate::variants::Idempotency;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Table of dedupe markers, in the consumer's own DB.
+pub const PROCESSED: &str = crate::schema::PROCESSED;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The record can never be applied (undecodable, unknown entity). It is
+    /// logged and skipped rather than blocking the partition.
+    #[error("poison record: {0}")]
+    Poison(String),
+}
+
+/// What a consumer does with one record, inside the transaction it is given.
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// The event's own identity, used by `dedupe-event-id`.
+    fn event_id(&self, record: &ConsumerRecord) -> Result<String, ApplyError>;
+    async fn apply(
+        &self,
+        tx: &mut dyn Transaction,
+        record: &ConsumerRecord,
+    ) -> Result<(), ApplyError>;
+}
+
+/// The outcome of handling one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    Duplicate,
+    Poison,
+}
+
+pub struct ConsumerLoop {
+    consumer: Box<dyn Consumer>,
+    db: Arc<dyn Database>,
+    handler: Arc<dyn Handler>,
+    env: Arc<dyn Env>,
+    idempotency: Idempotency,
+}
+
+impl ConsumerLoop {
+    pub fn new(
+        consumer: Box<dyn Consumer>,
+        db: Arc<dyn Database>,
+        handler: Arc<dyn Handler>,
+        env: Arc<dyn Env>,
+        idempotency: Idempotency,
+    ) -> Self {
+        ConsumerLoop {
+            consumer,
+            db,
+            handler,
+            env,
+            idempotency,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut poll_backoff = Backoff::new(50, 1_000);
+        // Offsets processed but not yet committed. A commit the broker did not
+        // answer is retried on the next round, even when no new records come:
+        // otherwise the group would show lag forever.
+        let mut uncommitted: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        loop {
+            if !uncommitted.is_empty() {
+                self.commit(&mut uncommitted).await;
+            }
+            let records = match self.consumer.poll(Duration::from_millis(200)).await {
+                Ok(records) => {
+                    poll_backoff.reset();
+                    records
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer: poll failed");
+                    poll_backoff.wait(self.env.as_ref()).await;
+                    continue;
+                }
+            };
+            for record in &records {
+                let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
+                ctx.scope(self.handle(record)).await;
+                uncommitted.insert((record.topic.clone(), record.partition), record.offset + 1);
+            }
+        }
+    }
+
+    async fn commit(&mut self, uncommitted: &mut BTreeMap<(String, u32), u64>) {
+        let offsets: Vec<TopicPartitionOffset> = uncommitted
+            .iter()
+            .map(|((topic, partition), offset)| TopicPartitionOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: *offset,
+            })
+            .collect();
+        match self.consumer.commit(&offsets).await {
+            Ok(()) => uncommitted.clear(),
+            Err(ConsumeError::CommitFailed(e)) => {
+                // The partitions moved to another member, which resumes from
+                // the last committed offset: these records will be redelivered.
+                tracing::warn!(error = %e, "consumer: commit rejected after a rebalance");
+                uncommitted.clear();
+            }
+            Err(e) => tracing::warn!(error = %e, "consumer: offset commit failed; will retry"),
+        }
+    }
+
+    /// Apply one record, retrying transient DB errors until it is applied, a
+    /// duplicate, or poison.
+    pub async fn handle(&self, record: &ConsumerRecord) -> Applied {
+        let mut backoff = Backoff::new(20, 1_000);
+        loop {
+            match self.apply_once(record).await {
+                Ok(applied) => return applied,
+                Err(ApplyError::Poison(reason)) => {
+                    tracing::error!(
+                        reason,
+                        topic = record.topic,
+                        offset = record.offset,
+                        "skipping poison record"
+                    );
+                    return Applied::Poison;
+                }
+                Err(ApplyError::Db(e)) => {
+                    tracing::debug!(error = %e, offset = record.offset, "consumer: apply failed; retrying");
+                    backoff.wait(self.env.as_ref()).await;
+                }
+            }
+        }
+    }
+
+    async fn apply_once(&self, record: &ConsumerRecord) -> Result<Applied, ApplyError> {
+        let marker = match self.idempotency {
+            Idempotency::Naive => None,
+            Idempotency::DedupeOffset => Some(format!(
+                "tpo:{}-{}-{}",
+                record.topic, record.partition, record.offset
+            )),
+            Idempotency::DedupeEventId => Some(format!("event:{}", self.handler.event_id(record)?)),
+        };
+        let mut tx = self.db.begin().await?;
+        if let Some(marker) = &marker {
+            if tx.get(PROCESSED, marker).await?.is_some() {
+                tx.rollback().await;
+                return Ok(Applied::Duplicate);
+            }
+        }
+        if let Err(e) = self.handler.apply(tx.as_mut(), record).await {
+            tx.rollback().await;
+            return Err(e);
+        }
+        if let Some(marker) = &marker {
+            let data = serde_json::json!({
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            });
+            match tx.insert(PROCESSED, marker, data).await {
+                Ok(()) => {}
+                Err(DbError::UniqueViolation { .. }) => {
+                    tx.rollback().await;
+                    return Ok(Applied::Duplicate);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match tx.commit().await {
+            Ok(_) => Ok(Applied::Applied),
+            Err(DbError::UniqueViolation { .. }) if marker.is_some() => Ok(Applied::Duplicate),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The recovery service of the resilient producer: re-produces records parked
+//! in the object store, then deletes them. A crash between the produce and the
+//! delete produces the record again at a new offset, so downstream dedupe must
+//! use the event's identity, not its offset.
+
+use crate::blocks::publish::ParkedRecord;
+use crate::context::RequestContext;
+use crate::ports::{Env, ObjectStore, Producer};
+use crate::schema::FALLBACK_PREFIX;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Recovery {
+    producer: Arc<dyn Producer>,
+    store: Arc<dyn ObjectStore>,
+    env: Arc<dyn Env>,
+    interval: Duration,
+}
+
+impl Recovery {
+    pub fn new(
+        producer: Arc<dyn Producer>,
+        store: Arc<dyn ObjectStore>,
+        env: Arc<dyn Env>,
+        interval: Duration,
+    ) -> Self {
+        Recovery {
+            producer,
+            store,
+            env,
+            interval,
+        }
+    }
+
+    pub async fn run(self) {
+        loop {
+            self.env.sleep(self.interval).await;
+            self.sweep().await;
+        }
+    }
+
+    /// One pass over the parked records, oldest first. Stops at the first
+    /// failure; the next pass resumes.
+    pub async fn sweep(&self) {
+        let keys = match self.store.list(FALLBACK_PREFIX).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "recovery: cannot list parked records");
+                return;
+            }
+        };
+        for key in keys {
+            let bytes = match self.store.get(&key).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "recovery: cannot read parked record");
+                    return;
+                }
+            };
+            let parked: ParkedRecord = match serde_json::from_slice(&bytes) {
+                Ok(parked) => parked,
+                Err(e) => {
+                    tracing::error!(error = %e, key, "recovery: unreadable parked record; left in place");
+                    continue;
+                }
+            };
+            let ctx = RequestContext::from_headers(&parked.record.headers).unwrap_or_default();
+            let sent = ctx.scope(self.producer.send(parked.record)).await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, key, "recovery: re-produce failed");
+                return;
+            }
+            if let Err(e) = self.store.delete(&key).await {
+                tracing::warn!(error = %e, key, "recovery: delete failed; will re-produce");
+                return;
+            }
+        }
+    }
+}

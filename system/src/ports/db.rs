@@ -1,0 +1,117 @@
+//! The database port: multi-statement transactions over keyed tables with a
+//! version column, and the change feed (a logical replication slot).
+//!
+//! Tables are `key → (version, data)`. The key is the primary key, so an
+//! insert of an existing key is a [`DbError::UniqueViolation`]. A conditional
+//! update succeeds only when the stored version equals the expected one, like
+//! `UPDATE … SET version = version + 1 WHERE key = $1 AND version = $2`.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A position in the change log, ordered by commit (like a Postgres LSN or a
+/// MySQL binlog position).
+pub type Lsn = u64;
+
+/// One row of a table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub key: String,
+    pub version: u64,
+    pub data: Value,
+}
+
+/// Errors a database call can return. The distinction between them is what
+/// services need to be correct: a unique violation is an answer, a conflict
+/// means "retry the transaction", and an unknown commit outcome means the
+/// effects may or may not be there.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum DbError {
+    /// The DB refused or did not answer. Nothing was committed by this call.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A row with this key already exists.
+    #[error("unique violation on {table}/{key}")]
+    UniqueViolation { table: String, key: String },
+    /// A concurrent transaction changed what this one read (a serialization
+    /// failure). Retry the whole transaction.
+    #[error("serialization conflict; retry the transaction")]
+    Conflict,
+    /// The commit was sent but its reply was lost: it may have applied.
+    #[error("commit outcome unknown: {0}")]
+    CommitOutcomeUnknown(String),
+    /// The statement itself is wrong; retrying will not help.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl DbError {
+    /// Whether retrying the whole transaction may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unavailable(_) | DbError::Conflict | DbError::CommitOutcomeUnknown(_)
+        )
+    }
+}
+
+/// A connection pool or client: hands out transactions.
+#[async_trait]
+pub trait Database: Send + Sync {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, DbError>;
+}
+
+/// One open transaction. Dropping it without commit rolls it back.
+#[async_trait]
+pub trait Transaction: Send {
+    async fn get(&mut self, table: &str, key: &str) -> Result<Option<Row>, DbError>;
+    /// Insert a new row with version 1.
+    async fn insert(&mut self, table: &str, key: &str, data: Value) -> Result<(), DbError>;
+    /// Replace the row's data if its version is `expected`; the new version is
+    /// `expected + 1`. Returns whether a row was updated.
+    async fn update(
+        &mut self,
+        table: &str,
+        key: &str,
+        expected: u64,
+        data: Value,
+    ) -> Result<bool, DbError>;
+    /// Commit atomically. On success returns the commit's position.
+    async fn commit(self: Box<Self>) -> Result<Lsn, DbError>;
+    async fn rollback(self: Box<Self>);
+}
+
+/// The kind of row change in the change log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+}
+
+/// One row change read from the change log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The commit position of the transaction that made this change.
+    pub lsn: Lsn,
+    pub table: String,
+    pub key: String,
+    pub op: ChangeOp,
+    pub version: u64,
+    pub data: Value,
+}
+
+/// The DB's change log seen through a named replication slot. The slot's
+/// confirmed position is durable: after a crash a reader resumes from it, so
+/// changes after it are delivered again (at least once).
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
+    /// The slot's durable confirmed position (0 when nothing was confirmed).
+    async fn confirmed(&self, slot: &str) -> Result<Lsn, DbError>;
+    /// Changes of transactions committed after `after`, in commit order; at
+    /// most `max` transactions' worth, and whole transactions only.
+    async fn poll(&self, slot: &str, after: Lsn, max: usize) -> Result<Vec<Change>, DbError>;
+    /// Durably advance the slot to `lsn`.
+    async fn confirm(&self, slot: &str, lsn: Lsn) -> Result<(), DbError>;
+}

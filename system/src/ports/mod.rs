@@ -1,0 +1,18 @@
+//! Ports: the only way service code touches the outside world.
+//!
+//! Each port is a small object-safe async trait. The simulation implements
+//! them over turmoil's network against simulated servers; real mode implements
+//! them with sqlx, rdkafka and object_store. Service code never learns which.
+
+mod broker;
+mod db;
+mod env;
+mod store;
+
+pub use broker::{
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, ProduceError,
+    Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+};
+pub use db::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
+pub use env::Env;
+pub use store::{ObjectStore, StoreError};

@@ -1,0 +1,42 @@
+//! Table names and row shapes of the reference services. The checkers read the
+//! same definitions when they rebuild state from a history.
+
+use serde::{Deserialize, Serialize};
+
+/// Payments DB: one row per order, keyed by order id.
+pub const PAYMENTS: &str = "payments";
+/// Inventory DB: available stock per product, keyed by product.
+pub const STOCK: &str = "stock";
+/// Inventory DB: a reservation per applied payment (the side effect).
+pub const RESERVATIONS: &str = "reservations";
+/// Inventory DB: a rejection per payment that found too little stock.
+pub const REJECTIONS: &str = "rejections";
+/// Inventory DB: dedupe markers written in the same transaction as the effect.
+pub const PROCESSED: &str = "processed";
+
+/// The topic the payments service produces domain events to.
+pub const PAYMENTS_TOPIC: &str = "payments";
+/// The topic the CDC connector produces payments-table changes to.
+pub const PAYMENTS_CDC_TOPIC: &str = "payments-db.payments";
+/// The replication slot the CDC connector reads through.
+pub const PAYMENTS_SLOT: &str = "payments_cdc";
+/// Object-store prefix of the resilient producer's fallback.
+pub const FALLBACK_PREFIX: &str = "fallback/";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockRow {
+    pub available: i64,
+}
+
+/// A reservation or a rejection: the inventory service's outcome for one
+/// payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRow {
+    pub payment_id: String,
+    pub revision: u64,
+    pub order_id: String,
+    pub product: String,
+    pub qty: i64,
+    pub request_id: String,
+    pub user_id: String,
+}

@@ -1,0 +1,4 @@
+//! The reference e-commerce services: payments → inventory reservation.
+
+pub mod inventory;
+pub mod payments;

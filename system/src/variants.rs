@@ -1,0 +1,97 @@
+//! The switchable variants: for each pitfall, the naive version and its
+//! remedies. Scenarios pick one per component.
+
+use serde::{Deserialize, Serialize};
+
+/// Pitfall 1: how the payments service gets its event out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Publish {
+    /// Commit to the DB, then produce. Naive: the two are not atomic.
+    DualWrite,
+    /// Produce, then commit. Also naive, the other way round.
+    ProduceFirst,
+    /// Commit, then produce; if the broker fails, park the event in the
+    /// object store, and a recovery service re-produces it later.
+    ResilientProducer,
+    /// Commit only; a CDC connector tails the change log into the broker.
+    Cdc,
+}
+
+/// Pitfall 5: how the inventory service applies a consumed event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Idempotency {
+    /// Apply the effect, then commit the offset.
+    Naive,
+    /// Dedupe on topic-partition-offset, stored in the effect's transaction.
+    DedupeOffset,
+    /// Dedupe on the event's identity (payment id + revision), stored in the
+    /// effect's transaction.
+    DedupeEventId,
+}
+
+impl Publish {
+    pub const ALL: [Publish; 4] = [
+        Publish::DualWrite,
+        Publish::ProduceFirst,
+        Publish::ResilientProducer,
+        Publish::Cdc,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Publish::DualWrite => "dual-write",
+            Publish::ProduceFirst => "produce-first",
+            Publish::ResilientProducer => "resilient-producer",
+            Publish::Cdc => "cdc",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Publish::DualWrite => "naive: commit the payment, then produce the event",
+            Publish::ProduceFirst => "naive: produce the event, then commit the payment",
+            Publish::ResilientProducer => {
+                "remedy: produce, falling back to the object store; a recovery service re-produces"
+            }
+            Publish::Cdc => "remedy: commit only; a CDC connector tails the change log",
+        }
+    }
+
+    /// The topic the inventory service consumes for this variant.
+    pub fn topic(self) -> &'static str {
+        match self {
+            Publish::Cdc => crate::schema::PAYMENTS_CDC_TOPIC,
+            _ => crate::schema::PAYMENTS_TOPIC,
+        }
+    }
+}
+
+impl Idempotency {
+    pub const ALL: [Idempotency; 3] = [
+        Idempotency::Naive,
+        Idempotency::DedupeOffset,
+        Idempotency::DedupeEventId,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Idempotency::Naive => "naive",
+            Idempotency::DedupeOffset => "dedupe-offset",
+            Idempotency::DedupeEventId => "dedupe-event-id",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Idempotency::Naive => "naive: apply the effect, then commit the offset",
+            Idempotency::DedupeOffset => {
+                "remedy (partial): dedupe on topic-partition-offset in the effect's transaction"
+            }
+            Idempotency::DedupeEventId => {
+                "remedy: dedupe on payment id + revision in the effect's transaction"
+            }
+        }
+    }
+}
