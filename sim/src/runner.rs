@@ -5,7 +5,7 @@
 
 use crate::checkers::{check_all, Violation};
 use crate::faults::{self, DrawnConfig, FaultKind, FaultPlan, FaultWindow};
-use crate::history::{Entry, Event, FaultAction};
+use crate::history::{Entry, Event, FaultAction, History};
 use crate::scenario::Scenario;
 use crate::topology as t;
 use crate::world::World;
@@ -73,12 +73,13 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
     let chaos_ms = scenario.run.chaos_ms();
     let drain_ms = scenario.run.drain_ms();
     let time_limit = Duration::from_millis(chaos_ms + drain_ms + 60_000);
-    let mut world = World::build(scenario, seed, &config, time_limit);
-    world.history.record(Event::Run {
+    let history = History::new();
+    history.record(Event::Run {
         scenario: scenario.name.clone(),
         seed,
         mode: "sim".into(),
     });
+    let mut world = World::build(scenario, seed, &config, time_limit, history);
     let mut driver = Driver::new(&mut world, limits);
     let status = match driver.drive(&plan, chaos_ms, drain_ms) {
         Ok(()) => SeedStatus::Completed,

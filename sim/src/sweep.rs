@@ -7,7 +7,7 @@
 
 use crate::checkers::{Invariant, Violation};
 use crate::history::{first_divergence, to_jsonl, Entry};
-use crate::runner::{run_seed, Limits, SeedStatus};
+use crate::runner::{run_seed, Limits, SeedRun, SeedStatus};
 use crate::scenario::Scenario;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -74,10 +74,23 @@ fn install_panic_hook() {
     });
 }
 
+/// What runs one seed: [`run_seed`] in production; tests substitute
+/// misbehaving ones to prove the isolation.
+pub type SeedFn = fn(&Scenario, u64, Limits) -> SeedRun;
+
 /// Run one seed with panics contained. Returns the history too, for the
 /// determinism check.
-#[allow(clippy::disallowed_methods)] // wall time of a seed is reported, not simulated
 pub fn run_isolated(
+    scenario: &Scenario,
+    seed: u64,
+    limits: Limits,
+) -> (SeedSummaryParts, Vec<Entry>) {
+    run_isolated_with(run_seed, scenario, seed, limits)
+}
+
+#[allow(clippy::disallowed_methods)] // wall time of a seed is reported, not simulated
+fn run_isolated_with(
+    seed_fn: SeedFn,
     scenario: &Scenario,
     seed: u64,
     limits: Limits,
@@ -86,7 +99,7 @@ pub fn run_isolated(
     CAPTURING.with(|c| *c.borrow_mut() = true);
     PANIC.with(|p| p.borrow_mut().take());
     let start = std::time::Instant::now();
-    let result = panic::catch_unwind(AssertUnwindSafe(|| run_seed(scenario, seed, limits)));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| seed_fn(scenario, seed, limits)));
     CAPTURING.with(|c| *c.borrow_mut() = false);
     let wall_ms = start.elapsed().as_millis() as u64;
     let recorded = PANIC.with(|p| p.borrow_mut().take());
@@ -149,12 +162,17 @@ fn summarize(
     }
 }
 
-fn run_item(scenarios: &[Scenario], (idx, seed): (usize, u64), opts: &SweepOptions) -> SeedSummary {
+fn run_item(
+    seed_fn: SeedFn,
+    scenarios: &[Scenario],
+    (idx, seed): (usize, u64),
+    opts: &SweepOptions,
+) -> SeedSummary {
     let scenario = &scenarios[idx];
-    let (parts, history) = run_isolated(scenario, seed, opts.limits);
+    let (parts, history) = run_isolated_with(seed_fn, scenario, seed, opts.limits);
     let lines = history.len();
     if opts.check_determinism && parts.failure.is_none() {
-        let (again, history2) = run_isolated(scenario, seed, opts.limits);
+        let (again, history2) = run_isolated_with(seed_fn, scenario, seed, opts.limits);
         let (a, b) = (to_jsonl(&history), to_jsonl(&history2));
         let failure = match (again.failure, first_divergence(&a, &b)) {
             (Some(f), _) => Some(format!("second run failed: {f}")),
@@ -179,8 +197,18 @@ type Running = BTreeMap<usize, ((usize, u64), std::time::Instant)>;
 
 /// Run every seed of every scenario. `progress` is called once per finished
 /// seed, in completion order. Results come back sorted by scenario and seed.
-#[allow(clippy::disallowed_methods)] // worker threads and the watchdog live outside the simulation
 pub fn run(
+    scenarios: &[Scenario],
+    opts: &SweepOptions,
+    progress: impl FnMut(&SeedSummary),
+) -> Vec<SeedSummary> {
+    run_with(run_seed, scenarios, opts, progress)
+}
+
+/// [`run`] with another seed function.
+#[allow(clippy::disallowed_methods)] // worker threads and the watchdog live outside the simulation
+pub fn run_with(
+    seed_fn: SeedFn,
     scenarios: &[Scenario],
     opts: &SweepOptions,
     mut progress: impl FnMut(&SeedSummary),
@@ -211,7 +239,7 @@ pub fn run(
                     .lock()
                     .unwrap()
                     .insert(id, (item, std::time::Instant::now()));
-                let summary = run_item(&scenarios, item, &opts);
+                let summary = run_item(seed_fn, &scenarios, item, &opts);
                 running.lock().unwrap().remove(&id);
                 if tx.send((id, summary)).is_err() {
                     return;
@@ -273,4 +301,91 @@ pub fn run(
     }
     results.sort_by_key(|s| (s.scenario, s.seed));
     results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::plan_for;
+    use crate::scenario::parse;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn scenario() -> Scenario {
+        parse(
+            Path::new("t.toml"),
+            r#"
+name = "t"
+description = "sweep isolation"
+pitfall = 1
+expect = "holds"
+[variants]
+producer = "cdc"
+consumer = "dedupe-event-id"
+[workload]
+shoppers = 1
+products = 1
+initial_stock = 1
+orders = 1
+[faults]
+allowed = []
+"#,
+        )
+        .unwrap()
+    }
+
+    static RELEASE_HANG: AtomicBool = AtomicBool::new(false);
+
+    /// Panics on seed 1, spins (never yielding) on seed 2, completes cleanly
+    /// otherwise.
+    fn misbehaving(s: &Scenario, seed: u64, _: Limits) -> SeedRun {
+        match seed {
+            1 => panic!("boom in seed {seed}"),
+            2 => {
+                while !RELEASE_HANG.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+            _ => {}
+        }
+        let (config, plan) = plan_for(s, seed);
+        SeedRun {
+            seed,
+            status: SeedStatus::Completed,
+            config,
+            plan,
+            history: Vec::new(),
+            violations: Vec::new(),
+            sim_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_panic_or_a_hang_fails_only_its_own_seed() {
+        let opts = SweepOptions {
+            seeds: 5,
+            start_seed: 0,
+            jobs: 2,
+            check_determinism: false,
+            limits: Limits {
+                wall: Duration::from_millis(200),
+            },
+        };
+        let results = run_with(misbehaving, &[scenario()], &opts, |_| {});
+        RELEASE_HANG.store(true, Ordering::Relaxed);
+        let failures: Vec<(u64, &str)> = results
+            .iter()
+            .filter_map(|r| r.failure.as_deref().map(|f| (r.seed, f)))
+            .collect();
+        assert_eq!(results.len(), 5, "every seed is reported once");
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert_eq!(failures[0].0, 1);
+        assert!(
+            failures[0].1.starts_with("panic: boom in seed 1 at "),
+            "{}",
+            failures[0].1
+        );
+        assert_eq!(failures[1].0, 2);
+        assert!(failures[1].1.starts_with("hang: "), "{}", failures[1].1);
+    }
 }

@@ -61,14 +61,15 @@ fn env_factory(seed_value: u64, host: &str) -> impl Fn() -> Arc<dyn Env> {
 }
 
 impl<'a> World<'a> {
+    /// Build the world; everything it does is recorded into `history`.
     pub fn build(
         scenario: &Scenario,
         seed_value: u64,
         drawn: &DrawnConfig,
         time_limit: Duration,
+        history: History,
     ) -> World<'a> {
         let topology = scenario.topology();
-        let history = History::new();
         let (min_lat, max_lat) = drawn.latency_ms;
         let mut sim = turmoil::Builder::new()
             .rng_seed(seed::sub_seed(seed_value, "network"))

@@ -1,0 +1,25 @@
+//! Same seed, same build, same history — also when other seeds ran before it
+//! on the same thread (a sweep worker runs many in a row).
+
+use pitfall_sim::history::{first_divergence, to_jsonl};
+use pitfall_sim::runner::{run_seed, Limits};
+use pitfall_sim::scenario::load_file;
+use std::path::Path;
+
+#[test]
+fn a_seed_replays_byte_identically_whatever_ran_before_it() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.toml");
+    let scenario = load_file(&tiny).unwrap();
+    let first = to_jsonl(&run_seed(&scenario, 7, Limits::default()).history);
+    for other in 0..3 {
+        run_seed(&scenario, other, Limits::default());
+    }
+    let again = to_jsonl(&run_seed(&scenario, 7, Limits::default()).history);
+    assert!(first.lines().count() > 50, "the run did something");
+    assert_eq!(first_divergence(&first, &again), None);
+    let other = to_jsonl(&run_seed(&scenario, 8, Limits::default()).history);
+    assert!(
+        first_divergence(&first, &other).is_some(),
+        "different seeds differ"
+    );
+}

@@ -1,0 +1,189 @@
+//! The `pitfall` command line as a user meets it: exit codes, located errors
+//! for bad input, the report's contract keys, and reproducible output.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pitfall(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pitfall"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("pitfall runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh scratch folder under the target dir.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const TINY: &str = "tests/fixtures/tiny.toml";
+
+#[test]
+fn list_names_every_scenario_and_invariant() {
+    let out = pitfall(&["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for name in [
+        "dual-write",
+        "resilient-producer",
+        "cdc-naive-consumer",
+        "cdc-dedupe-offset",
+        "stock-conservation",
+        "no-lost-payment",
+        "no-double-effect",
+        "no-phantom",
+        "converges",
+    ] {
+        assert!(
+            stdout.contains(name),
+            "`pitfall list` lacks {name}:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_scenario_file_is_exit_2_with_file_and_line() {
+    let dir = scratch("bad-scenario");
+    let bad = std::fs::read_to_string(TINY)
+        .unwrap()
+        .replace("\"dual-write\"", "\"dual-writ\"");
+    std::fs::write(dir.join("bad.toml"), bad).unwrap();
+    let out = pitfall(&["run", dir.to_str().unwrap(), "--seeds", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:7:12: unknown variant `dual-writ`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_and_unknown_scenarios_are_exit_2() {
+    assert_eq!(pitfall(&["run", "--seeds", "zero"]).status.code(), Some(2));
+    assert_eq!(pitfall(&["run", "--seeds", "0"]).status.code(), Some(2));
+    assert_eq!(pitfall(&["run", "--bogus"]).status.code(), Some(2));
+    let out = pitfall(&["repro", "no-such-scenario", "--seed", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no scenario named `no-such-scenario`"));
+    assert_eq!(pitfall(&["run", "does/not/exist"]).status.code(), Some(2));
+}
+
+#[test]
+fn run_writes_the_report_contract_and_its_exit_code_follows_met() {
+    let dir = scratch("report");
+    let out = pitfall(&[
+        "run",
+        TINY,
+        "--seeds",
+        "4",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let s = &report["scenarios"][0];
+    assert_eq!(s["name"], "tiny");
+    assert_eq!(s["pitfall"], 1);
+    assert_eq!(
+        s["expect"],
+        serde_json::json!({"violated": ["no-lost-payment"]})
+    );
+    assert_eq!(s["seeds"], 4);
+    for inv in [
+        "stock-conservation",
+        "no-lost-payment",
+        "no-double-effect",
+        "no-phantom",
+        "converges",
+    ] {
+        let r = &s["invariants"][inv];
+        assert!(r["violating_seeds"].is_u64(), "{inv}: {r}");
+        assert!(
+            r["first_violating_seed"].is_u64() || r["first_violating_seed"].is_null(),
+            "{inv}: {r}"
+        );
+    }
+    assert!(s["wall_seconds"].is_f64() && s["simulated_seconds"].as_f64().unwrap() > 0.0);
+    let met = s["met"].as_bool().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(if met { 0 } else { 1 }),
+        "{}",
+        text(&out.stdout)
+    );
+    if s["invariants"]["no-lost-payment"]["violating_seeds"].as_u64() > Some(0) {
+        let first = s["invariants"]["no-lost-payment"]["first_violating_seed"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(s["repro"], format!("pitfall repro tiny --seed {first}"));
+    }
+}
+
+#[test]
+fn repro_prints_the_same_bytes_every_time_and_exits_1_on_a_violation() {
+    let dir = scratch("repro");
+    let runs: Vec<(Output, String)> = (0..2)
+        .map(|i| {
+            let history = dir.join(format!("h{i}.jsonl"));
+            let out = pitfall(&[
+                "repro",
+                TINY,
+                "--seed",
+                "3",
+                "--history",
+                history.to_str().unwrap(),
+            ]);
+            (out, std::fs::read_to_string(&history).unwrap())
+        })
+        .collect();
+    let stdout = |o: &Output| text(&o.stdout).replace("h1.jsonl", "h0.jsonl");
+    assert_eq!(stdout(&runs[0].0), stdout(&runs[1].0));
+    assert_eq!(runs[0].1, runs[1].1, "histories differ");
+    let out = stdout(&runs[0].0);
+    assert!(out.contains("fault plan:"), "{out}");
+    let violated = out.contains("VIOLATED");
+    assert_eq!(
+        runs[0].0.status.code(),
+        Some(if violated { 1 } else { 0 }),
+        "{out}"
+    );
+    assert!(runs[0]
+        .1
+        .lines()
+        .next()
+        .unwrap()
+        .contains("\"type\":\"run\""));
+}
+
+#[test]
+fn check_determinism_passes_on_a_short_sweep() {
+    let dir = scratch("determinism");
+    let out = pitfall(&[
+        "run",
+        TINY,
+        "--seeds",
+        "3",
+        "--check-determinism",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["check_determinism"], true);
+    assert_eq!(
+        report["scenarios"][0]["failed_seeds"],
+        serde_json::json!([]),
+        "{}",
+        text(&out.stdout)
+    );
+}
