@@ -124,6 +124,9 @@ pub struct RunParams {
     pub partitions: u32,
     /// Inventory consumers in the group.
     pub inventory_consumers: u32,
+    /// Simulated time per turmoil step, in milliseconds. Message latencies
+    /// and timers are rounded up to it; smaller is finer and slower.
+    pub tick_ms: u64,
 }
 
 impl Default for RunParams {
@@ -133,6 +136,7 @@ impl Default for RunParams {
             drain_seconds: 60.0,
             partitions: 3,
             inventory_consumers: 2,
+            tick_ms: 5,
         }
     }
 }
@@ -307,6 +311,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
             (1..=8).contains(&r.inventory_consumers),
             "run.inventory_consumers must be 1 to 8",
         ),
+        ((1..=50).contains(&r.tick_ms), "run.tick_ms must be 1 to 50"),
     ];
     if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
         return Err(err(run_offset, message.to_string()));
@@ -476,6 +481,8 @@ allowed = ["broker-outage", "crash-payments"]
             @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`");
         insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""mostly""#)),
             @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
+        insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),
+            @"s.toml:20:1: run.tick_ms must be 1 to 50");
         insta::assert_snapshot!(error_of(&GOOD.replace("pitfall = 1", "pitfall = 9")),
             @"s.toml:4:11: pitfall must be 1 to 5, not 9");
         insta::assert_snapshot!(error_of(&GOOD.replace("[faults]\nallowed = [\"broker-outage\", \"crash-payments\"]\n", "")),

@@ -78,6 +78,7 @@ impl<'a> World<'a> {
             .min_message_latency(Duration::from_millis(min_lat))
             .max_message_latency(Duration::from_millis(max_lat))
             .enable_random_order()
+            .tick_duration(Duration::from_millis(scenario.run.tick_ms))
             .build();
 
         let faults =
