@@ -3,6 +3,8 @@
 //! first one, with the command that reproduces it.
 
 use crate::checkers::Invariant;
+use crate::faults::{DrawnConfig, FaultPlan};
+use crate::runner::plan_for;
 use crate::scenario::{Expect, Scenario};
 use crate::sweep::SeedSummary;
 use serde::Serialize;
@@ -16,6 +18,12 @@ pub struct InvariantReport {
     /// What the first violation said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedPlan {
+    pub config: DrawnConfig,
+    pub plan: FaultPlan,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -41,6 +49,10 @@ pub struct ScenarioReport {
     pub invariants: BTreeMap<String, InvariantReport>,
     pub repro: Option<String>,
     pub failed_seeds: Vec<FailedSeed>,
+    /// The drawn fault configuration and plan of every seed named above (the
+    /// first violating seed of each invariant, and failed seeds), so they can
+    /// be replayed or shrunk without rerunning the sweep.
+    pub fault_plans: BTreeMap<u64, SeedPlan>,
     pub wall_seconds: f64,
     pub simulated_seconds: f64,
 }
@@ -135,6 +147,15 @@ pub fn scenario_report(
                 .find_map(|i| invariants[i].first_violating_seed)
         });
 
+    let fault_plans = failed_seeds
+        .iter()
+        .map(|f| f.seed)
+        .chain(invariants.values().filter_map(|r| r.first_violating_seed))
+        .map(|seed| {
+            let (config, plan) = plan_for(scenario, seed);
+            (seed, SeedPlan { config, plan })
+        })
+        .collect();
     ScenarioReport {
         name: scenario.name.clone(),
         pitfall: scenario.pitfall,
@@ -159,6 +180,7 @@ pub fn scenario_report(
             .map(|(k, v)| (k.name().to_string(), v))
             .collect(),
         repro: repro_seed.map(|s| repro_command(&scenario.name, s)),
+        fault_plans,
         failed_seeds,
         wall_seconds: seeds.iter().map(|s| s.wall_ms).sum::<u64>() as f64 / 1000.0,
         simulated_seconds: seeds.iter().map(|s| s.sim_ms).sum::<u64>() as f64 / 1000.0,
