@@ -144,36 +144,80 @@ pub fn value_repr(bytes: &[u8]) -> Value {
     serde_json::json!({ "bytes": bytes.len() })
 }
 
+/// Where event times come from: the simulation runner sets them before each
+/// step; in real mode they are milliseconds since the run started.
+#[derive(Clone)]
+enum Clock {
+    Manual(Arc<AtomicU64>),
+    Since(tokio::time::Instant),
+}
+
 /// The recorder shared by every host of one run. Events are appended in the
 /// order the (deterministic) simulation produces them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct History {
     entries: Arc<Mutex<Vec<Entry>>>,
-    clock_ms: Arc<AtomicU64>,
+    clock: Clock,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            entries: Arc::default(),
+            clock: Clock::Manual(Arc::default()),
+        }
+    }
 }
 
 impl History {
+    /// A history whose clock the simulation runner sets.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Set the time stamped on events from now on (the runner does this each
-    /// simulation step).
+    /// A history stamped with time elapsed since now (real mode).
+    pub fn since_now() -> Self {
+        History {
+            entries: Arc::default(),
+            clock: Clock::Since(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Set the time stamped on events from now on (the simulation runner
+    /// does this each step). No effect on a real-time history.
     pub fn set_now_ms(&self, t: u64) {
-        self.clock_ms.store(t, Ordering::Relaxed);
+        if let Clock::Manual(c) = &self.clock {
+            c.store(t, Ordering::Relaxed);
+        }
     }
 
     pub fn now_ms(&self) -> u64 {
-        self.clock_ms.load(Ordering::Relaxed)
+        match &self.clock {
+            Clock::Manual(c) => c.load(Ordering::Relaxed),
+            Clock::Since(start) => start.elapsed().as_millis() as u64,
+        }
     }
 
     pub fn record(&self, event: Event) {
-        let t = self.now_ms();
+        self.record_at(self.now_ms(), event);
+    }
+
+    /// Record an event that happened at `t` (facts collected after the fact,
+    /// such as a real broker's log); see [`History::sorted_entries`].
+    pub fn record_at(&self, t: u64, event: Event) {
         self.entries.lock().unwrap().push(Entry { t, event });
     }
 
     pub fn entries(&self) -> Vec<Entry> {
         self.entries.lock().unwrap().clone()
+    }
+
+    /// The entries in time order; events with equal times keep the order
+    /// they were recorded in.
+    pub fn sorted_entries(&self) -> Vec<Entry> {
+        let mut entries = self.entries();
+        entries.sort_by_key(|e| e.t);
+        entries
     }
 
     pub fn len(&self) -> usize {

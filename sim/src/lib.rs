@@ -9,6 +9,7 @@
 
 pub mod adapters;
 pub mod checkers;
+pub mod contract;
 pub mod faults;
 pub mod history;
 pub mod report;

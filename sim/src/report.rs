@@ -54,12 +54,30 @@ pub struct ScenarioReport {
     /// be replayed or shrunk without rerunning the sweep.
     pub fault_plans: BTreeMap<u64, SeedPlan>,
     pub wall_seconds: f64,
+    /// Simulated time in simulation; elapsed real time in real mode.
     pub simulated_seconds: f64,
+    /// Real mode only: client settings and how each fault kind was handled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealDetails>,
+}
+
+/// What a real-mode scenario report adds.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealDetails {
+    /// The pinned librdkafka settings, by client kind.
+    pub client_config: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per fault kind in the seeds' plans: applied, emulated, or skipped and
+    /// why.
+    pub faults: BTreeMap<String, String>,
+    /// Where each seed's history was written, for `pitfall check`.
+    pub histories: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub mode: String,
+    /// What a seed reproduces in this mode.
+    pub reproducibility: String,
     pub seeds: u64,
     pub start_seed: u64,
     pub check_determinism: bool,
@@ -184,6 +202,7 @@ pub fn scenario_report(
         failed_seeds,
         wall_seconds: seeds.iter().map(|s| s.wall_ms).sum::<u64>() as f64 / 1000.0,
         simulated_seconds: seeds.iter().map(|s| s.sim_ms).sum::<u64>() as f64 / 1000.0,
+        real: None,
     }
 }
 

@@ -140,7 +140,8 @@ pub struct SeedSummaryParts {
     pub wall_ms: u64,
 }
 
-fn summarize(
+/// Boil one seed's outcome down to what the report needs.
+pub fn summarize(
     scenario: usize,
     seed: u64,
     parts: SeedSummaryParts,

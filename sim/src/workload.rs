@@ -52,14 +52,35 @@ pub fn draw_orders(seed_value: u64, w: &Workload, chaos_ms: u64) -> Vec<Order> {
 /// The reply the payments RPC sends.
 pub type PaymentReply = Result<(), PaymentError>;
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a shopper waits for the payments service.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A shopper's client software: pay for its orders in time order.
+/// How a shopper reaches the payments service.
+#[async_trait::async_trait]
+pub trait Checkout {
+    async fn pay(&self, req: &PaymentRequest) -> Result<PaymentReply, CallError>;
+}
+
+/// The payments RPC over turmoil TCP.
+pub struct TurmoilCheckout;
+
+#[async_trait::async_trait]
+impl Checkout for TurmoilCheckout {
+    async fn pay(&self, req: &PaymentRequest) -> Result<PaymentReply, CallError> {
+        let addr = format!("{PAYMENTS}:{PAYMENTS_PORT}");
+        let mut conn = wire::connect(&addr, CALL_TIMEOUT).await?;
+        wire::call(&mut conn, req, CALL_TIMEOUT).await
+    }
+}
+
+/// A shopper's client software: pay for its orders in time order, retrying
+/// up to `attempts` times, recording every attempt.
 pub async fn shopper(
     process: String,
     orders: Vec<Order>,
     attempts: u32,
     history: History,
+    checkout: impl Checkout,
 ) -> turmoil::Result {
     let start = tokio::time::Instant::now();
     for order in orders {
@@ -73,7 +94,7 @@ pub async fn shopper(
                 attempt,
                 value: serde_json::to_value(req).expect("request serializes"),
             });
-            let outcome = pay(req).await;
+            let outcome = checkout.pay(req).await;
             let (done, event) = match outcome {
                 Ok(Ok(())) => (
                     true,
@@ -113,12 +134,6 @@ pub async fn shopper(
         }
     }
     Ok(())
-}
-
-async fn pay(req: &PaymentRequest) -> Result<PaymentReply, CallError> {
-    let addr = format!("{PAYMENTS}:{PAYMENTS_PORT}");
-    let mut conn = wire::connect(&addr, CALL_TIMEOUT).await?;
-    wire::call(&mut conn, req, CALL_TIMEOUT).await
 }
 
 #[cfg(test)]

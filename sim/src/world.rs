@@ -236,6 +236,7 @@ impl<'a> World<'a> {
                     mine,
                     scenario.workload.attempts,
                     history.clone(),
+                    workload::TurmoilCheckout,
                 ),
             );
         }

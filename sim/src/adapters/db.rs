@@ -118,9 +118,9 @@ impl Transaction for SimTx {
         }
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<Lsn, DbError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         match wire::call(&mut self.conn, &DbRequest::Commit, REQUEST_TIMEOUT).await {
-            Ok(DbResponse::Committed(lsn)) => Ok(lsn),
+            Ok(DbResponse::Committed(_)) => Ok(()),
             Ok(DbResponse::Error(e)) => Err(e),
             Ok(other) => Err(unexpected(other)),
             Err(CallError::NotSent(m)) => Err(DbError::Unavailable(m)),

@@ -340,6 +340,11 @@ impl BrokerState {
     }
 }
 
+/// Simulated milliseconds, for session timeouts.
+fn sim_now_ms() -> u64 {
+    turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64
+}
+
 #[derive(Clone)]
 pub struct BrokerServer {
     pub state: Arc<Mutex<BrokerState>>,
@@ -355,7 +360,7 @@ impl BrokerServer {
         tokio::task::spawn_local(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let now = reaper.history.now_ms();
+                let now = sim_now_ms();
                 let events = reaper.state.lock().unwrap().expire_members(now);
                 for e in events {
                     reaper.history.record(e);
@@ -405,7 +410,7 @@ impl BrokerServer {
 
     /// Handle one request; `None` means drop the connection without replying.
     async fn handle(&self, req: BrokerRequest, process: &str) -> Option<BrokerResponse> {
-        let now = self.history.now_ms();
+        let now = sim_now_ms();
         let resp = match req {
             BrokerRequest::Metadata { topic } => {
                 match self.state.lock().unwrap().logs.get(&topic) {
@@ -454,7 +459,7 @@ impl BrokerServer {
                                 producer: process.to_string(),
                                 value: value_repr(&record.value),
                             });
-                            if self.roll(|f| f.lost_ack) {
+                            if self.faults.lock().unwrap().lose_ack() {
                                 return None;
                             }
                         }

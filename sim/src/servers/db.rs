@@ -341,12 +341,7 @@ impl DbServer {
                                 lsn,
                                 changes,
                             });
-                            let lost = {
-                                let mut f = self.faults.lock().unwrap();
-                                let p = f.lost_ack;
-                                f.roll(p)
-                            };
-                            if lost {
+                            if self.faults.lock().unwrap().lose_ack() {
                                 return;
                             }
                             DbResponse::Committed(lsn)

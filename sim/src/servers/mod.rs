@@ -23,6 +23,8 @@ pub struct ServerFaults {
     pub slow_ms: Option<(u64, u64)>,
     /// Probability that a reply after a successful commit or append is lost.
     pub lost_ack: f64,
+    /// Lose the next such reply, whatever `lost_ack` says.
+    pub lose_next_ack: bool,
     /// Probability that a fetch is served from the group's committed offset
     /// instead of the requested one (broker only).
     pub duplicate_delivery: f64,
@@ -40,6 +42,7 @@ impl ServerFaults {
             down: false,
             slow_ms: None,
             lost_ack: 0.0,
+            lose_next_ack: false,
             duplicate_delivery: 0.0,
             reorder: 0.0,
             rng,
@@ -61,6 +64,15 @@ impl ServerFaults {
         Some(Duration::from_millis(self.rng.random_range(lo..=hi)))
     }
 
+    /// Whether to lose this reply after a successful commit or append.
+    pub fn lose_ack(&mut self) -> bool {
+        if std::mem::take(&mut self.lose_next_ack) {
+            return true;
+        }
+        let p = self.lost_ack;
+        self.roll(p)
+    }
+
     /// A uniform draw in `lo..=hi` milliseconds.
     pub fn draw_ms(&mut self, lo: u64, hi: u64) -> u64 {
         self.rng.random_range(lo..=hi)
@@ -70,6 +82,7 @@ impl ServerFaults {
         self.down = false;
         self.slow_ms = None;
         self.lost_ack = 0.0;
+        self.lose_next_ack = false;
         self.duplicate_delivery = 0.0;
         self.reorder = 0.0;
     }

@@ -125,7 +125,7 @@ pub struct ConsumerConfig {
 
 /// A group member. Auto-commit is always off: offsets move only by `commit`.
 #[async_trait]
-pub trait Consumer: Send {
+pub trait Consumer: Send + Sync {
     /// Records from the assigned partitions, waiting at most `max_wait` when
     /// there are none. An empty result is normal.
     async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError>;

@@ -77,8 +77,8 @@ pub trait Transaction: Send {
         expected: u64,
         data: Value,
     ) -> Result<bool, DbError>;
-    /// Commit atomically. On success returns the commit's position.
-    async fn commit(self: Box<Self>) -> Result<Lsn, DbError>;
+    /// Commit atomically.
+    async fn commit(self: Box<Self>) -> Result<(), DbError>;
     async fn rollback(self: Box<Self>);
 }
 

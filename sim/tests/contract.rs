@@ -1,0 +1,104 @@
+//! The contract suite against the simulated adapters and servers, each case
+//! in its own turmoil world.
+
+use async_trait::async_trait;
+use pitfall_sim::adapters::broker::SimBroker;
+use pitfall_sim::adapters::db::SimDb;
+use pitfall_sim::contract::{self, Fixture, TOPICS};
+use pitfall_sim::history::History;
+use pitfall_sim::seed;
+use pitfall_sim::servers::broker::{BrokerServer, BrokerState};
+use pitfall_sim::servers::db::{DbServer, DbState};
+use pitfall_sim::servers::{ServerFaults, SharedFaults};
+use pitfall_sim::topology::{BROKER, PAYMENTS_DB};
+use pitfall_system::ports::{Broker, ChangeFeed, Database};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct SimFixture {
+    broker_faults: SharedFaults,
+    history: History,
+}
+
+#[async_trait]
+impl Fixture for SimFixture {
+    fn db(&self) -> Arc<dyn Database> {
+        Arc::new(SimDb::new(PAYMENTS_DB))
+    }
+
+    fn feed(&self) -> Arc<dyn ChangeFeed> {
+        Arc::new(SimDb::new(PAYMENTS_DB))
+    }
+
+    fn broker(&self) -> Arc<dyn Broker> {
+        Arc::new(SimBroker::new(BROKER, "tester", self.history.clone()))
+    }
+
+    async fn lose_next_reply(&self) {
+        self.broker_faults.lock().unwrap().lose_next_ack = true;
+    }
+}
+
+fn run_case(name: &str) {
+    let (_, case) = contract::cases()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("a known case");
+    let history = History::new();
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(7)
+        .simulation_duration(Duration::from_secs(120))
+        .build();
+    let db = DbServer {
+        name: PAYMENTS_DB.into(),
+        state: Arc::new(Mutex::new(DbState::default())),
+        faults: ServerFaults::shared(seed::rng(7, "db")),
+        history: history.clone(),
+    };
+    sim.host(PAYMENTS_DB, move || db.clone().serve());
+    let mut state = BrokerState::default();
+    for topic in TOPICS {
+        state.create_topic(topic, 1);
+    }
+    let broker = BrokerServer {
+        state: Arc::new(Mutex::new(state)),
+        faults: ServerFaults::shared(seed::rng(7, "broker")),
+        history: history.clone(),
+    };
+    let fixture = SimFixture {
+        broker_faults: broker.faults.clone(),
+        history: history.clone(),
+    };
+    sim.host(BROKER, move || broker.clone().serve());
+    let name = name.to_string();
+    sim.client("tester", async move {
+        case(&fixture).await.map_err(|e| format!("{name}: {e}"))?;
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+#[test]
+fn lost_ack_duplicates_without_idempotence() {
+    run_case("lost_ack_duplicates_without_idempotence");
+}
+
+#[test]
+fn lost_ack_does_not_duplicate_with_idempotence() {
+    run_case("lost_ack_does_not_duplicate_with_idempotence");
+}
+
+#[test]
+fn committed_offsets_resume() {
+    run_case("committed_offsets_resume");
+}
+
+#[test]
+fn unique_key_conflicts_are_reported() {
+    run_case("unique_key_conflicts_are_reported");
+}
+
+#[test]
+fn change_log_is_ordered_by_commit() {
+    run_case("change_log_is_ordered_by_commit");
+}
