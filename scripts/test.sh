@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The project's test command (the README's): formatting, lints (including the
-# determinism rules in clippy.toml) and every test in the workspace.
+# The project's test command (the README's). On a fresh machine it sets up
+# what the real-mode tests need (Postgres with wal_level=logical, Tansu; see
+# scripts/services.sh), then runs formatting, lints (including the
+# determinism rules in clippy.toml) and every test in the workspace: unit,
+# property, CLI, the contract suite against both the simulated and the real
+# adapters, and a real-mode run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== services for real mode"
+scripts/services.sh start
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -11,4 +18,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test --workspace"
-cargo test --workspace
+# The real-mode tests share the broker fault proxy's port: one test at a time
+# in those binaries; the rest in parallel.
+cargo test --workspace --exclude pitfall-real --exclude pitfall -- --test-threads 2
+cargo test -p pitfall-real -- --test-threads 1
+cargo test -p pitfall -- --test-threads 1

@@ -26,6 +26,8 @@ enum Command {
     Run(commands::run::Args),
     /// Rerun one seed and show its faults, violations and evidence.
     Repro(commands::repro::Args),
+    /// Run the checkers on a recorded history from either mode.
+    Check(commands::check::Args),
     /// List the scenarios, variants, fault kinds and invariants.
     List {
         /// Folder of scenario files.
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Repro(args) => commands::repro::run(args),
+        Command::Check(args) => commands::check::run(args),
         Command::List { scenarios } => commands::list::run(&scenarios),
     };
     ExitCode::from(code)

@@ -1,5 +1,8 @@
 //! The subcommands, one module each.
 
+pub mod check;
 pub mod list;
+pub mod real;
 pub mod repro;
 pub mod run;
+pub mod verdicts;

@@ -3,16 +3,12 @@
 //! depends only on the scenario, the seed and the build.
 
 use crate::BAD_INPUT;
-use pitfall_sim::checkers::Invariant;
 use pitfall_sim::faults::render_timeline;
 use pitfall_sim::history::to_jsonl;
 use pitfall_sim::runner::{plan_for, Limits};
 use pitfall_sim::scenario;
 use pitfall_sim::sweep::run_isolated;
 use std::path::PathBuf;
-
-/// Evidence lines printed per violation.
-const EVIDENCE: usize = 12;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -112,29 +108,5 @@ pub fn run(args: Args) -> u8 {
         println!("SEED FAILED: {failure}");
         return 1;
     }
-    let mut verdict = 0;
-    for inv in Invariant::ALL {
-        let found: Vec<_> = parts
-            .violations
-            .iter()
-            .filter(|v| v.invariant == inv)
-            .collect();
-        if found.is_empty() {
-            println!("{:<20} holds", inv.name());
-            continue;
-        }
-        verdict = 1;
-        println!("{:<20} VIOLATED ({} violation(s))", inv.name(), found.len());
-        for v in found {
-            println!("  - {}", v.message);
-            for &i in v.events.iter().take(EVIDENCE) {
-                let line = serde_json::to_string(&history[i]).expect("entries serialize");
-                println!("      #{:<6} {line}", i + 1);
-            }
-            if v.events.len() > EVIDENCE {
-                println!("      … {} more line(s)", v.events.len() - EVIDENCE);
-            }
-        }
-    }
-    verdict
+    super::verdicts::print(&history, &parts.violations)
 }

@@ -1,0 +1,536 @@
+//! The broker port on a real Kafka-compatible broker through rdkafka.
+//!
+//! Client settings that change delivery semantics are pinned explicitly —
+//! librdkafka's defaults differ from the Java client's (idempotence off, a
+//! huge in-flight limit, a CRC32 partitioner) — and reported with the run.
+//! Topic and group names get the run's prefix here, so services keep their
+//! logical names.
+
+use crate::names::RunNames;
+use async_trait::async_trait;
+use pitfall_sim::history::{Event, History};
+use pitfall_system::ports::{
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, ProduceError,
+    Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The broker's maximum message size, as configured for the run's topics.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// librdkafka producer settings for a port configuration.
+pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<String, String> {
+    let mut s = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        s.insert(k.to_string(), v);
+    };
+    set("bootstrap.servers", bootstrap.to_string());
+    set("acks", "all".into());
+    set("enable.idempotence", cfg.idempotent.to_string());
+    set(
+        "max.in.flight.requests.per.connection",
+        cfg.max_in_flight.to_string(),
+    );
+    set("message.send.max.retries", cfg.retries.to_string());
+    set("retry.backoff.ms", "100".into());
+    set("request.timeout.ms", cfg.request_timeout_ms.to_string());
+    set("message.timeout.ms", cfg.delivery_timeout_ms.to_string());
+    set("compression.type", "none".into());
+    set("partitioner", "murmur2_random".into());
+    set("linger.ms", "5".into());
+    set("message.max.bytes", (MAX_MESSAGE_BYTES + 4096).to_string());
+    s
+}
+
+/// librdkafka consumer settings for a port configuration.
+pub fn consumer_settings(
+    bootstrap: &str,
+    group: &str,
+    cfg: &ConsumerConfig,
+) -> BTreeMap<String, String> {
+    let mut s = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        s.insert(k.to_string(), v);
+    };
+    set("bootstrap.servers", bootstrap.to_string());
+    set("group.id", group.to_string());
+    set("enable.auto.commit", "false".into());
+    set("enable.auto.offset.store", "false".into());
+    set("auto.offset.reset", "earliest".into());
+    set("isolation.level", "read_committed".into());
+    set(
+        "session.timeout.ms",
+        cfg.session_timeout_ms.max(6_000).to_string(),
+    );
+    set("heartbeat.interval.ms", "1000".into());
+    set("max.poll.interval.ms", "30000".into());
+    set("partition.assignment.strategy", "range".into());
+    s
+}
+
+fn client_config(settings: &BTreeMap<String, String>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in settings {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A broker connection for one service host.
+pub struct KafkaBroker {
+    bootstrap: String,
+    names: Arc<RunNames>,
+    process: String,
+    history: History,
+}
+
+impl KafkaBroker {
+    pub fn new(bootstrap: &str, names: Arc<RunNames>, process: &str, history: History) -> Self {
+        KafkaBroker {
+            bootstrap: bootstrap.to_string(),
+            names,
+            process: process.to_string(),
+            history,
+        }
+    }
+}
+
+impl Broker for KafkaBroker {
+    fn producer(&self, config: &ProducerConfig) -> Arc<dyn Producer> {
+        let inner: FutureProducer = client_config(&producer_settings(&self.bootstrap, config))
+            .create()
+            .expect("pinned producer settings are valid");
+        Arc::new(KafkaProducer {
+            inner,
+            names: self.names.clone(),
+            delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
+        })
+    }
+
+    fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer> {
+        let group = self.names.group(&config.group);
+        let context = GroupContext {
+            history: self.history.clone(),
+            process: self.process.clone(),
+            group: config.group.clone(),
+            names: self.names.clone(),
+            generation: AtomicU64::new(0),
+        };
+        let inner: StreamConsumer<GroupContext> =
+            client_config(&consumer_settings(&self.bootstrap, &group, config))
+                .create_with_context(context)
+                .expect("pinned consumer settings are valid");
+        let topics: Vec<String> = config.topics.iter().map(|t| self.names.topic(t)).collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        inner
+            .subscribe(&topic_refs)
+            .expect("subscribing to the run's topics");
+        Box::new(KafkaConsumer {
+            inner,
+            names: self.names.clone(),
+            config: config.clone(),
+            history: self.history.clone(),
+            process: self.process.clone(),
+            fetched: BTreeMap::new(),
+        })
+    }
+}
+
+pub struct KafkaProducer {
+    inner: FutureProducer,
+    names: Arc<RunNames>,
+    delivery_timeout: Duration,
+}
+
+#[async_trait]
+impl Producer for KafkaProducer {
+    async fn send(&self, record: ProducerRecord) -> Result<Delivery, ProduceError> {
+        let topic = self.names.topic(&record.topic);
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &record.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let size = record.key.len() + record.value.len();
+        let fr = FutureRecord::to(&topic)
+            .key(record.key.as_bytes())
+            .payload(&record.value)
+            .headers(headers);
+        match self
+            .inner
+            .send(fr, Timeout::After(self.delivery_timeout))
+            .await
+        {
+            Ok(d) => Ok(Delivery {
+                partition: d.partition as u32,
+                offset: d.offset as u64,
+            }),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                Err(ProduceError::MessageTooLarge {
+                    size,
+                    max: MAX_MESSAGE_BYTES,
+                })
+            }
+            Err((e, _)) => Err(ProduceError::Timeout(e.to_string())),
+        }
+    }
+}
+
+/// Tracks rebalances: a generation number and the history's view of them.
+pub struct GroupContext {
+    history: History,
+    process: String,
+    group: String,
+    names: Arc<RunNames>,
+    generation: AtomicU64,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Rebalance::Assign(tpl) = rebalance {
+            let assigned: Vec<String> = tpl
+                .elements()
+                .iter()
+                .map(|e| {
+                    let topic = self.names.logical_topic(e.topic()).unwrap_or(e.topic());
+                    format!("{topic}/{}", e.partition())
+                })
+                .collect();
+            self.history.record(Event::Rebalance {
+                group: self.group.clone(),
+                generation,
+                assignment: BTreeMap::from([(self.process.clone(), assigned)]),
+            });
+        }
+    }
+}
+
+pub struct KafkaConsumer {
+    inner: StreamConsumer<GroupContext>,
+    names: Arc<RunNames>,
+    config: ConsumerConfig,
+    history: History,
+    process: String,
+    /// The rebalance generation in which each partition was last polled.
+    fetched: BTreeMap<(String, u32), u64>,
+}
+
+fn rebalanced(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::FencedInstanceId
+                | RDKafkaErrorCode::StaleMemberEpoch
+        )
+    )
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        // Wait for the first record, then take what is already buffered.
+        let first = match tokio::time::timeout(max_wait, self.inner.recv()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(Err(e)) => return Err(ConsumeError::Unavailable(e.to_string())),
+            Ok(Ok(m)) => m.detach(),
+        };
+        let mut batch = vec![first];
+        while batch.len() < self.config.max_poll_records {
+            match tokio::time::timeout(Duration::from_millis(2), self.inner.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                _ => break,
+            }
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for m in &batch {
+            out.push(self.convert(m));
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError> {
+        let generation = self.inner.context().generation.load(Ordering::SeqCst);
+        let (owned, stale): (Vec<&TopicPartitionOffset>, Vec<&TopicPartitionOffset>) = offsets
+            .iter()
+            .partition(|o| self.fetched.get(&(o.topic.clone(), o.partition)) == Some(&generation));
+        if !owned.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for o in &owned {
+                tpl.add_partition_offset(
+                    &self.names.topic(&o.topic),
+                    o.partition as i32,
+                    Offset::Offset(o.offset as i64),
+                )
+                .expect("valid offset");
+            }
+            let consumer = &self.inner;
+            let result = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+            match result {
+                Ok(()) => {
+                    for o in owned {
+                        self.history.record(Event::OffsetCommit {
+                            process: self.process.clone(),
+                            group: self.config.group.clone(),
+                            topic: o.topic.clone(),
+                            partition: o.partition,
+                            offset: o.offset,
+                        });
+                    }
+                }
+                Err(e) if rebalanced(&e) => return Err(ConsumeError::CommitFailed(e.to_string())),
+                Err(e) => return Err(ConsumeError::Unavailable(e.to_string())),
+            }
+        }
+        match stale.first() {
+            None => Ok(()),
+            Some(o) => Err(ConsumeError::CommitFailed(format!(
+                "{}/{} was reassigned since its records were delivered",
+                o.topic, o.partition
+            ))),
+        }
+    }
+}
+
+impl KafkaConsumer {
+    fn convert(&mut self, m: &rdkafka::message::OwnedMessage) -> ConsumerRecord {
+        let topic = self
+            .names
+            .logical_topic(m.topic())
+            .unwrap_or(m.topic())
+            .to_string();
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let record = ConsumerRecord {
+            topic: topic.clone(),
+            partition: m.partition() as u32,
+            offset: m.offset() as u64,
+            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+            value: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        };
+        let generation = self.inner.context().generation.load(Ordering::SeqCst);
+        self.fetched
+            .insert((topic.clone(), record.partition), generation);
+        self.history.record(Event::Consume {
+            process: self.process.clone(),
+            group: self.config.group.clone(),
+            topic,
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.clone(),
+        });
+        record
+    }
+}
+
+/// Broker administration for a run: topics, the log as it stands, group lag.
+pub struct KafkaAdmin {
+    bootstrap: String,
+    admin: AdminClient<DefaultClientContext>,
+}
+
+/// A record as read back from the broker's log.
+#[derive(Clone, Debug)]
+pub struct LoggedRecord {
+    pub partition: u32,
+    pub offset: u64,
+    pub key: String,
+    pub headers: Vec<(String, String)>,
+    pub value: Vec<u8>,
+    /// Milliseconds since the Unix epoch, as the broker stamped it.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl KafkaAdmin {
+    pub fn new(bootstrap: &str) -> Result<Self, KafkaError> {
+        let admin = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()?;
+        Ok(KafkaAdmin {
+            bootstrap: bootstrap.to_string(),
+            admin,
+        })
+    }
+
+    fn reader(&self, group: &str) -> Result<BaseConsumer, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+    }
+
+    /// The broker addresses the cluster advertises.
+    pub fn advertised(&self, timeout: Duration) -> Result<Vec<String>, KafkaError> {
+        let md = self.admin.inner().fetch_metadata(None, timeout)?;
+        Ok(md
+            .brokers()
+            .iter()
+            .map(|b| format!("{}:{}", b.host(), b.port()))
+            .collect())
+    }
+
+    /// Every topic the cluster has.
+    pub fn topics(&self, timeout: Duration) -> Result<Vec<String>, KafkaError> {
+        let md = self.admin.inner().fetch_metadata(None, timeout)?;
+        Ok(md.topics().iter().map(|t| t.name().to_string()).collect())
+    }
+
+    pub async fn create_topics(
+        &self,
+        topics: &[String],
+        partitions: u32,
+    ) -> Result<(), KafkaError> {
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions as i32, TopicReplication::Fixed(1)))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for r in self.admin.create_topics(&new, &opts).await? {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(KafkaError::AdminOp(code))
+                        .inspect_err(|_| tracing::error!(topic = t))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_topics(&self, topics: &[String]) -> Result<(), KafkaError> {
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        self.admin.delete_topics(&refs, &opts).await?;
+        Ok(())
+    }
+
+    /// Each partition's (low, high) watermarks.
+    pub fn watermarks(
+        &self,
+        topic: &str,
+        partitions: u32,
+        timeout: Duration,
+    ) -> Result<Vec<(i64, i64)>, KafkaError> {
+        let reader = self.reader("pitfall-watermarks")?;
+        (0..partitions as i32)
+            .map(|p| reader.fetch_watermarks(topic, p, timeout))
+            .collect()
+    }
+
+    /// A group's committed offset per partition (`None` when nothing was
+    /// committed).
+    pub fn committed(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: u32,
+        timeout: Duration,
+    ) -> Result<Vec<Option<i64>>, KafkaError> {
+        let reader = self.reader(group)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition(topic, p);
+        }
+        let got = reader.committed_offsets(tpl, timeout)?;
+        Ok((0..partitions as i32)
+            .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every record in a topic, partition by partition.
+    #[allow(clippy::disallowed_methods)] // real mode: a blocking read bounded by wall time
+    pub fn read_all(
+        &self,
+        topic: &str,
+        partitions: u32,
+        timeout: Duration,
+    ) -> Result<Vec<LoggedRecord>, KafkaError> {
+        let marks = self.watermarks(topic, partitions, timeout)?;
+        let reader = self.reader("pitfall-log-reader")?;
+        let mut tpl = TopicPartitionList::new();
+        for (p, (low, _)) in marks.iter().enumerate() {
+            tpl.add_partition_offset(topic, p as i32, Offset::Offset(*low))?;
+        }
+        reader.assign(&tpl)?;
+        let mut remaining: BTreeMap<u32, i64> = marks
+            .iter()
+            .enumerate()
+            .filter(|(_, (low, high))| high > low)
+            .map(|(p, (_, high))| (p as u32, *high))
+            .collect();
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + timeout;
+        while !remaining.is_empty() && std::time::Instant::now() < deadline {
+            let Some(m) = reader.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let m = m?;
+            let partition = m.partition() as u32;
+            out.push(LoggedRecord {
+                partition,
+                offset: m.offset() as u64,
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                value: m.payload().unwrap_or_default().to_vec(),
+                timestamp_ms: m.timestamp().to_millis(),
+            });
+            if let Some(high) = remaining.get(&partition) {
+                if m.offset() + 1 >= *high {
+                    remaining.remove(&partition);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

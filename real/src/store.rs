@@ -1,0 +1,147 @@
+//! The object store port through the object_store crate: a local folder by
+//! default, S3 (or any store object_store parses) by URL. A local folder has
+//! no network to put a proxy in, so the fault plan's object-store faults
+//! (outage, slow) are injected in this adapter instead.
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore as Store, ObjectStoreExt, PutPayload};
+use pitfall_sim::history::{Event, History};
+use pitfall_system::ports::{ObjectStore, StoreError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Faults injected in the adapter.
+#[derive(Debug, Default)]
+pub struct StoreFaults {
+    pub down: bool,
+    pub delay_ms: Option<u64>,
+}
+
+pub type SharedStoreFaults = Arc<Mutex<StoreFaults>>;
+
+/// Open the store behind a URL (`file:///abs/path`, `s3://bucket/prefix`, …).
+pub fn open(url: &str) -> Result<(Arc<dyn Store>, Path), String> {
+    let parsed = object_store::parse_url(
+        &url.parse()
+            .map_err(|e| format!("bad object store URL {url:?}: {e}"))?,
+    )
+    .map_err(|e| format!("cannot open object store {url:?}: {e}"))?;
+    Ok((Arc::from(parsed.0), parsed.1))
+}
+
+pub struct RealStore {
+    store: Arc<dyn Store>,
+    root: Path,
+    faults: SharedStoreFaults,
+    history: History,
+    process: String,
+}
+
+impl RealStore {
+    /// Keys live under `root/folder/`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        root: &Path,
+        folder: &str,
+        faults: SharedStoreFaults,
+        history: History,
+        process: &str,
+    ) -> Self {
+        RealStore {
+            store,
+            root: root.clone().join(folder),
+            faults,
+            history,
+            process: process.to_string(),
+        }
+    }
+
+    fn path(&self, key: &str) -> Path {
+        key.split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.root.clone(), |p, part| p.join(part))
+    }
+
+    async fn gate(&self) -> Result<(), StoreError> {
+        let (down, delay) = {
+            let f = self.faults.lock().unwrap();
+            (f.down, f.delay_ms)
+        };
+        if let Some(ms) = delay {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if down {
+            return Err(StoreError::Unavailable(
+                "object store outage (injected)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn err(e: object_store::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl ObjectStore for RealStore {
+    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+        self.gate().await?;
+        let size = data.len();
+        self.store
+            .put(&self.path(key), PutPayload::from(data))
+            .await
+            .map_err(err)?;
+        self.history.record(Event::ObjectPut {
+            process: self.process.clone(),
+            key: key.to_string(),
+            size,
+        });
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.gate().await?;
+        match self.store.get(&self.path(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(err)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.gate().await?;
+        let mut keys = Vec::new();
+        let mut stream = self.store.list(Some(&self.root));
+        while let Some(meta) = stream.next().await {
+            let meta = meta.map_err(err)?;
+            let Some(parts) = meta.location.prefix_match(&self.root) else {
+                continue;
+            };
+            let key = parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/");
+            if key.starts_with(prefix) {
+                keys.push(key);
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.gate().await?;
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(err(e)),
+        }
+        self.history.record(Event::ObjectDelete {
+            process: self.process.clone(),
+            key: key.to_string(),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! Real-mode seeds, one after another (they share the broker proxy and
+//! Postgres, so faults of one would hit the other). Each seed's history is
+//! written to disk for `pitfall check`; a panic fails only its seed.
+
+use crate::runner::{run_seed, RealWorld};
+use pitfall_sim::history::to_jsonl;
+use pitfall_sim::report::RealDetails;
+use pitfall_sim::runner::SeedStatus;
+use pitfall_sim::scenario::Scenario;
+use pitfall_sim::sweep::{summarize, SeedSummary, SeedSummaryParts};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub struct RealOptions {
+    pub seeds: u64,
+    pub start_seed: u64,
+    /// Histories go to `<dir>/<scenario>/seed-<n>.jsonl`.
+    pub history_dir: PathBuf,
+}
+
+pub fn history_path(dir: &Path, scenario: &str, seed: u64) -> PathBuf {
+    dir.join(scenario).join(format!("seed-{seed}.jsonl"))
+}
+
+/// Run every seed of every scenario against the real services.
+pub async fn run(
+    world: Arc<RealWorld>,
+    scenarios: &[Scenario],
+    opts: &RealOptions,
+    mut progress: impl FnMut(&SeedSummary),
+) -> (Vec<SeedSummary>, Vec<RealDetails>) {
+    let mut summaries = Vec::new();
+    let mut details = Vec::new();
+    for (idx, scenario) in scenarios.iter().enumerate() {
+        let mut faults: BTreeMap<String, String> = BTreeMap::new();
+        for seed in opts.start_seed..opts.start_seed + opts.seeds {
+            let w = world.clone();
+            let s = scenario.clone();
+            #[allow(clippy::disallowed_methods)] // real mode: wall time is what a seed costs
+            let started = std::time::Instant::now();
+            let outcome = tokio::spawn(async move { run_seed(&w, &s, seed).await }).await;
+            let wall_ms = started.elapsed().as_millis() as u64;
+            let summary = match outcome {
+                Ok(real) => {
+                    for (kind, how) in real.fault_handling {
+                        faults.insert(kind.name().to_string(), how);
+                    }
+                    let run = real.run;
+                    let path = history_path(&opts.history_dir, &scenario.name, seed);
+                    let written = std::fs::create_dir_all(path.parent().expect("a folder"))
+                        .and_then(|()| std::fs::write(&path, to_jsonl(&run.history)));
+                    let mut failure = match &run.status {
+                        SeedStatus::Completed => None,
+                        SeedStatus::Failed { reason } => Some(reason.clone()),
+                    };
+                    if let Err(e) = written {
+                        failure.get_or_insert(format!("cannot write {}: {e}", path.display()));
+                    }
+                    summarize(
+                        idx,
+                        seed,
+                        SeedSummaryParts {
+                            failure,
+                            violations: run.violations,
+                            sim_ms: run.sim_ms,
+                            wall_ms,
+                        },
+                        run.history.len(),
+                    )
+                }
+                Err(e) => summarize(
+                    idx,
+                    seed,
+                    SeedSummaryParts {
+                        failure: Some(format!("panic: {e}")),
+                        violations: Vec::new(),
+                        sim_ms: 0,
+                        wall_ms,
+                    },
+                    0,
+                ),
+            };
+            progress(&summary);
+            summaries.push(summary);
+        }
+        details.push(RealDetails {
+            client_config: world.client_settings(scenario),
+            faults,
+            histories: opts.history_dir.join(&scenario.name).display().to_string(),
+        });
+    }
+    (summaries, details)
+}

@@ -1,0 +1,178 @@
+//! Real mode through the command line: it needs the local services
+//! (`scripts/services.sh start`, which `scripts/test.sh` runs first).
+//! Checks the report's real-mode fields, that `pitfall check` reproduces the
+//! run's verdicts from the recorded histories, that nothing is left behind,
+//! and that an unreachable service is exit 2 naming it.
+
+use pitfall_real::kafka::KafkaAdmin;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn pitfall(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pitfall"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("pitfall runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-Atqc",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    text(&out.stdout)
+}
+
+#[test]
+fn a_real_run_reports_checks_and_cleans_up() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = pitfall(&[
+        "run",
+        "--mode",
+        "real",
+        "tests/fixtures/tiny-cdc.toml",
+        "--seeds",
+        "2",
+        "--report-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "{stderr}\n{}",
+        text(&out.stdout)
+    );
+    assert!(stderr.contains("not the timing"), "{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["mode"], "real");
+    let s = &report["scenarios"][0];
+    assert_eq!(s["failed_seeds"], serde_json::json!([]), "{s}");
+    let real = &s["real"];
+    assert_eq!(
+        real["client_config"]["producer"]["enable.idempotence"],
+        "false"
+    );
+    assert_eq!(
+        real["client_config"]["consumer"]["enable.auto.commit"],
+        "false"
+    );
+    for kind in real["faults"].as_object().unwrap().keys() {
+        let how = real["faults"][kind].as_str().unwrap();
+        assert!(
+            how.starts_with("applied")
+                || how.starts_with("emulated")
+                || how.starts_with("injected")
+                || how.starts_with("skipped")
+                || how.starts_with("DB links"),
+            "{kind}: {how}"
+        );
+    }
+    if let Some(how) = real["faults"]["duplicate-delivery"].as_str() {
+        assert!(how.starts_with("skipped: "), "{how}");
+    }
+
+    // `pitfall check` on each recorded history gives the report's verdicts.
+    let mut violating: BTreeMap<String, u64> = BTreeMap::new();
+    for seed in 0..2 {
+        let history = dir
+            .join("histories/tiny-cdc")
+            .join(format!("seed-{seed}.jsonl"));
+        let out = pitfall(&["check", history.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(1)),
+            "{stdout}{}",
+            text(&out.stderr)
+        );
+        for line in stdout.lines().filter(|l| l.contains(" VIOLATED ")) {
+            *violating
+                .entry(line.split_whitespace().next().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    for (name, inv) in s["invariants"].as_object().unwrap() {
+        assert_eq!(
+            inv["violating_seeds"].as_u64().unwrap(),
+            violating.get(name).copied().unwrap_or(0),
+            "{name}"
+        );
+    }
+
+    // Nothing left behind.
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pitfall_s%'").trim(),
+        "0"
+    );
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pitfall_s%'").trim(),
+        "0"
+    );
+    let kafka = std::env::var("PITFALL_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    // Metadata only: connect to the listener itself (its advertised address
+    // is the proxy, which is down now), so just list names.
+    let admin = KafkaAdmin::new(&kafka).unwrap();
+    let topics = admin.topics(Duration::from_secs(5)).unwrap();
+    assert!(
+        !topics.iter().any(|t| t.starts_with("pitfall_s")),
+        "topics left behind: {topics:?}"
+    );
+}
+
+#[test]
+fn an_unreachable_service_is_exit_2_naming_it() {
+    let out = pitfall(&[
+        "run",
+        "--mode",
+        "real",
+        "tests/fixtures/tiny-cdc.toml",
+        "--seeds",
+        "1",
+        "--database",
+        "postgres://postgres@127.0.0.1:1/postgres",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Postgres is not usable at postgres://postgres@127.0.0.1:1/postgres"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("scripts/services.sh start"), "{stderr}");
+
+    let out = pitfall(&[
+        "run",
+        "--mode",
+        "real",
+        "tests/fixtures/tiny-cdc.toml",
+        "--seeds",
+        "1",
+        "--kafka",
+        "127.0.0.1:1",
+        "--kafka-proxy",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Kafka-compatible broker is not usable at 127.0.0.1:1"),
+        "{stderr}"
+    );
+}
