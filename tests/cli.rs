@@ -3,19 +3,10 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn pitfall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pitfall"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("pitfall runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{pitfall, text};
 
 /// A fresh scratch folder under the target dir.
 fn scratch(name: &str) -> PathBuf {

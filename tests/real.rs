@@ -8,20 +8,11 @@ use pitfall_real::kafka::KafkaAdmin;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-fn pitfall(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pitfall"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("pitfall runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{pitfall, text};
 
 fn psql(sql: &str) -> String {
     let out = Command::new("psql")

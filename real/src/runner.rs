@@ -22,7 +22,7 @@ use pitfall_sim::workload::{self, product_name};
 use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::recovery::Recovery;
-use pitfall_system::ports::{Broker, ConsumerConfig, Env, ObjectStore};
+use pitfall_system::ports::{Broker, ChangeFeed, ConsumerConfig, Env, ObjectStore};
 use pitfall_system::schema::{
     FALLBACK_PREFIX, PAYMENTS, PAYMENTS_CDC_TOPIC, PAYMENTS_SLOT, PAYMENTS_TOPIC, PROCESSED,
     REJECTIONS, RESERVATIONS, STOCK,
@@ -32,7 +32,7 @@ use pitfall_system::services::payments::PaymentsService;
 use pitfall_system::variants::Publish;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -319,13 +319,7 @@ impl HostCtx {
                 )),
                 self.broker(host).producer(&self.scenario.producer),
                 env,
-                CdcConfig {
-                    slot: PAYMENTS_SLOT.into(),
-                    routes: vec![(PAYMENTS.into(), PAYMENTS_CDC_TOPIC.into())],
-                    poll_interval: Duration::from_millis(100),
-                    flush_interval: Duration::from_millis(1_000),
-                    batch: 50,
-                },
+                CdcConfig::payments(),
             );
             return tokio::spawn(connector.run());
         }
@@ -486,6 +480,18 @@ struct Run<'w> {
 const INVENTORY_TABLES: [&str; 4] = [STOCK, RESERVATIONS, REJECTIONS, PROCESSED];
 
 impl Run<'_> {
+    /// The run's object-store folder without faults, for the runner's own use.
+    fn plain_store(&self, process: &str) -> RealStore {
+        RealStore::new(
+            self.world.store.0.clone(),
+            &self.world.store.1,
+            &self.names.store_folder(),
+            SharedStoreFaults::default(),
+            History::new(),
+            process,
+        )
+    }
+
     fn topics(&self) -> Vec<String> {
         [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC]
             .iter()
@@ -627,12 +633,7 @@ impl Run<'_> {
         }
 
         // Chaos.
-        let mut actions: Vec<(u64, bool, &FaultWindow)> = plan
-            .windows
-            .iter()
-            .flat_map(|w| [(w.start_ms, true, w), (w.end_ms, false, w)])
-            .collect();
-        actions.sort_by_key(|(at, start, _)| (*at, *start));
+        let actions = plan.actions();
         self.history.record(Event::Phase {
             phase: "chaos".into(),
         });
@@ -840,19 +841,7 @@ impl Run<'_> {
             }
         }
         if applied || !start {
-            self.history.record(Event::Fault {
-                action: if start {
-                    FaultAction::Start
-                } else {
-                    FaultAction::Stop
-                },
-                kind: w.kind.name().into(),
-                target: if w.detail().is_empty() {
-                    w.target.clone()
-                } else {
-                    format!("{} ({})", w.target, w.detail())
-                },
-            });
+            self.history.record(w.event(start));
         }
     }
 
@@ -885,26 +874,19 @@ impl Run<'_> {
         }
         match topo.publish {
             Publish::Cdc => {
-                let rows: Result<Vec<(String, String)>, _> = sqlx::query_as(
-                    "SELECT lsn::text, data FROM pg_logical_slot_peek_changes($1, NULL, NULL, 'skip-empty-xacts', '1')",
-                )
-                .bind(self.names.slot(PAYMENTS_SLOT))
-                .fetch_all(&self.world.pg)
-                .await;
-                match rows {
-                    Ok(rows) => {
-                        let unconfirmed = postgres::transactions(&rows)
-                            .into_iter()
-                            .filter(|(_, changes)| {
-                                changes.iter().any(|c| {
-                                    self.names.logical_table(&c.table)
-                                        == Some((t::PAYMENTS_DB, PAYMENTS.to_string()))
-                                })
-                            })
-                            .count();
-                        if unconfirmed > 0 {
+                // The slot's unconfirmed changes, as the connector would read them.
+                let feed = PgFeed::new(self.world.pg.clone(), self.names.clone(), t::PAYMENTS_DB);
+                match feed.poll(PAYMENTS_SLOT, 0, usize::MAX).await {
+                    Ok(changes) => {
+                        let unconfirmed: BTreeSet<u64> = changes
+                            .iter()
+                            .filter(|c| c.table == PAYMENTS)
+                            .map(|c| c.lsn)
+                            .collect();
+                        if !unconfirmed.is_empty() {
                             pending.push(format!(
-                                "cdc slot has {unconfirmed} unconfirmed payment transaction(s)"
+                                "cdc slot has {} unconfirmed payment transaction(s)",
+                                unconfirmed.len()
                             ));
                         }
                     }
@@ -912,14 +894,7 @@ impl Run<'_> {
                 }
             }
             Publish::ResilientProducer => {
-                let store = RealStore::new(
-                    self.world.store.0.clone(),
-                    &self.world.store.1,
-                    &self.names.store_folder(),
-                    SharedStoreFaults::default(),
-                    History::new(),
-                    "drain",
-                );
+                let store = self.plain_store("drain");
                 match store.list(FALLBACK_PREFIX).await {
                     Ok(keys) if !keys.is_empty() => pending.push(format!(
                         "{} record(s) parked in the object store",
@@ -1067,14 +1042,7 @@ impl Run<'_> {
                 .await
                 .map_err(|e| format!("deleting topics: {e}")),
         );
-        let store = RealStore::new(
-            self.world.store.0.clone(),
-            &self.world.store.1,
-            &self.names.store_folder(),
-            SharedStoreFaults::default(),
-            History::new(),
-            "cleanup",
-        );
+        let store = self.plain_store("cleanup");
         match store.list("").await {
             Ok(keys) => {
                 for key in keys {

@@ -188,6 +188,25 @@ pub struct FaultWindow {
 }
 
 impl FaultWindow {
+    /// The history event for this window starting or stopping.
+    pub fn event(&self, start: bool) -> crate::history::Event {
+        use crate::history::{Event, FaultAction};
+        let detail = self.detail();
+        Event::Fault {
+            action: if start {
+                FaultAction::Start
+            } else {
+                FaultAction::Stop
+            },
+            kind: self.kind.name().into(),
+            target: if detail.is_empty() {
+                self.target.clone()
+            } else {
+                format!("{} ({detail})", self.target)
+            },
+        }
+    }
+
     pub fn detail(&self) -> String {
         let mut s = String::new();
         if let Some(p) = self.probability {
@@ -217,6 +236,20 @@ pub struct DrawnConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultPlan {
     pub windows: Vec<FaultWindow>,
+}
+
+impl FaultPlan {
+    /// Every window's start and stop, in time order (a stop before a start
+    /// at the same instant): `(at_ms, is_start, window)`.
+    pub fn actions(&self) -> Vec<(u64, bool, &FaultWindow)> {
+        let mut actions: Vec<(u64, bool, &FaultWindow)> = self
+            .windows
+            .iter()
+            .flat_map(|w| [(w.start_ms, true, w), (w.end_ms, false, w)])
+            .collect();
+        actions.sort_by_key(|(at, start, _)| (*at, *start));
+        actions
+    }
 }
 
 /// Draw the configuration and plan of `seed` for the `allowed` kinds over a

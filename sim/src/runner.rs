@@ -5,7 +5,7 @@
 
 use crate::checkers::{check_all, Violation};
 use crate::faults::{self, DrawnConfig, FaultKind, FaultPlan, FaultWindow};
-use crate::history::{Entry, Event, FaultAction, History};
+use crate::history::{Entry, Event, History};
 use crate::scenario::Scenario;
 use crate::topology as t;
 use crate::world::World;
@@ -148,13 +148,7 @@ impl<'w, 'a> Driver<'w, 'a> {
     }
 
     fn drive(&mut self, plan: &FaultPlan, chaos_ms: u64, drain_ms: u64) -> Result<(), String> {
-        let mut actions: Vec<(u64, bool, &FaultWindow)> = plan
-            .windows
-            .iter()
-            .flat_map(|w| [(w.start_ms, true, w), (w.end_ms, false, w)])
-            .collect();
-        // Stops before starts at the same instant; otherwise plan order.
-        actions.sort_by_key(|(at, start, _)| (*at, *start));
+        let actions = plan.actions();
         let mut next = 0;
 
         self.record_phase("chaos");
@@ -239,19 +233,7 @@ impl<'w, 'a> Driver<'w, 'a> {
     /// Start or stop one fault window.
     fn apply(&mut self, w: &FaultWindow, start: bool) {
         self.world.history.set_now_ms(self.now_ms());
-        self.world.history.record(Event::Fault {
-            action: if start {
-                FaultAction::Start
-            } else {
-                FaultAction::Stop
-            },
-            kind: w.kind.name().into(),
-            target: if w.detail().is_empty() {
-                w.target.clone()
-            } else {
-                format!("{} ({})", w.target, w.detail())
-            },
-        });
+        self.world.history.record(w.event(start));
         let server = || -> &crate::servers::SharedFaults {
             match w.kind {
                 FaultKind::DbOutage | FaultKind::DbSlow | FaultKind::DbLostAck => {

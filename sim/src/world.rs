@@ -21,7 +21,7 @@ use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::recovery::Recovery;
 use pitfall_system::ports::{Broker, ConsumerConfig, Env};
-use pitfall_system::schema::{PAYMENTS, PAYMENTS_CDC_TOPIC, PAYMENTS_SLOT, PAYMENTS_TOPIC, STOCK};
+use pitfall_system::schema::{PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, STOCK};
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
 use pitfall_system::services::payments::{PaymentRequest, PaymentsService};
 use pitfall_system::variants::Publish;
@@ -158,13 +158,7 @@ impl<'a> World<'a> {
                     Arc::new(SimDb::new(t::PAYMENTS_DB)),
                     broker.producer(&producer_config),
                     env(),
-                    CdcConfig {
-                        slot: PAYMENTS_SLOT.into(),
-                        routes: vec![(PAYMENTS.into(), PAYMENTS_CDC_TOPIC.into())],
-                        poll_interval: Duration::from_millis(100),
-                        flush_interval: Duration::from_millis(1_000),
-                        batch: 50,
-                    },
+                    CdcConfig::payments(),
                 );
                 async move {
                     connector.run().await;

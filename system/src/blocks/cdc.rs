@@ -26,6 +26,24 @@ pub struct CdcConfig {
     pub batch: usize,
 }
 
+impl CdcConfig {
+    /// The reference system's connector: the payments table into the
+    /// payments CDC topic, polled every 100 ms, confirmed every second (like
+    /// Kafka Connect's offset flush).
+    pub fn payments() -> Self {
+        CdcConfig {
+            slot: crate::schema::PAYMENTS_SLOT.into(),
+            routes: vec![(
+                crate::schema::PAYMENTS.into(),
+                crate::schema::PAYMENTS_CDC_TOPIC.into(),
+            )],
+            poll_interval: Duration::from_millis(100),
+            flush_interval: Duration::from_millis(1_000),
+            batch: 50,
+        }
+    }
+}
+
 pub struct CdcConnector {
     feed: Arc<dyn ChangeFeed>,
     producer: Arc<dyn Producer>,
