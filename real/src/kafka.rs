@@ -140,7 +140,7 @@ impl Broker for KafkaBroker {
             .subscribe(&topic_refs)
             .expect("subscribing to the run's topics");
         Box::new(KafkaConsumer {
-            inner,
+            inner: Some(inner),
             names: self.names.clone(),
             config: config.clone(),
             history: self.history.clone(),
@@ -215,23 +215,46 @@ impl ConsumerContext for GroupContext {
                     format!("{topic}/{}", e.partition())
                 })
                 .collect();
-            self.history.record(Event::Rebalance {
+            self.history.record(Event::Assigned {
+                process: self.process.clone(),
                 group: self.group.clone(),
                 generation,
-                assignment: BTreeMap::from([(self.process.clone(), assigned)]),
+                partitions: assigned,
             });
         }
     }
 }
 
 pub struct KafkaConsumer {
-    inner: StreamConsumer<GroupContext>,
+    /// Always `Some` until dropped.
+    inner: Option<StreamConsumer<GroupContext>>,
     names: Arc<RunNames>,
     config: ConsumerConfig,
     history: History,
     process: String,
     /// The rebalance generation in which each partition was last polled.
     fetched: BTreeMap<(String, u32), u64>,
+}
+
+impl KafkaConsumer {
+    fn inner(&self) -> &StreamConsumer<GroupContext> {
+        self.inner.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for KafkaConsumer {
+    /// Closing a consumer blocks until it has left its group, which can take
+    /// as long as a session timeout while the broker is unreachable. Do it on
+    /// a thread of its own, so a crashed (aborted) member never stalls a
+    /// tokio worker.
+    #[allow(clippy::disallowed_methods)] // real mode: rdkafka's close is blocking
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-consumer-close".into())
+                .spawn(move || drop(inner));
+        }
+    }
 }
 
 fn rebalanced(e: &KafkaError) -> bool {
@@ -251,14 +274,14 @@ fn rebalanced(e: &KafkaError) -> bool {
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
         // Wait for the first record, then take what is already buffered.
-        let first = match tokio::time::timeout(max_wait, self.inner.recv()).await {
+        let first = match tokio::time::timeout(max_wait, self.inner().recv()).await {
             Err(_) => return Ok(Vec::new()),
             Ok(Err(e)) => return Err(ConsumeError::Unavailable(e.to_string())),
             Ok(Ok(m)) => m.detach(),
         };
         let mut batch = vec![first];
         while batch.len() < self.config.max_poll_records {
-            match tokio::time::timeout(Duration::from_millis(2), self.inner.recv()).await {
+            match tokio::time::timeout(Duration::from_millis(2), self.inner().recv()).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
                 _ => break,
             }
@@ -271,7 +294,7 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError> {
-        let generation = self.inner.context().generation.load(Ordering::SeqCst);
+        let generation = self.inner().context().generation.load(Ordering::SeqCst);
         let (owned, stale): (Vec<&TopicPartitionOffset>, Vec<&TopicPartitionOffset>) = offsets
             .iter()
             .partition(|o| self.fetched.get(&(o.topic.clone(), o.partition)) == Some(&generation));
@@ -285,7 +308,7 @@ impl Consumer for KafkaConsumer {
                 )
                 .expect("valid offset");
             }
-            let consumer = &self.inner;
+            let consumer = self.inner();
             let result = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
             match result {
                 Ok(()) => {
@@ -341,7 +364,7 @@ impl KafkaConsumer {
             value: m.payload().unwrap_or_default().to_vec(),
             headers,
         };
-        let generation = self.inner.context().generation.load(Ordering::SeqCst);
+        let generation = self.inner().context().generation.load(Ordering::SeqCst);
         self.fetched
             .insert((topic.clone(), record.partition), generation);
         self.history.record(Event::Consume {

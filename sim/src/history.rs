@@ -34,6 +34,10 @@ pub enum Event {
         scenario: String,
         seed: u64,
         mode: String,
+        /// Component → variant (`producer`, `consumer`), so checkers and
+        /// `pitfall check` know what the history was allowed to show.
+        #[serde(default)]
+        variants: BTreeMap<String, String>,
     },
     /// A phase boundary: `chaos`, `heal`, `drained`.
     Phase {
@@ -108,6 +112,23 @@ pub enum Event {
         topic: String,
         partition: u32,
         offset: u64,
+    },
+    /// A group member (re)joined and took these partitions, resetting its
+    /// positions to the committed offsets.
+    Assigned {
+        process: String,
+        group: String,
+        generation: u64,
+        partitions: Vec<String>,
+    },
+    /// The broker served a group member from `to`, behind the `from` it asked
+    /// for (an injected redelivery).
+    Rewind {
+        group: String,
+        topic: String,
+        partition: u32,
+        from: u64,
+        to: u64,
     },
     /// A group changed generation; member → assigned "topic/partition"s.
     Rebalance {
@@ -303,6 +324,7 @@ mod tests {
                     scenario: "s".into(),
                     seed: 3,
                     mode: "sim".into(),
+                    variants: BTreeMap::new(),
                 },
             },
             Entry {

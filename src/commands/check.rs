@@ -40,6 +40,7 @@ pub fn run(args: Args) -> u8 {
         scenario,
         seed,
         mode,
+        ..
     }) = history.first().map(|e| &e.event)
     else {
         eprintln!("error: {name}:1: a history starts with its run header");

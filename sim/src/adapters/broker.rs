@@ -410,6 +410,12 @@ impl SimConsumer {
             };
             self.positions.insert((topic.clone(), *partition), offset);
         }
+        self.history.record(Event::Assigned {
+            process: self.process.clone(),
+            group: self.config.group.clone(),
+            generation,
+            partitions: assignment.iter().map(|(t, p)| format!("{t}/{p}")).collect(),
+        });
         self.member = Some((member_id, generation));
         self.assignment = assignment;
         self.last_heartbeat = Some(Instant::now());

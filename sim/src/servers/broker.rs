@@ -482,6 +482,13 @@ impl BrokerServer {
                     .committed(&group, &topic, partition);
                 if let Some(c) = committed.filter(|c| *c < offset) {
                     if self.roll(|f| f.duplicate_delivery) {
+                        self.history.record(Event::Rewind {
+                            group: group.clone(),
+                            topic: topic.clone(),
+                            partition,
+                            from: offset,
+                            to: c,
+                        });
                         offset = c;
                     }
                 }
