@@ -282,6 +282,7 @@ impl HostCtx {
     /// Start a host's software; returns its task.
     fn spawn(&self, host: &str) -> JoinHandle<()> {
         let publish = self.scenario.variants.producer;
+        let context = self.scenario.variants.context;
         let env = self.env(host);
         if host == t::PAYMENTS {
             let producer = (publish != Publish::Cdc)
@@ -319,7 +320,10 @@ impl HostCtx {
                 )),
                 self.broker(host).producer(&self.scenario.producer),
                 env,
-                CdcConfig::payments(),
+                CdcConfig {
+                    propagate_context: context.propagates(),
+                    ..CdcConfig::payments()
+                },
             );
             return tokio::spawn(connector.run());
         }
@@ -329,7 +333,8 @@ impl HostCtx {
                 self.object_store(host),
                 env,
                 Duration::from_millis(500),
-            );
+            )
+            .propagate_context(context.propagates());
             return tokio::spawn(recovery.run());
         }
         // An inventory member.
@@ -410,6 +415,7 @@ pub async fn run_seed(world: &RealWorld, scenario: &Scenario, seed_value: u64) -
         scenario: scenario.name.clone(),
         seed: seed_value,
         mode: "real".into(),
+        variants: scenario.variant_names(),
     });
     let mut run = Run {
         world,

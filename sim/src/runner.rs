@@ -78,6 +78,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
         scenario: scenario.name.clone(),
         seed,
         mode: "sim".into(),
+        variants: scenario.variant_names(),
     });
     let mut world = World::build(scenario, seed, &config, time_limit, history);
     let mut driver = Driver::new(&mut world, limits);

@@ -7,7 +7,7 @@ use crate::checkers::Invariant;
 use crate::faults::FaultKind;
 use crate::topology::Topology;
 use pitfall_system::ports::ProducerConfig;
-use pitfall_system::variants::{Idempotency, Publish};
+use pitfall_system::variants::{Context, Idempotency, Publish};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -81,6 +81,9 @@ pub struct Variants {
     pub producer: Publish,
     /// Pitfall 5: how inventory applies what it consumes.
     pub consumer: Idempotency,
+    /// Pitfall 3: whether every hop carries the request context.
+    #[serde(default)]
+    pub context: Context,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -194,6 +197,20 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// Component → variant name, as the history's run header records it.
+    pub fn variant_names(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::from([
+            (
+                "producer".to_string(),
+                self.variants.producer.name().to_string(),
+            ),
+            (
+                "consumer".to_string(),
+                self.variants.consumer.name().to_string(),
+            ),
+        ])
+    }
+
     pub fn topology(&self) -> Topology {
         Topology::new(
             self.variants.producer,
@@ -478,7 +495,7 @@ allowed = ["broker-outage", "crash-payments"]
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-payments\"", "\"crash-cdc\"")),
             @"s.toml:18:29: fault kind `crash-cdc` does not apply: the `dual-write` producer variant has no such component");
         insta::assert_snapshot!(error_of(&GOOD.replace("no-lost-payment", "no-lost-paymnt")),
-            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`");
+            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`");
         insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""mostly""#)),
             @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
         insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),

@@ -127,6 +127,7 @@ impl<'a> World<'a> {
 
         // Services.
         let publish = scenario.variants.producer;
+        let context = scenario.variants.context;
         let producer_config = scenario.producer.clone();
         {
             let env = env_factory(seed_value, t::PAYMENTS);
@@ -158,7 +159,10 @@ impl<'a> World<'a> {
                     Arc::new(SimDb::new(t::PAYMENTS_DB)),
                     broker.producer(&producer_config),
                     env(),
-                    CdcConfig::payments(),
+                    CdcConfig {
+                        propagate_context: context.propagates(),
+                        ..CdcConfig::payments()
+                    },
                 );
                 async move {
                     connector.run().await;
@@ -177,7 +181,8 @@ impl<'a> World<'a> {
                     Arc::new(SimStore::new(t::STORE)),
                     env(),
                     Duration::from_millis(500),
-                );
+                )
+                .propagate_context(context.propagates());
                 async move {
                     recovery.run().await;
                     Ok(())

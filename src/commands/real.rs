@@ -16,7 +16,10 @@ pub fn run(
     scenarios: &[Scenario],
     progress: &mut dyn FnMut(&SeedSummary),
 ) -> Result<(Vec<SeedSummary>, Vec<RealDetails>), u8> {
+    // Services, shoppers, proxies and rdkafka's blocking calls share these
+    // workers: more than the cores, so a blocked one never stalls the run.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(8)
         .enable_all()
         .build()
         .expect("a tokio runtime");

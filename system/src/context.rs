@@ -3,10 +3,13 @@
 //! Building blocks own propagation so that service code never passes the ids
 //! by hand: the context is task-local while a request or a consumed record is
 //! handled, producers attach it as record headers, and consumers restore it
-//! from the headers before calling the handler.
+//! from the headers before calling the handler. While a context is current, a
+//! `request{request_id, user_id}` tracing span is entered, so every log line
+//! handled for that request carries both ids.
 
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: &str = "requestId";
 pub const USER_ID_HEADER: &str = "userId";
@@ -34,9 +37,15 @@ impl RequestContext {
         CURRENT.try_with(Clone::clone).ok()
     }
 
-    /// Run `fut` with this context as the current one.
+    /// The tracing span every log line of this request runs in.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!("request", request_id = %self.request_id, user_id = %self.user_id)
+    }
+
+    /// Run `fut` with this context as the current one, inside its span.
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        CURRENT.scope(self, fut).await
+        let span = self.span();
+        CURRENT.scope(self, fut).instrument(span).await
     }
 
     pub fn to_headers(&self) -> Vec<(String, String)> {

@@ -95,3 +95,41 @@ impl Idempotency {
         }
     }
 }
+
+/// Pitfall 3: whether every hop carries the request context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Context {
+    /// Every hop attaches and restores `requestId`/`userId` automatically.
+    #[default]
+    Propagated,
+    /// The CDC connector and the recovery service produce without the
+    /// context headers, as hops that know nothing of it do.
+    NoPropagation,
+}
+
+impl Context {
+    pub const ALL: [Context; 2] = [Context::Propagated, Context::NoPropagation];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Propagated => "propagated",
+            Context::NoPropagation => "no-propagation",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Context::Propagated => {
+                "remedy: the building blocks carry requestId/userId across every hop and into logs"
+            }
+            Context::NoPropagation => {
+                "naive: the CDC connector and the recovery service drop the context headers"
+            }
+        }
+    }
+
+    pub fn propagates(self) -> bool {
+        self == Context::Propagated
+    }
+}

@@ -4,10 +4,12 @@
 
 mod state;
 
+mod context_complete;
 mod converges;
 mod no_double_effect;
 mod no_lost_payment;
 mod no_phantom;
+pub mod queue;
 mod stock_conservation;
 
 #[cfg(test)]
@@ -24,15 +26,19 @@ pub enum Invariant {
     NoDoubleEffect,
     NoPhantom,
     Converges,
+    Queue,
+    ContextComplete,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 5] = [
+    pub const ALL: [Invariant; 7] = [
         Invariant::StockConservation,
         Invariant::NoLostPayment,
         Invariant::NoDoubleEffect,
         Invariant::NoPhantom,
         Invariant::Converges,
+        Invariant::Queue,
+        Invariant::ContextComplete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +48,8 @@ impl Invariant {
             Invariant::NoDoubleEffect => "no-double-effect",
             Invariant::NoPhantom => "no-phantom",
             Invariant::Converges => "converges",
+            Invariant::Queue => "queue",
+            Invariant::ContextComplete => "context-complete",
         }
     }
 
@@ -58,6 +66,12 @@ impl Invariant {
             Invariant::Converges => {
                 "after faults heal, the system drains (consumers caught up, nothing parked, CDC confirmed) in bounded time"
             }
+            Invariant::ContextComplete => {
+                "every event derived from request R carries R's requestId and userId as headers"
+            }
+            Invariant::Queue => {
+                "the broker log and the polls show no queue anomaly (lost-write, unseen, duplicate, inconsistent-offsets, nonmonotonic-send/poll, poll-skip) outside what the producer variant allows"
+            }
         }
     }
 
@@ -68,6 +82,8 @@ impl Invariant {
             Invariant::NoDoubleEffect => no_double_effect::check(history),
             Invariant::NoPhantom => no_phantom::check(history),
             Invariant::Converges => converges::check(history),
+            Invariant::Queue => queue::check(history),
+            Invariant::ContextComplete => context_complete::check(history),
         };
         found
             .into_iter()

@@ -24,6 +24,8 @@ pub struct CdcConfig {
     pub flush_interval: Duration,
     /// Transactions read per poll.
     pub batch: usize,
+    /// Attach the row's request context as record headers.
+    pub propagate_context: bool,
 }
 
 impl CdcConfig {
@@ -40,6 +42,7 @@ impl CdcConfig {
             poll_interval: Duration::from_millis(100),
             flush_interval: Duration::from_millis(1_000),
             batch: 50,
+            propagate_context: true,
         }
     }
 }
@@ -123,7 +126,7 @@ impl CdcConnector {
         };
         let ctx = context_of(change);
         let mut headers = vec![(TYPE_HEADER.to_string(), CDC_CHANGE.to_string())];
-        if let Some(ctx) = &ctx {
+        if let Some(ctx) = ctx.as_ref().filter(|_| self.config.propagate_context) {
             headers.extend(ctx.to_headers());
         }
         let value = serde_json::to_vec(&ChangeEnvelope::from(change)).expect("envelope serializes");
@@ -141,7 +144,16 @@ impl CdcConnector {
                 .scope(self.producer.send(record.clone()))
                 .await;
             match sent {
-                Ok(_) => return,
+                Ok(d) => {
+                    tracing::info!(
+                        lsn = change.lsn,
+                        topic,
+                        partition = d.partition,
+                        offset = d.offset,
+                        "cdc: change produced"
+                    );
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, lsn = change.lsn, "cdc: produce failed; retrying");
                     backoff.wait(self.env.as_ref()).await;

@@ -138,7 +138,16 @@ impl ConsumerLoop {
         let mut backoff = Backoff::new(20, 1_000);
         loop {
             match self.apply_once(record).await {
-                Ok(applied) => return applied,
+                Ok(applied) => {
+                    tracing::info!(
+                        topic = record.topic,
+                        partition = record.partition,
+                        offset = record.offset,
+                        outcome = ?applied,
+                        "consumer: record handled"
+                    );
+                    return applied;
+                }
                 Err(ApplyError::Poison(reason)) => {
                     tracing::error!(
                         reason,

@@ -4,7 +4,7 @@
 //! use the event's identity, not its offset.
 
 use crate::blocks::publish::ParkedRecord;
-use crate::context::RequestContext;
+use crate::context::{RequestContext, REQUEST_ID_HEADER, USER_ID_HEADER};
 use crate::ports::{Env, ObjectStore, Producer};
 use crate::schema::FALLBACK_PREFIX;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ pub struct Recovery {
     store: Arc<dyn ObjectStore>,
     env: Arc<dyn Env>,
     interval: Duration,
+    propagate_context: bool,
 }
 
 impl Recovery {
@@ -29,7 +30,14 @@ impl Recovery {
             store,
             env,
             interval,
+            propagate_context: true,
         }
+    }
+
+    /// Whether re-produced records keep their request-context headers.
+    pub fn propagate_context(mut self, on: bool) -> Self {
+        self.propagate_context = on;
+        self
     }
 
     pub async fn run(self) {
@@ -66,10 +74,24 @@ impl Recovery {
                 }
             };
             let ctx = RequestContext::from_headers(&parked.record.headers).unwrap_or_default();
-            let sent = ctx.scope(self.producer.send(parked.record)).await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, key, "recovery: re-produce failed");
-                return;
+            let mut record = parked.record;
+            if !self.propagate_context {
+                record
+                    .headers
+                    .retain(|(k, _)| k != REQUEST_ID_HEADER && k != USER_ID_HEADER);
+            }
+            let sent = ctx.scope(self.producer.send(record)).await;
+            match sent {
+                Ok(d) => tracing::info!(
+                    key,
+                    partition = d.partition,
+                    offset = d.offset,
+                    "recovery: parked record re-produced"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "recovery: re-produce failed");
+                    return;
+                }
             }
             if let Err(e) = self.store.delete(&key).await {
                 tracing::warn!(error = %e, key, "recovery: delete failed; will re-produce");

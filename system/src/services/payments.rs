@@ -115,21 +115,32 @@ impl PaymentsService {
                 // A retry of a request whose commit already happened: the
                 // naive service assumes the first attempt produced.
                 Inserted::AlreadyExists => Ok(()),
-                Inserted::Fresh => producer
-                    .send(event_record(&payment))
-                    .await
-                    .map(drop)
-                    .map_err(|e| PaymentError::Unknown(format!("committed, but {e}"))),
+                Inserted::Fresh => match producer.send(event_record(&payment)).await {
+                    Ok(d) => {
+                        tracing::info!(
+                            partition = d.partition,
+                            offset = d.offset,
+                            "payments: event produced"
+                        );
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "payments: committed, but the event was not produced");
+                        Err(PaymentError::Unknown(format!("committed, but {e}")))
+                    }
+                },
             },
             Outlet::Resilient(resilient) => {
                 // Whether fresh or a retry, make sure the event is secured:
                 // consumers dedupe, so producing twice is safe, losing is not.
                 self.insert_verified(&payment).await?;
-                resilient
-                    .send(event_record(&payment))
-                    .await
-                    .map(drop)
-                    .map_err(unavailable)
+                match resilient.send(event_record(&payment)).await {
+                    Ok(secured) => {
+                        tracing::info!(?secured, "payments: event secured");
+                        Ok(())
+                    }
+                    Err(e) => Err(unavailable(e)),
+                }
             }
             Outlet::Cdc => self.insert(&payment).await.map(drop),
         }
@@ -147,7 +158,10 @@ impl PaymentsService {
             Err(e) => return Err(db_error(e)),
         }
         match tx.commit().await {
-            Ok(_) => Ok(Inserted::Fresh),
+            Ok(_) => {
+                tracing::info!(order = payment.order_id, "payments: payment committed");
+                Ok(Inserted::Fresh)
+            }
             Err(DbError::UniqueViolation { .. }) => Ok(Inserted::AlreadyExists),
             Err(e) => Err(db_error(e)),
         }
