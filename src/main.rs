@@ -28,6 +28,9 @@ enum Command {
     Repro(commands::repro::Args),
     /// Run the checkers on a recorded history from either mode.
     Check(commands::check::Args),
+    /// Follow one request through a seed: operations, commits, records,
+    /// effects and log lines, in simulated-time order.
+    Trace(commands::trace::Args),
     /// List the scenarios, variants, fault kinds and invariants.
     List {
         /// Folder of scenario files.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Repro(args) => commands::repro::run(args),
         Command::Check(args) => commands::check::run(args),
+        Command::Trace(args) => commands::trace::run(args),
         Command::List { scenarios } => commands::list::run(&scenarios),
     };
     ExitCode::from(code)

@@ -181,3 +181,56 @@ fn check_determinism_passes_on_a_short_sweep() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn trace_follows_one_request_from_the_shopper_to_the_effect() {
+    let dir = scratch("trace");
+    let history = dir.join("h.jsonl");
+    pitfall(&[
+        "repro",
+        TINY,
+        "--seed",
+        "2",
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    // A request whose payment committed: it has a whole chain to follow.
+    let history = std::fs::read_to_string(&history).unwrap();
+    let request = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["type"] == "ok" && e["op"] == "pay")
+        .map(|e| e["request_id"].as_str().unwrap().to_string())
+        .expect("some payment succeeded");
+    let out = pitfall(&["trace", TINY, "--seed", "2", "--request", &request]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for step in [
+        "invoke pay",
+        "ok pay",
+        "commit payments-db",
+        "append payments/",
+        "consume payments/",
+        "commit inventory-db",
+        "log INFO",
+    ] {
+        assert!(stdout.contains(step), "no `{step}` in:\n{stdout}");
+    }
+    let lines: Vec<&str> = stdout.lines().skip(1).collect();
+    let times: Vec<f64> = lines
+        .iter()
+        .map(|l| l.trim().split('s').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "not in time order:\n{stdout}"
+    );
+
+    let out = pitfall(&["trace", TINY, "--seed", "2", "--request", "r-nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("r-nobody"),
+        "{}",
+        text(&out.stderr)
+    );
+}

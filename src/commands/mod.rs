@@ -2,7 +2,9 @@
 
 pub mod check;
 pub mod list;
+pub mod logs;
 pub mod real;
 pub mod repro;
 pub mod run;
+pub mod trace;
 pub mod verdicts;

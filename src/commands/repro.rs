@@ -28,18 +28,6 @@ pub struct Args {
     log: Option<tracing::Level>,
 }
 
-/// Stamps log lines with simulated time instead of the wall clock.
-struct SimTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for SimTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        match turmoil::sim_elapsed() {
-            Some(t) => write!(w, "{:>9.3}s", t.as_secs_f64()),
-            None => write!(w, "{:>10}", "-"),
-        }
-    }
-}
-
 pub fn run(args: Args) -> u8 {
     let scenario = match scenario::find(&args.scenario, &args.scenarios) {
         Ok(s) => s,
@@ -75,21 +63,7 @@ pub fn run(args: Args) -> u8 {
     print!("{}", render_timeline(&plan));
 
     if let Some(level) = args.log {
-        use std::io::IsTerminal;
-        use tracing_subscriber::prelude::*;
-        // Keep every span (turmoil's `node{name=…}` span names the host) and
-        // the events at `level` and above.
-        let filter = tracing_subscriber::filter::filter_fn(move |meta| {
-            meta.is_span() || *meta.level() <= level
-        });
-        let fmt = tracing_subscriber::fmt::layer()
-            .with_timer(SimTime)
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr);
-        tracing_subscriber::registry()
-            .with(fmt.with_filter(filter))
-            .init();
+        super::logs::to_stderr(level);
     }
     let (parts, history) = run_isolated(&scenario, args.seed, Limits::default());
     if let Some(path) = &args.history {

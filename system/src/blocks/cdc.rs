@@ -138,27 +138,29 @@ impl CdcConnector {
         };
         let mut backoff = Backoff::new(50, 2_000);
         loop {
+            let producer = &self.producer;
             let sent = ctx
                 .clone()
                 .unwrap_or_default()
-                .scope(self.producer.send(record.clone()))
+                .scope(async {
+                    let sent = producer.send(record.clone()).await;
+                    match &sent {
+                        Ok(d) => tracing::info!(
+                            lsn = change.lsn,
+                            topic,
+                            partition = d.partition,
+                            offset = d.offset,
+                            "cdc: change produced"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, lsn = change.lsn, "cdc: produce failed; retrying"),
+                    }
+                    sent
+                })
                 .await;
-            match sent {
-                Ok(d) => {
-                    tracing::info!(
-                        lsn = change.lsn,
-                        topic,
-                        partition = d.partition,
-                        offset = d.offset,
-                        "cdc: change produced"
-                    );
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, lsn = change.lsn, "cdc: produce failed; retrying");
-                    backoff.wait(self.env.as_ref()).await;
-                }
+            if sent.is_ok() {
+                return;
             }
+            backoff.wait(self.env.as_ref()).await;
         }
     }
 

@@ -80,18 +80,24 @@ impl Recovery {
                     .headers
                     .retain(|(k, _)| k != REQUEST_ID_HEADER && k != USER_ID_HEADER);
             }
-            let sent = ctx.scope(self.producer.send(record)).await;
-            match sent {
-                Ok(d) => tracing::info!(
-                    key,
-                    partition = d.partition,
-                    offset = d.offset,
-                    "recovery: parked record re-produced"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, key, "recovery: re-produce failed");
-                    return;
-                }
+            let producer = &self.producer;
+            let sent = ctx
+                .scope(async {
+                    let sent = producer.send(record).await;
+                    match &sent {
+                        Ok(d) => tracing::info!(
+                            key,
+                            partition = d.partition,
+                            offset = d.offset,
+                            "recovery: parked record re-produced"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, key, "recovery: re-produce failed"),
+                    }
+                    sent
+                })
+                .await;
+            if sent.is_err() {
+                return;
             }
             if let Err(e) = self.store.delete(&key).await {
                 tracing::warn!(error = %e, key, "recovery: delete failed; will re-produce");
