@@ -22,10 +22,14 @@ pub struct StoreFaults {
 pub type SharedStoreFaults = Arc<Mutex<StoreFaults>>;
 
 /// Open the store behind a URL (`file:///abs/path`, `s3://bucket/prefix`, …).
+/// An S3 store takes its credentials, region and endpoint (for MinIO and
+/// other S3-compatible stores) from the usual `AWS_*` environment variables.
 pub fn open(url: &str) -> Result<(Arc<dyn Store>, Path), String> {
-    let parsed = object_store::parse_url(
+    let aws_options = std::env::vars().filter(|(k, _)| k.starts_with("AWS_"));
+    let parsed = object_store::parse_url_opts(
         &url.parse()
             .map_err(|e| format!("bad object store URL {url:?}: {e}"))?,
+        aws_options.map(|(k, v)| (k.to_ascii_lowercase(), v)),
     )
     .map_err(|e| format!("cannot open object store {url:?}: {e}"))?;
     Ok((Arc::from(parsed.0), parsed.1))
@@ -143,5 +147,22 @@ impl ObjectStore for RealStore {
             key: key.to_string(),
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open;
+
+    #[test]
+    fn opens_a_local_folder_and_an_s3_bucket_by_url() {
+        let (_, root) = open("file:///tmp/pitfall-objects/x").unwrap();
+        assert_eq!(root.as_ref(), "tmp/pitfall-objects/x");
+        // Building an S3 client does not reach the network.
+        let (store, root) = open("s3://pitfall-bucket/runs").unwrap();
+        assert_eq!(root.as_ref(), "runs");
+        assert!(store.to_string().contains("pitfall-bucket"), "{store}");
+        let err = open("nope://x").unwrap_err();
+        assert!(err.contains("nope://x"), "{err}");
     }
 }
