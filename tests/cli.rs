@@ -33,6 +33,16 @@ fn list_names_every_scenario_and_invariant() {
         "no-double-effect",
         "no-phantom",
         "converges",
+        "queue",
+        "context-complete",
+        "per-key-order",
+        "order-naive",
+        "order-revision",
+        // each pitfall's variants, with the invariants that catch them
+        "producer = \"cdc\"",
+        "context  = \"no-propagation\"",
+        "ordering = \"revision\"",
+        "checked by: no-double-effect, per-key-order",
     ] {
         assert!(
             stdout.contains(name),
@@ -96,6 +106,16 @@ fn run_writes_the_report_contract_and_its_exit_code_follows_met() {
         "no-double-effect",
         "no-phantom",
         "converges",
+        "queue",
+        "context-complete",
+        "per-key-order",
+        "order-naive",
+        "order-revision",
+        // each pitfall's variants, with the invariants that catch them
+        "producer = \"cdc\"",
+        "context  = \"no-propagation\"",
+        "ordering = \"revision\"",
+        "checked by: no-double-effect, per-key-order",
     ] {
         let r = &s["invariants"][inv];
         assert!(r["violating_seeds"].is_u64(), "{inv}: {r}");

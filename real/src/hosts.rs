@@ -8,7 +8,7 @@ use pitfall_sim::seed::SimRng;
 use pitfall_sim::wire::CallError;
 use pitfall_sim::workload::{Checkout, PaymentReply, CALL_TIMEOUT};
 use pitfall_system::ports::{ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
-use pitfall_system::services::payments::PaymentRequest;
+use pitfall_system::services::payments::PaymentsCall;
 use rand::RngCore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,8 +46,8 @@ impl Env for RealEnv {
     }
 }
 
-/// A payment request with the slot for its reply.
-pub type PayCall = (PaymentRequest, oneshot::Sender<PaymentReply>);
+/// A call to the payments service with the slot for its reply.
+pub type PayCall = (PaymentsCall, oneshot::Sender<PaymentReply>);
 
 /// The payments service's front door as the shoppers see it: the current
 /// incarnation's request channel (none while it is down), and whether a
@@ -91,7 +91,7 @@ pub struct FrontCheckout {
 
 #[async_trait]
 impl Checkout for FrontCheckout {
-    async fn pay(&self, req: &PaymentRequest) -> Result<PaymentReply, CallError> {
+    async fn call(&self, req: &PaymentsCall) -> Result<PaymentReply, CallError> {
         if self.front.cut.lock().unwrap().contains(&self.shopper) {
             tokio::time::sleep(CALL_TIMEOUT).await;
             return Err(CallError::NotSent("partitioned from payments".into()));

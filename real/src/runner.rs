@@ -24,8 +24,8 @@ use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::recovery::Recovery;
 use pitfall_system::ports::{Broker, ChangeFeed, ConsumerConfig, Env, ObjectStore};
 use pitfall_system::schema::{
-    FALLBACK_PREFIX, PAYMENTS, PAYMENTS_CDC_TOPIC, PAYMENTS_SLOT, PAYMENTS_TOPIC, PROCESSED,
-    REJECTIONS, RESERVATIONS, STOCK,
+    EFFECTS, FALLBACK_PREFIX, PAYMENTS, PAYMENTS_CDC_TOPIC, PAYMENTS_SLOT, PAYMENTS_TOPIC,
+    PROCESSED, REJECTIONS, RELEASES, RESERVATIONS, STOCK,
 };
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
 use pitfall_system::services::payments::PaymentsService;
@@ -305,7 +305,7 @@ impl HostCtx {
                 while let Some((req, reply)) = rx.recv().await {
                     let service = service.clone();
                     handlers.spawn(async move {
-                        let _ = reply.send(service.complete_payment(req).await);
+                        let _ = reply.send(service.call(req).await);
                     });
                     while handlers.try_join_next().is_some() {}
                 }
@@ -351,7 +351,10 @@ impl HostCtx {
                 self.names.clone(),
                 t::INVENTORY_DB,
             )),
-            Arc::new(ReserveStock::new(env.clone())),
+            Arc::new(ReserveStock::new(
+                env.clone(),
+                self.scenario.variants.ordering,
+            )),
             env,
             self.scenario.variants.consumer,
         );
@@ -483,7 +486,14 @@ struct Run<'w> {
     proxies: BTreeMap<(String, &'static str), FaultProxy>,
 }
 
-const INVENTORY_TABLES: [&str; 4] = [STOCK, RESERVATIONS, REJECTIONS, PROCESSED];
+const INVENTORY_TABLES: [&str; 6] = [
+    STOCK,
+    RESERVATIONS,
+    REJECTIONS,
+    RELEASES,
+    EFFECTS,
+    PROCESSED,
+];
 
 impl Run<'_> {
     /// The run's object-store folder without faults, for the runner's own use.

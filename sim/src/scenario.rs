@@ -7,7 +7,7 @@ use crate::checkers::Invariant;
 use crate::faults::FaultKind;
 use crate::topology::Topology;
 use pitfall_system::ports::ProducerConfig;
-use pitfall_system::variants::{Context, Idempotency, Publish};
+use pitfall_system::variants::{Context, Idempotency, Ordering, Publish};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -84,6 +84,10 @@ pub struct Variants {
     /// Pitfall 3: whether every hop carries the request context.
     #[serde(default)]
     pub context: Context,
+    /// Ordering: whether inventory discards stale updates by revision
+    /// (default `order-naive`).
+    #[serde(default)]
+    pub ordering: Ordering,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +103,11 @@ pub struct Workload {
     /// How many times a shopper tries one order before giving up.
     #[serde(default = "default_attempts")]
     pub attempts: u32,
+    /// Share of paid orders the shopper refunds soon after (0 to 1). A refund
+    /// is a second revision of the payment, so it is what ordering bugs act
+    /// on.
+    #[serde(default)]
+    pub refunds: f64,
 }
 
 fn default_max_qty() -> i64 {
@@ -301,6 +310,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
         ),
         (w.max_qty >= 1, "workload.max_qty must be at least 1"),
         (
+            (0.0..=1.0).contains(&w.refunds),
+            "workload.refunds must be between 0 and 1",
+        ),
+        (
             (1..=100).contains(&w.attempts),
             "workload.attempts must be 1 to 100",
         ),
@@ -489,13 +502,13 @@ allowed = ["broker-outage", "crash-payments"]
         insta::assert_snapshot!(error_of(&GOOD.replace("producer = \"dual-write\"", "producer = \"dual-writ\"")),
             @"s.toml:8:12: unknown variant `dual-writ`, expected one of `dual-write`, `produce-first`, `resilient-producer`, `cdc`");
         insta::assert_snapshot!(error_of(&GOOD.replace("orders = 30", "orders = 30\ncolour = 1")),
-            @"s.toml:16:1: unknown field `colour`, expected one of `shoppers`, `products`, `initial_stock`, `orders`, `max_qty`, `attempts`");
+            @"s.toml:16:1: unknown field `colour`, expected one of `shoppers`, `products`, `initial_stock`, `orders`, `max_qty`, `attempts`, `refunds`");
         insta::assert_snapshot!(error_of(&GOOD.replace("shoppers = 3", "shoppers = \"three\"")),
             @r#"s.toml:12:12: invalid type: string "three", expected u32"#);
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-payments\"", "\"crash-cdc\"")),
             @"s.toml:18:29: fault kind `crash-cdc` does not apply: the `dual-write` producer variant has no such component");
         insta::assert_snapshot!(error_of(&GOOD.replace("no-lost-payment", "no-lost-paymnt")),
-            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`");
+            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`, `per-key-order`");
         insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""mostly""#)),
             @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
         insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),

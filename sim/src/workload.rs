@@ -1,13 +1,16 @@
 //! The workload: orders drawn from the seed, and the simulated shoppers that
-//! send them to the payments service over turmoil TCP, retrying on failure
-//! and recording each attempt's invoke and ok/fail/info in the history.
+//! send them to the payments service over turmoil TCP — a payment, and for
+//! some orders a refund soon after — retrying on failure and recording each
+//! attempt's invoke and ok/fail/info in the history.
 
 use crate::history::{Event, History};
 use crate::scenario::Workload;
 use crate::seed;
 use crate::topology::{PAYMENTS, PAYMENTS_PORT};
 use crate::wire::{self, CallError};
-use pitfall_system::services::payments::{PaymentError, PaymentRequest};
+use pitfall_system::services::payments::{
+    PaymentError, PaymentRequest, PaymentsCall, RefundRequest,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -18,6 +21,15 @@ pub struct Order {
     pub shopper: u32,
     pub at_ms: u64,
     pub request: PaymentRequest,
+    /// Refund it this long after the payment returned OK.
+    pub refund: Option<Refund>,
+}
+
+/// A refund a shopper asks for after paying.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    pub after_ms: u64,
+    pub request: RefundRequest,
 }
 
 pub fn product_name(i: u32) -> String {
@@ -42,9 +54,25 @@ pub fn draw_orders(seed_value: u64, w: &Workload, chaos_ms: u64) -> Vec<Order> {
                     user_id: format!("u{shopper}"),
                     request_id: format!("r{:08x}", rng.random::<u32>()),
                 },
+                refund: None,
             }
         })
         .collect();
+    // Refunds come from their own sub-seed, so turning them on does not
+    // reshuffle the orders.
+    let mut refunds = seed::rng(seed_value, "workload/refunds");
+    for order in &mut orders {
+        if w.refunds > 0.0 && refunds.random_bool(w.refunds) {
+            order.refund = Some(Refund {
+                after_ms: refunds.random_range(0..1_500),
+                request: RefundRequest {
+                    order_id: order.request.order_id.clone(),
+                    user_id: order.request.user_id.clone(),
+                    request_id: format!("r{:08x}", refunds.random::<u32>()),
+                },
+            });
+        }
+    }
     orders.sort_by_key(|o| (o.at_ms, o.shopper));
     orders
 }
@@ -58,7 +86,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How a shopper reaches the payments service.
 #[async_trait::async_trait]
 pub trait Checkout {
-    async fn pay(&self, req: &PaymentRequest) -> Result<PaymentReply, CallError>;
+    async fn call(&self, call: &PaymentsCall) -> Result<PaymentReply, CallError>;
 }
 
 /// The payments RPC over turmoil TCP.
@@ -66,15 +94,16 @@ pub struct TurmoilCheckout;
 
 #[async_trait::async_trait]
 impl Checkout for TurmoilCheckout {
-    async fn pay(&self, req: &PaymentRequest) -> Result<PaymentReply, CallError> {
+    async fn call(&self, call: &PaymentsCall) -> Result<PaymentReply, CallError> {
         let addr = format!("{PAYMENTS}:{PAYMENTS_PORT}");
         let mut conn = wire::connect(&addr, CALL_TIMEOUT).await?;
-        wire::call(&mut conn, req, CALL_TIMEOUT).await
+        wire::call(&mut conn, call, CALL_TIMEOUT).await
     }
 }
 
-/// A shopper's client software: pay for its orders in time order, retrying
-/// up to `attempts` times, recording every attempt.
+/// A shopper's client software: pay for its orders in time order, and
+/// refund those it means to, retrying each call up to `attempts` times and
+/// recording every attempt.
 pub async fn shopper(
     process: String,
     orders: Vec<Order>,
@@ -85,55 +114,93 @@ pub async fn shopper(
     let start = tokio::time::Instant::now();
     for order in orders {
         tokio::time::sleep_until(start + Duration::from_millis(order.at_ms)).await;
-        for attempt in 1..=attempts {
-            let req = &order.request;
-            history.record(Event::Invoke {
-                process: process.clone(),
-                op: "pay".into(),
-                request_id: req.request_id.clone(),
-                attempt,
-                value: serde_json::to_value(req).expect("request serializes"),
-            });
-            let outcome = checkout.pay(req).await;
-            let (done, event) = match outcome {
-                Ok(Ok(())) => (
-                    true,
-                    Event::Ok {
-                        process: process.clone(),
-                        op: "pay".into(),
-                        request_id: req.request_id.clone(),
-                        attempt,
-                    },
-                ),
-                Ok(Err(PaymentError::Unavailable(error))) | Err(CallError::NotSent(error)) => (
-                    false,
-                    Event::Fail {
-                        process: process.clone(),
-                        op: "pay".into(),
-                        request_id: req.request_id.clone(),
-                        attempt,
-                        error,
-                    },
-                ),
-                Ok(Err(PaymentError::Unknown(error))) | Err(CallError::NoReply(error)) => (
-                    false,
-                    Event::Info {
-                        process: process.clone(),
-                        op: "pay".into(),
-                        request_id: req.request_id.clone(),
-                        attempt,
-                        error,
-                    },
-                ),
-            };
-            history.record(event);
-            if done {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+        let paid = attempt(
+            &process,
+            &PaymentsCall::Pay(order.request),
+            attempts,
+            &history,
+            &checkout,
+        )
+        .await;
+        if let (true, Some(refund)) = (paid, order.refund) {
+            tokio::time::sleep(Duration::from_millis(refund.after_ms)).await;
+            attempt(
+                &process,
+                &PaymentsCall::Refund(refund.request),
+                attempts,
+                &history,
+                &checkout,
+            )
+            .await;
         }
     }
     Ok(())
+}
+
+/// Make one call, retrying until it returns OK, is rejected, or runs out of
+/// attempts. Whether it returned OK.
+async fn attempt(
+    process: &str,
+    call: &PaymentsCall,
+    attempts: u32,
+    history: &History,
+    checkout: &impl Checkout,
+) -> bool {
+    let op = call.op();
+    let request_id = call.request_id().to_string();
+    for attempt in 1..=attempts {
+        let value = match call {
+            PaymentsCall::Pay(r) => serde_json::to_value(r),
+            PaymentsCall::Refund(r) => serde_json::to_value(r),
+        };
+        history.record(Event::Invoke {
+            process: process.to_string(),
+            op: op.into(),
+            request_id: request_id.clone(),
+            attempt,
+            value: value.expect("request serializes"),
+        });
+        let fail = |error| Event::Fail {
+            process: process.to_string(),
+            op: op.into(),
+            request_id: request_id.clone(),
+            attempt,
+            error,
+        };
+        let (ok, give_up, event) = match checkout.call(call).await {
+            Ok(Ok(())) => (
+                true,
+                true,
+                Event::Ok {
+                    process: process.to_string(),
+                    op: op.into(),
+                    request_id: request_id.clone(),
+                    attempt,
+                },
+            ),
+            Ok(Err(PaymentError::Rejected(error))) => (false, true, fail(error)),
+            Ok(Err(PaymentError::Unavailable(error))) | Err(CallError::NotSent(error)) => {
+                (false, false, fail(error))
+            }
+            Ok(Err(PaymentError::Unknown(error))) | Err(CallError::NoReply(error)) => (
+                false,
+                false,
+                Event::Info {
+                    process: process.to_string(),
+                    op: op.into(),
+                    request_id: request_id.clone(),
+                    attempt,
+                    error,
+                },
+            ),
+        };
+        history.record(event);
+        if give_up {
+            return ok;
+        }
+        tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -149,6 +216,7 @@ mod tests {
             orders: 20,
             max_qty: 3,
             attempts: 6,
+            refunds: 0.0,
         };
         let a = draw_orders(5, &w, 10_000);
         assert_eq!(a, draw_orders(5, &w, 10_000));

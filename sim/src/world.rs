@@ -23,7 +23,7 @@ use pitfall_system::blocks::recovery::Recovery;
 use pitfall_system::ports::{Broker, ConsumerConfig, Env};
 use pitfall_system::schema::{PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, STOCK};
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
-use pitfall_system::services::payments::{PaymentRequest, PaymentsService};
+use pitfall_system::services::payments::{PaymentsCall, PaymentsService};
 use pitfall_system::variants::Publish;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -194,6 +194,7 @@ impl<'a> World<'a> {
             let env = env_factory(seed_value, &host);
             let history = history.clone();
             let idempotency = scenario.variants.consumer;
+            let ordering = scenario.variants.ordering;
             let topic = consumed_topic.clone();
             let name = host.clone();
             sim.host(host.as_str(), move || {
@@ -205,7 +206,7 @@ impl<'a> World<'a> {
                     session_timeout_ms: 2_000,
                     max_poll_records: 10,
                 });
-                let handler = Arc::new(ReserveStock::new(env.clone()));
+                let handler = Arc::new(ReserveStock::new(env.clone(), ordering));
                 let consumer_loop = ConsumerLoop::new(
                     consumer,
                     Arc::new(SimDb::new(t::INVENTORY_DB)),
@@ -262,10 +263,9 @@ async fn serve_payments(service: Arc<PaymentsService>) -> turmoil::Result {
         let service = service.clone();
         tokio::task::spawn_local(async move {
             let mut conn = wire::framed(stream);
-            while let Ok(Some(req)) = wire::recv::<PaymentRequest>(&mut conn).await {
+            while let Ok(Some(call)) = wire::recv::<PaymentsCall>(&mut conn).await {
                 let service = service.clone();
-                let handler =
-                    tokio::task::spawn_local(async move { service.complete_payment(req).await });
+                let handler = tokio::task::spawn_local(async move { service.call(call).await });
                 let Ok(reply) = handler.await else { return };
                 if wire::send(&mut conn, &reply).await.is_err() {
                     return;

@@ -9,8 +9,21 @@ pub const TYPE_HEADER: &str = "type";
 pub const PAYMENT_COMPLETED: &str = "payment-completed";
 pub const CDC_CHANGE: &str = "cdc-change";
 
-/// "Payment for order O completed." Also the payments table's row data, so a
-/// CDC change of that row carries the same fields.
+/// Where a payment stands. A refund moves it from `completed` (revision 1)
+/// to `refunded` (revision 2); consumers that care about order compare
+/// revisions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    #[default]
+    Completed,
+    Refunded,
+}
+
+/// "Payment for order O completed" (or, at a later revision, "was
+/// refunded"). Also the payments table's row data, so a CDC change of that
+/// row carries the same fields. `request_id`/`user_id` name the request that
+/// last changed the payment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentCompleted {
     pub payment_id: String,
@@ -21,6 +34,8 @@ pub struct PaymentCompleted {
     pub request_id: String,
     /// The payment row's version when this event was made.
     pub revision: u64,
+    #[serde(default)]
+    pub status: PaymentStatus,
 }
 
 impl PaymentCompleted {
@@ -111,6 +126,7 @@ mod tests {
             user_id: "u1".into(),
             request_id: "r1".into(),
             revision: 1,
+            status: PaymentStatus::Completed,
         }
     }
 

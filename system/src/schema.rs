@@ -11,6 +11,11 @@ pub const STOCK: &str = "stock";
 pub const RESERVATIONS: &str = "reservations";
 /// Inventory DB: a rejection per payment that found too little stock.
 pub const REJECTIONS: &str = "rejections";
+/// Inventory DB: a release per applied refund (the stock it gave back, maybe 0).
+pub const RELEASES: &str = "releases";
+/// Inventory DB: per payment, the revision last applied and what it left in
+/// place — the state an order-aware consumer compares revisions against.
+pub const EFFECTS: &str = "payment_effects";
 /// Inventory DB: dedupe markers written in the same transaction as the effect.
 pub const PROCESSED: &str = "processed";
 
@@ -39,4 +44,24 @@ pub struct OutcomeRow {
     pub qty: i64,
     pub request_id: String,
     pub user_id: String,
+}
+
+/// What the inventory holds for one payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectStatus {
+    Reserved,
+    Rejected,
+    Released,
+}
+
+/// A row of [`EFFECTS`], keyed by payment id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectRow {
+    /// The payment revision this effect reflects.
+    pub revision: u64,
+    pub status: EffectStatus,
+    pub product: String,
+    /// Units held now (0 unless reserved).
+    pub held: i64,
 }

@@ -133,3 +133,38 @@ impl Context {
         self == Context::Propagated
     }
 }
+
+/// Ordering: what the inventory consumer does with an update that arrives
+/// after a newer one for the same payment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Apply whatever arrives, in arrival order. The default, so that the
+    /// idempotency variant alone decides what a duplicate does (a revision
+    /// check would also stop a re-delivered event).
+    #[default]
+    OrderNaive,
+    /// Keep the last applied revision per payment in the effect's
+    /// transaction and discard anything not newer.
+    Revision,
+}
+
+impl Ordering {
+    pub const ALL: [Ordering; 2] = [Ordering::OrderNaive, Ordering::Revision];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Ordering::OrderNaive => "order-naive",
+            Ordering::Revision => "revision",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Ordering::OrderNaive => "naive: apply each payment update as it arrives",
+            Ordering::Revision => {
+                "remedy: store the applied revision with the effect; discard stale updates"
+            }
+        }
+    }
+}

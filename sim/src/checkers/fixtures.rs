@@ -2,9 +2,12 @@
 
 use crate::history::{Entry, Event};
 use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
-use pitfall_system::events::PaymentCompleted;
+use pitfall_system::events::{PaymentCompleted, PaymentStatus};
 use pitfall_system::ports::{Change, ChangeOp};
-use pitfall_system::schema::{OutcomeRow, StockRow, PAYMENTS, REJECTIONS, RESERVATIONS, STOCK};
+use pitfall_system::schema::{
+    EffectRow, EffectStatus, OutcomeRow, StockRow, EFFECTS, PAYMENTS, REJECTIONS, RELEASES,
+    RESERVATIONS, STOCK,
+};
 use serde_json::json;
 
 fn commit(t: u64, db: &str, lsn: u64, changes: Vec<Change>) -> Entry {
@@ -63,7 +66,87 @@ pub fn payment_row(order: &str, product: &str, qty: i64) -> PaymentCompleted {
         user_id: "u1".into(),
         request_id: format!("r-{order}"),
         revision: 1,
+        status: PaymentStatus::Completed,
     }
+}
+
+/// The payments service refunding `order`: its row moves to revision 2.
+pub fn refund(t: u64, lsn: u64, order: &str, product: &str, qty: i64) -> Entry {
+    let p = PaymentCompleted {
+        revision: 2,
+        status: PaymentStatus::Refunded,
+        request_id: format!("r-refund-{order}"),
+        ..payment_row(order, product, qty)
+    };
+    commit(
+        t,
+        PAYMENTS_DB,
+        lsn,
+        vec![change(lsn, PAYMENTS, order, ChangeOp::Update, 2, json!(p))],
+    )
+}
+
+/// A release of `qty` units for `order`'s refund that leaves `product` at
+/// `left` (stock row version `version`).
+pub fn release(
+    t: u64,
+    lsn: u64,
+    order: &str,
+    product: &str,
+    qty: i64,
+    version: u64,
+    left: i64,
+) -> Entry {
+    let row = OutcomeRow {
+        revision: 2,
+        ..outcome_row(order, product, qty)
+    };
+    commit(
+        t,
+        INVENTORY_DB,
+        lsn,
+        vec![
+            change(
+                lsn,
+                STOCK,
+                product,
+                ChangeOp::Update,
+                version,
+                json!(StockRow { available: left }),
+            ),
+            change(
+                lsn,
+                RELEASES,
+                &format!("rel-{lsn}"),
+                ChangeOp::Insert,
+                1,
+                json!(row),
+            ),
+        ],
+    )
+}
+
+/// Inventory recording that `order`'s payment is applied up to `revision`.
+pub fn effect(t: u64, lsn: u64, order: &str, revision: u64, status: EffectStatus) -> Entry {
+    let row = EffectRow {
+        revision,
+        status,
+        product: "apple".into(),
+        held: 0,
+    };
+    commit(
+        t,
+        INVENTORY_DB,
+        lsn,
+        vec![change(
+            lsn,
+            EFFECTS,
+            &format!("pay-{order}"),
+            ChangeOp::Update,
+            revision,
+            json!(row),
+        )],
+    )
 }
 
 pub fn payment(t: u64, lsn: u64, order: &str, product: &str, qty: i64) -> Entry {

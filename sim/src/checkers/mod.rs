@@ -9,6 +9,7 @@ mod converges;
 mod no_double_effect;
 mod no_lost_payment;
 mod no_phantom;
+mod per_key_order;
 pub mod queue;
 mod stock_conservation;
 
@@ -28,10 +29,11 @@ pub enum Invariant {
     Converges,
     Queue,
     ContextComplete,
+    PerKeyOrder,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::StockConservation,
         Invariant::NoLostPayment,
         Invariant::NoDoubleEffect,
@@ -39,6 +41,7 @@ impl Invariant {
         Invariant::Converges,
         Invariant::Queue,
         Invariant::ContextComplete,
+        Invariant::PerKeyOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Invariant {
             Invariant::Converges => "converges",
             Invariant::Queue => "queue",
             Invariant::ContextComplete => "context-complete",
+            Invariant::PerKeyOrder => "per-key-order",
         }
     }
 
@@ -69,6 +73,9 @@ impl Invariant {
             Invariant::ContextComplete => {
                 "every event derived from request R carries R's requestId and userId as headers"
             }
+            Invariant::PerKeyOrder => {
+                "for every payment, the inventory's final effect matches its highest revision, and no older revision is applied after a newer one"
+            }
             Invariant::Queue => {
                 "the broker log and the polls show no queue anomaly (lost-write, unseen, duplicate, inconsistent-offsets, nonmonotonic-send/poll, poll-skip) outside what the producer variant allows"
             }
@@ -84,6 +91,7 @@ impl Invariant {
             Invariant::Converges => converges::check(history),
             Invariant::Queue => queue::check(history),
             Invariant::ContextComplete => context_complete::check(history),
+            Invariant::PerKeyOrder => per_key_order::check(history),
         };
         found
             .into_iter()

@@ -1,4 +1,5 @@
-//! no-double-effect: no payment's side effect is applied more than once.
+//! no-double-effect: no payment's side effect is applied more than once: at
+//! most one reservation or rejection per payment, and one release per refund.
 
 use super::state::{appends_of, outcomes, OutcomeKind};
 use crate::history::Entry;
@@ -6,7 +7,15 @@ use crate::history::Entry;
 pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     outcomes(history)
         .into_iter()
-        .filter(|(_, applied)| applied.len() > 1)
+        .filter(|(_, applied)| {
+            // One reservation or rejection per payment, and one release per
+            // refund.
+            let releases = applied
+                .iter()
+                .filter(|o| o.kind == OutcomeKind::Released)
+                .count();
+            releases > 1 || applied.len() - releases > 1
+        })
         .map(|(id, applied)| {
             let kinds: Vec<&str> = applied.iter().map(|o| o.kind.name()).collect();
             let order = applied[0].row.order_id.clone();
@@ -47,6 +56,35 @@ mod tests {
             reserve(10, 2, "o1", "apple", 1, 1, 4),
         ];
         assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn holds_when_a_payment_is_reserved_once_and_released_once() {
+        let h = vec![
+            stock(0, 1, &[("apple", 5)]),
+            payment(5, 1, "o1", "apple", 1),
+            reserve(10, 2, "o1", "apple", 1, 1, 4),
+            release(12, 3, "o1", "apple", 1, 2, 5),
+        ];
+        assert!(check(&h).is_empty(), "{:?}", check(&h));
+    }
+
+    #[test]
+    fn catches_a_refund_released_twice() {
+        let h = vec![
+            stock(0, 1, &[("apple", 5)]),
+            payment(5, 1, "o1", "apple", 1),
+            reserve(10, 2, "o1", "apple", 1, 1, 4),
+            release(12, 3, "o1", "apple", 1, 2, 5),
+            release(14, 4, "o1", "apple", 1, 3, 6),
+        ];
+        let v = check(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].0.contains("(reserved, released, released)"),
+            "{}",
+            v[0].0
+        );
     }
 
     #[test]

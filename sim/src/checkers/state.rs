@@ -1,17 +1,23 @@
 //! Facts the checkers share, rebuilt from DB commits in the history:
-//! committed payments, inventory outcomes and stock levels.
+//! committed payments, inventory outcomes (reservations, rejections,
+//! releases) and stock levels.
 
 use crate::history::{Entry, Event};
 use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
 use pitfall_system::events::PaymentCompleted;
 use pitfall_system::ports::ChangeOp;
-use pitfall_system::schema::{OutcomeRow, StockRow, PAYMENTS, REJECTIONS, RESERVATIONS, STOCK};
+use pitfall_system::schema::{
+    OutcomeRow, StockRow, PAYMENTS, REJECTIONS, RELEASES, RESERVATIONS, STOCK,
+};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutcomeKind {
     Reserved,
     Rejected,
+    /// A refund's release of whatever was reserved (its `qty` is what went
+    /// back to stock, possibly 0).
+    Released,
 }
 
 impl OutcomeKind {
@@ -19,6 +25,7 @@ impl OutcomeKind {
         match self {
             OutcomeKind::Reserved => "reserved",
             OutcomeKind::Rejected => "rejected",
+            OutcomeKind::Released => "released",
         }
     }
 }
@@ -52,7 +59,7 @@ pub fn payments(history: &[Entry]) -> BTreeMap<String, (PaymentCompleted, usize)
     out
 }
 
-/// Every reservation and rejection written, grouped by payment id.
+/// Every reservation, rejection and release written, grouped by payment id.
 pub fn outcomes(history: &[Entry]) -> BTreeMap<String, Vec<Outcome>> {
     let mut out: BTreeMap<String, Vec<Outcome>> = BTreeMap::new();
     for (i, e) in history.iter().enumerate() {
@@ -66,6 +73,7 @@ pub fn outcomes(history: &[Entry]) -> BTreeMap<String, Vec<Outcome>> {
             let kind = match c.table.as_str() {
                 RESERVATIONS => OutcomeKind::Reserved,
                 REJECTIONS => OutcomeKind::Rejected,
+                RELEASES => OutcomeKind::Released,
                 _ => continue,
             };
             if c.op != ChangeOp::Insert {

@@ -1,5 +1,6 @@
 //! stock-conservation: for every product, initial stock = current stock +
-//! reserved quantity, and stock is never negative after any commit.
+//! reserved quantity (reservations minus what refunds released), and stock
+//! is never negative after any commit.
 
 use super::state::{outcomes, stock_levels, OutcomeKind};
 use crate::history::Entry;
@@ -10,13 +11,14 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     let levels = stock_levels(history);
     let mut reserved: BTreeMap<&str, (i64, Vec<usize>)> = BTreeMap::new();
     let all = outcomes(history);
-    for o in all
-        .values()
-        .flatten()
-        .filter(|o| o.kind == OutcomeKind::Reserved)
-    {
+    for o in all.values().flatten() {
+        let held = match o.kind {
+            OutcomeKind::Reserved => o.row.qty,
+            OutcomeKind::Released => -o.row.qty,
+            OutcomeKind::Rejected => continue,
+        };
         let r = reserved.entry(o.row.product.as_str()).or_default();
-        r.0 += o.row.qty;
+        r.0 += held;
         r.1.push(o.entry);
     }
     for (product, series) in &levels {
@@ -68,6 +70,32 @@ mod tests {
             reject(30, 4, "o3", "apple", 1),
         ];
         assert!(check(&h).is_empty(), "{:?}", check(&h));
+    }
+
+    #[test]
+    fn holds_when_a_refund_gives_its_reservation_back() {
+        let h = vec![
+            stock(0, 1, &[("apple", 5)]),
+            reserve(10, 2, "o1", "apple", 2, 1, 3),
+            release(20, 3, "o1", "apple", 2, 2, 5),
+        ];
+        assert!(check(&h).is_empty(), "{:?}", check(&h));
+    }
+
+    #[test]
+    fn catches_a_release_that_gave_back_more_than_was_held() {
+        let h = vec![
+            stock(0, 1, &[("apple", 5)]),
+            reserve(10, 2, "o1", "apple", 2, 1, 3),
+            release(20, 3, "o1", "apple", 2, 2, 7), // stock over-credited
+        ];
+        let v = check(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].0.contains("initial stock 5 ≠ current 7 + reserved 0"),
+            "{}",
+            v[0].0
+        );
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! The inventory service: consumes payment events and reserves stock —
 //! decrements the product's stock and writes a reservation row — or writes a
-//! rejection when there is too little. Which duplicates it survives is the
-//! consumer loop's idempotency variant.
+//! rejection when there is too little; a refund releases what was reserved.
+//! Which duplicates it survives is the consumer loop's idempotency variant;
+//! whether a stale update (an older revision arriving after a newer one) can
+//! undo a newer one is its [`Ordering`] variant.
 
 use crate::blocks::consume::{ApplyError, Handler};
-use crate::events::decode_payment;
-use crate::ports::{ConsumerRecord, DbError, Env, Transaction};
-use crate::schema::{OutcomeRow, StockRow, REJECTIONS, RESERVATIONS, STOCK};
+use crate::events::{decode_payment, PaymentCompleted, PaymentStatus};
+use crate::ports::{ConsumerRecord, DbError, Env, Row, Transaction};
+use crate::schema::{
+    EffectRow, EffectStatus, OutcomeRow, StockRow, EFFECTS, REJECTIONS, RELEASES, RESERVATIONS,
+    STOCK,
+};
+use crate::variants::Ordering;
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -14,12 +20,21 @@ pub const GROUP: &str = "inventory";
 
 pub struct ReserveStock {
     env: Arc<dyn Env>,
+    ordering: Ordering,
 }
 
 impl ReserveStock {
-    pub fn new(env: Arc<dyn Env>) -> Self {
-        ReserveStock { env }
+    pub fn new(env: Arc<dyn Env>, ordering: Ordering) -> Self {
+        ReserveStock { env, ordering }
     }
+}
+
+fn poison(what: &str, e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::Poison(format!("{what}: {e}"))
+}
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("row serializes")
 }
 
 #[async_trait]
@@ -36,45 +51,144 @@ impl Handler for ReserveStock {
         record: &ConsumerRecord,
     ) -> Result<(), ApplyError> {
         let payment = decode_payment(record).map_err(|e| ApplyError::Poison(e.to_string()))?;
-        let stock = tx
-            .get(STOCK, &payment.product)
-            .await?
-            .ok_or_else(|| ApplyError::Poison(format!("unknown product {}", payment.product)))?;
-        let level: StockRow = serde_json::from_value(stock.data)
-            .map_err(|e| ApplyError::Poison(format!("bad stock row: {e}")))?;
-        let outcome = OutcomeRow {
-            payment_id: payment.payment_id.clone(),
-            revision: payment.revision,
-            order_id: payment.order_id.clone(),
-            product: payment.product.clone(),
-            qty: payment.qty,
-            request_id: payment.request_id.clone(),
-            user_id: payment.user_id.clone(),
+        let effect = tx.get(EFFECTS, &payment.payment_id).await?;
+        let current: Option<EffectRow> = effect
+            .as_ref()
+            .map(|row| serde_json::from_value(row.data.clone()))
+            .transpose()
+            .map_err(|e| poison("bad effect row", e))?;
+        if self.ordering == Ordering::Revision {
+            if let Some(current) = &current {
+                if current.revision >= payment.revision {
+                    tracing::info!(
+                        payment = payment.payment_id,
+                        revision = payment.revision,
+                        applied = current.revision,
+                        "inventory: stale update discarded"
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        let next = match payment.status {
+            PaymentStatus::Completed => self.reserve(tx, &payment).await?,
+            PaymentStatus::Refunded => self.release(tx, &payment, current.as_ref()).await?,
         };
-        let outcome_value = serde_json::to_value(&outcome).expect("outcome serializes");
-        // A fresh id per application: nothing in the effect itself dedupes.
-        let id = format!("{:016x}", self.env.random_u64());
-        if level.available >= payment.qty {
+        write_effect(tx, &payment.payment_id, effect.as_ref(), &next).await
+    }
+}
+
+impl ReserveStock {
+    /// Reserve the payment's quantity, or reject it for lack of stock.
+    async fn reserve(
+        &self,
+        tx: &mut dyn Transaction,
+        payment: &PaymentCompleted,
+    ) -> Result<EffectRow, ApplyError> {
+        let (stock, level) = stock_of(tx, &payment.product).await?;
+        let reserved = level.available >= payment.qty;
+        let (table, prefix, status, held) = if reserved {
             let left = StockRow {
                 available: level.available - payment.qty,
             };
-            let updated = tx
-                .update(
-                    STOCK,
-                    &payment.product,
-                    stock.version,
-                    serde_json::to_value(&left).expect("stock serializes"),
-                )
-                .await?;
-            if !updated {
-                return Err(DbError::Conflict.into());
-            }
-            tx.insert(RESERVATIONS, &format!("res-{id}"), outcome_value)
-                .await?;
+            update_stock(tx, &payment.product, stock.version, &left).await?;
+            (RESERVATIONS, "res", EffectStatus::Reserved, payment.qty)
         } else {
-            tx.insert(REJECTIONS, &format!("rej-{id}"), outcome_value)
-                .await?;
+            (REJECTIONS, "rej", EffectStatus::Rejected, 0)
+        };
+        // A fresh id per application: nothing in the effect itself dedupes.
+        let id = format!("{prefix}-{:016x}", self.env.random_u64());
+        tx.insert(table, &id, json(&outcome(payment, payment.qty)))
+            .await?;
+        Ok(EffectRow {
+            revision: payment.revision,
+            status,
+            product: payment.product.clone(),
+            held,
+        })
+    }
+
+    /// Give back whatever the payment holds (nothing when it was rejected,
+    /// already released, or not applied yet) and record the release.
+    async fn release(
+        &self,
+        tx: &mut dyn Transaction,
+        payment: &PaymentCompleted,
+        current: Option<&EffectRow>,
+    ) -> Result<EffectRow, ApplyError> {
+        let held = current
+            .filter(|c| c.status == EffectStatus::Reserved)
+            .map_or(0, |c| c.held);
+        if held > 0 {
+            let (stock, level) = stock_of(tx, &payment.product).await?;
+            let back = StockRow {
+                available: level.available + held,
+            };
+            update_stock(tx, &payment.product, stock.version, &back).await?;
         }
+        let id = format!("rel-{:016x}", self.env.random_u64());
+        tx.insert(RELEASES, &id, json(&outcome(payment, held)))
+            .await?;
+        Ok(EffectRow {
+            revision: payment.revision,
+            status: EffectStatus::Released,
+            product: payment.product.clone(),
+            held: 0,
+        })
+    }
+}
+
+fn outcome(payment: &PaymentCompleted, qty: i64) -> OutcomeRow {
+    OutcomeRow {
+        payment_id: payment.payment_id.clone(),
+        revision: payment.revision,
+        order_id: payment.order_id.clone(),
+        product: payment.product.clone(),
+        qty,
+        request_id: payment.request_id.clone(),
+        user_id: payment.user_id.clone(),
+    }
+}
+
+async fn stock_of(tx: &mut dyn Transaction, product: &str) -> Result<(Row, StockRow), ApplyError> {
+    let row = tx
+        .get(STOCK, product)
+        .await?
+        .ok_or_else(|| ApplyError::Poison(format!("unknown product {product}")))?;
+    let level = serde_json::from_value(row.data.clone()).map_err(|e| poison("bad stock row", e))?;
+    Ok((row, level))
+}
+
+async fn update_stock(
+    tx: &mut dyn Transaction,
+    product: &str,
+    version: u64,
+    level: &StockRow,
+) -> Result<(), ApplyError> {
+    if tx.update(STOCK, product, version, json(level)).await? {
         Ok(())
+    } else {
+        Err(DbError::Conflict.into())
+    }
+}
+
+async fn write_effect(
+    tx: &mut dyn Transaction,
+    payment_id: &str,
+    existing: Option<&Row>,
+    next: &EffectRow,
+) -> Result<(), ApplyError> {
+    match existing {
+        None => Ok(tx.insert(EFFECTS, payment_id, json(next)).await?),
+        Some(row) => {
+            if tx
+                .update(EFFECTS, payment_id, row.version, json(next))
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(DbError::Conflict.into())
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 use crate::blocks::backoff::Backoff;
 use crate::blocks::publish::{self, ResilientProducer};
 use crate::context::RequestContext;
-use crate::events::{PaymentCompleted, PAYMENT_COMPLETED};
+use crate::events::{PaymentCompleted, PaymentStatus, PAYMENT_COMPLETED};
 use crate::ports::{Database, DbError, Env, ProduceError, Producer};
 use crate::schema::{PAYMENTS, PAYMENTS_TOPIC};
 use crate::variants::Publish;
@@ -22,6 +22,39 @@ pub struct PaymentRequest {
     pub request_id: String,
 }
 
+/// A shopper's request to refund a completed payment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    pub order_id: String,
+    pub user_id: String,
+    pub request_id: String,
+}
+
+/// One call to the payments service's RPC front.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentsCall {
+    Pay(PaymentRequest),
+    Refund(RefundRequest),
+}
+
+impl PaymentsCall {
+    /// The operation's name in the history.
+    pub fn op(&self) -> &'static str {
+        match self {
+            PaymentsCall::Pay(_) => "pay",
+            PaymentsCall::Refund(_) => "refund",
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        match self {
+            PaymentsCall::Pay(r) => &r.request_id,
+            PaymentsCall::Refund(r) => &r.request_id,
+        }
+    }
+}
+
 /// Why a payment request did not return OK.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PaymentError {
@@ -31,6 +64,9 @@ pub enum PaymentError {
     /// The service does not know what happened.
     #[error("outcome unknown: {0}")]
     Unknown(String),
+    /// The request can never succeed (a refund of an unknown payment).
+    #[error("rejected: {0}")]
+    Rejected(String),
 }
 
 /// How the event leaves the service, by variant.
@@ -87,10 +123,107 @@ impl PaymentsService {
         self.publish
     }
 
-    /// Handle one request with its context as the current one.
+    /// Handle one RPC call with its request context as the current one.
+    pub async fn call(&self, call: PaymentsCall) -> Result<(), PaymentError> {
+        match call {
+            PaymentsCall::Pay(req) => self.complete_payment(req).await,
+            PaymentsCall::Refund(req) => self.refund(req).await,
+        }
+    }
+
+    /// Handle one payment request with its context as the current one.
     pub async fn complete_payment(&self, req: PaymentRequest) -> Result<(), PaymentError> {
         let ctx = RequestContext::new(&req.request_id, &req.user_id);
         ctx.scope(self.handle(req)).await
+    }
+
+    /// Refund a completed payment: the payment row moves to revision 2,
+    /// `refunded`, and the change leaves the service the same way a payment
+    /// does (this variant's outlet).
+    pub async fn refund(&self, req: RefundRequest) -> Result<(), PaymentError> {
+        let ctx = RequestContext::new(&req.request_id, &req.user_id);
+        ctx.scope(self.handle_refund(req)).await
+    }
+
+    async fn handle_refund(&self, req: RefundRequest) -> Result<(), PaymentError> {
+        let (version, current) = self
+            .read_payment(&req.order_id)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| {
+                PaymentError::Rejected(format!("no payment for order {}", req.order_id))
+            })?;
+        if current.status == PaymentStatus::Refunded {
+            // A retry of a refund that committed.
+            return self.publish_committed(&current, false).await;
+        }
+        let refunded = PaymentCompleted {
+            status: PaymentStatus::Refunded,
+            revision: version + 1,
+            request_id: req.request_id,
+            user_id: req.user_id,
+            ..current
+        };
+        if let Outlet::Producer(producer) = &self.outlet {
+            if self.publish == Publish::ProduceFirst {
+                producer
+                    .send(event_record(&refunded))
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        let fresh = match self.update(&refunded, version).await {
+            Ok(()) => true,
+            Err(PaymentError::Unknown(_)) if matches!(self.outlet, Outlet::Resilient(_)) => {
+                if !self
+                    .verify(&refunded.order_id, PaymentStatus::Refunded)
+                    .await
+                {
+                    return Err(PaymentError::Unavailable("commit did not apply".into()));
+                }
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        tracing::info!(order = refunded.order_id, "payments: refund committed");
+        if self.publish == Publish::ProduceFirst {
+            return Ok(());
+        }
+        self.publish_committed(&refunded, fresh).await
+    }
+
+    /// Get a committed change out through this variant's outlet. `fresh`
+    /// says this call committed it (a naive dual write produces only then).
+    async fn publish_committed(
+        &self,
+        payment: &PaymentCompleted,
+        fresh: bool,
+    ) -> Result<(), PaymentError> {
+        match &self.outlet {
+            Outlet::Producer(_) if !fresh => Ok(()),
+            Outlet::Producer(producer) => match producer.send(event_record(payment)).await {
+                Ok(d) => {
+                    tracing::info!(
+                        partition = d.partition,
+                        offset = d.offset,
+                        "payments: event produced"
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "payments: committed, but the event was not produced");
+                    Err(PaymentError::Unknown(format!("committed, but {e}")))
+                }
+            },
+            Outlet::Resilient(resilient) => match resilient.send(event_record(payment)).await {
+                Ok(secured) => {
+                    tracing::info!(?secured, "payments: event secured");
+                    Ok(())
+                }
+                Err(e) => Err(unavailable(e)),
+            },
+            Outlet::Cdc => Ok(()),
+        }
     }
 
     async fn handle(&self, req: PaymentRequest) -> Result<(), PaymentError> {
@@ -102,6 +235,7 @@ impl PaymentsService {
             user_id: req.user_id,
             request_id: req.request_id,
             revision: 1,
+            status: PaymentStatus::Completed,
         };
         match &self.outlet {
             Outlet::Producer(producer) if self.publish == Publish::ProduceFirst => {
@@ -111,36 +245,17 @@ impl PaymentsService {
                     .map_err(unavailable)?;
                 self.insert(&payment).await.map(drop)
             }
-            Outlet::Producer(producer) => match self.insert(&payment).await? {
-                // A retry of a request whose commit already happened: the
-                // naive service assumes the first attempt produced.
-                Inserted::AlreadyExists => Ok(()),
-                Inserted::Fresh => match producer.send(event_record(&payment)).await {
-                    Ok(d) => {
-                        tracing::info!(
-                            partition = d.partition,
-                            offset = d.offset,
-                            "payments: event produced"
-                        );
-                        Ok(())
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "payments: committed, but the event was not produced");
-                        Err(PaymentError::Unknown(format!("committed, but {e}")))
-                    }
-                },
-            },
-            Outlet::Resilient(resilient) => {
-                // Whether fresh or a retry, make sure the event is secured:
-                // consumers dedupe, so producing twice is safe, losing is not.
+            // A retry of a request whose commit already happened: the naive
+            // service assumes the first attempt produced.
+            Outlet::Producer(_) => {
+                let fresh = self.insert(&payment).await? == Inserted::Fresh;
+                self.publish_committed(&payment, fresh).await
+            }
+            // Whether fresh or a retry, make sure the event is secured:
+            // consumers dedupe, so producing twice is safe, losing is not.
+            Outlet::Resilient(_) => {
                 self.insert_verified(&payment).await?;
-                match resilient.send(event_record(&payment)).await {
-                    Ok(secured) => {
-                        tracing::info!(?secured, "payments: event secured");
-                        Ok(())
-                    }
-                    Err(e) => Err(unavailable(e)),
-                }
+                self.publish_committed(&payment, true).await
             }
             Outlet::Cdc => self.insert(&payment).await.map(drop),
         }
@@ -167,6 +282,23 @@ impl PaymentsService {
         }
     }
 
+    /// Replace the payment row at `version` with `payment`.
+    async fn update(&self, payment: &PaymentCompleted, version: u64) -> Result<(), PaymentError> {
+        let mut tx = self.db.begin().await.map_err(db_error)?;
+        let data = serde_json::to_value(payment).expect("payment serializes");
+        if !tx
+            .update(PAYMENTS, &payment.order_id, version, data)
+            .await
+            .map_err(db_error)?
+        {
+            tx.rollback().await;
+            return Err(PaymentError::Unavailable(
+                "the payment changed concurrently".into(),
+            ));
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
     /// Insert, and when the commit's outcome is unknown, read it back until
     /// the DB answers: the resilient variant must know whether it owes an
     /// event.
@@ -175,11 +307,27 @@ impl PaymentsService {
             Err(PaymentError::Unknown(_)) => {}
             other => return other,
         }
+        if self
+            .verify(&payment.order_id, PaymentStatus::Completed)
+            .await
+        {
+            Ok(Inserted::AlreadyExists)
+        } else {
+            Err(PaymentError::Unavailable("commit did not apply".into()))
+        }
+    }
+
+    /// Whether the payment row has reached `status`, reading until the DB
+    /// answers.
+    async fn verify(&self, order_id: &str, status: PaymentStatus) -> bool {
         let mut backoff = Backoff::new(50, 1_000);
         loop {
-            match self.read_payment(&payment.order_id).await {
-                Ok(true) => return Ok(Inserted::AlreadyExists),
-                Ok(false) => return Err(PaymentError::Unavailable("commit did not apply".into())),
+            match self.read_payment(order_id).await {
+                Ok(row) => {
+                    return row.is_some_and(|(_, p)| {
+                        p.status == status || p.status == PaymentStatus::Refunded
+                    })
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "payments: cannot verify commit; retrying");
                     backoff.wait(self.env.as_ref()).await;
@@ -188,11 +336,20 @@ impl PaymentsService {
         }
     }
 
-    async fn read_payment(&self, order_id: &str) -> Result<bool, DbError> {
+    /// The payment row of an order, with its version.
+    async fn read_payment(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(u64, PaymentCompleted)>, DbError> {
         let mut tx = self.db.begin().await?;
         let row = tx.get(PAYMENTS, order_id).await?;
         tx.rollback().await;
-        Ok(row.is_some())
+        row.map(|r| {
+            serde_json::from_value(r.data)
+                .map(|p| (r.version, p))
+                .map_err(|e| DbError::Other(format!("bad payment row: {e}")))
+        })
+        .transpose()
     }
 }
 
