@@ -6,6 +6,7 @@
 //! - [`recovery`]: re-produces parked events;
 //! - [`cdc`]: tails a DB change feed into the broker;
 //! - [`consume`]: the consumer loop with its idempotency strategy;
+//! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked;
 //! - [`backoff`]: retry pacing that draws its jitter from the seeded [`Env`].
 //!
 //! [`Env`]: crate::ports::Env
@@ -13,5 +14,6 @@
 pub mod backoff;
 pub mod cdc;
 pub mod consume;
+pub mod payload;
 pub mod publish;
 pub mod recovery;
