@@ -6,7 +6,8 @@
 //! - [`recovery`]: re-produces parked events;
 //! - [`cdc`]: tails a DB change feed into the broker;
 //! - [`consume`]: the consumer loop with its idempotency strategy;
-//! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked;
+//! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked
+//!   on the way out, reassembled with bounded memory on the way in;
 //! - [`backoff`]: retry pacing that draws its jitter from the seeded [`Env`].
 //!
 //! [`Env`]: crate::ports::Env

@@ -4,17 +4,20 @@
 //! This module owns the payload itself ([`Attachment`], its SHA-256
 //! [`digest`]), the [`Codec`]s and the [`Strategy`] variants. The producer side
 //! ([`encode`], [`send_payload`]) turns an attachment into the steps a strategy
-//! performs.
+//! performs; the consumer side ([`Reassembler`]) turns records back into the
+//! attachment and says whether its digest matches.
 //!
 //! Every record of a payload carries [`PAYLOAD_ID`], [`PAYLOAD_DIGEST`] and
 //! [`PAYLOAD_SIZE`] headers; chunks add [`CHUNK_INDEX`] and [`CHUNK_COUNT`],
 //! compressed records [`PAYLOAD_CODEC`].
 
 mod encode;
+mod reassemble;
 #[cfg(test)]
 mod tests;
 
 pub use encode::{encode, fits, record_size, send_payload, Planned, SentPayload};
+pub use reassemble::{Assembled, ChunkSource, Reassembler, CHUNKS};
 
 use crate::ports::{DbError, ProduceError, StoreError};
 use serde::{Deserialize, Serialize};
@@ -269,7 +272,7 @@ pub enum PayloadError {
     Corrupt { payload_id: String, reason: String },
     #[error("payload {payload_id}: database: {source}")]
     Db { payload_id: String, source: DbError },
-    /// The log could not be read back.
+    /// A [`ChunkSource`] could not read the log back.
     #[error("reading {topic}/{partition} back: {reason}")]
     ChunkRead {
         topic: String,
