@@ -6,6 +6,8 @@
 //! - [`recovery`]: re-produces parked events;
 //! - [`cdc`]: tails a DB change feed into the broker;
 //! - [`consume`]: the consumer loop with its idempotency strategy;
+//! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked
+//!   on the way out, reassembled with bounded memory on the way in;
 //! - [`backoff`]: retry pacing that draws its jitter from the seeded [`Env`].
 //!
 //! [`Env`]: crate::ports::Env
@@ -13,5 +15,6 @@
 pub mod backoff;
 pub mod cdc;
 pub mod consume;
+pub mod payload;
 pub mod publish;
 pub mod recovery;
