@@ -10,8 +10,8 @@ use crate::names::RunNames;
 use async_trait::async_trait;
 use pitfall_sim::history::{Event, History};
 use pitfall_system::ports::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, ProduceError,
-    Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
+    ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -146,6 +146,13 @@ impl Broker for KafkaBroker {
             history: self.history.clone(),
             process: self.process.clone(),
             fetched: BTreeMap::new(),
+        })
+    }
+
+    fn reader(&self) -> Arc<dyn LogReader> {
+        Arc::new(KafkaLogReader {
+            bootstrap: self.bootstrap.clone(),
+            names: self.names.clone(),
         })
     }
 }
@@ -338,32 +345,8 @@ impl Consumer for KafkaConsumer {
 
 impl KafkaConsumer {
     fn convert(&mut self, m: &rdkafka::message::OwnedMessage) -> ConsumerRecord {
-        let topic = self
-            .names
-            .logical_topic(m.topic())
-            .unwrap_or(m.topic())
-            .to_string();
-        let headers = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let record = ConsumerRecord {
-            topic: topic.clone(),
-            partition: m.partition() as u32,
-            offset: m.offset() as u64,
-            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-            value: m.payload().unwrap_or_default().to_vec(),
-            headers,
-        };
+        let record = record_of(&self.names, m);
+        let topic = record.topic.clone();
         let generation = self.inner().context().generation.load(Ordering::SeqCst);
         self.fetched
             .insert((topic.clone(), record.partition), generation);
@@ -376,6 +359,97 @@ impl KafkaConsumer {
             key: record.key.clone(),
         });
         record
+    }
+}
+
+/// A message as the port's record, under its logical topic name.
+fn record_of(names: &RunNames, m: &rdkafka::message::OwnedMessage) -> ConsumerRecord {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ConsumerRecord {
+        topic: names
+            .logical_topic(m.topic())
+            .unwrap_or(m.topic())
+            .to_string(),
+        partition: m.partition() as u32,
+        offset: m.offset() as u64,
+        key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+        value: m.payload().unwrap_or_default().to_vec(),
+        headers,
+    }
+}
+
+/// Reads a partition by offset with a consumer of its own that is assigned
+/// the partition (no group membership, no commits).
+pub struct KafkaLogReader {
+    bootstrap: String,
+    names: Arc<RunNames>,
+}
+
+#[async_trait]
+impl LogReader for KafkaLogReader {
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        let unavailable = |e: KafkaError| ConsumeError::Unavailable(e.to_string());
+        let config = ConsumerConfig {
+            group: "log-reader".into(),
+            topics: vec![],
+            session_timeout_ms: 6_000,
+            max_poll_records: 100,
+        };
+        let group = self.names.group(&config.group);
+        let consumer: StreamConsumer =
+            client_config(&consumer_settings(&self.bootstrap, &group, &config))
+                .create()
+                .map_err(unavailable)?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(
+                &self.names.topic(topic),
+                partition as i32,
+                Offset::Offset(from as i64),
+            )
+            .map_err(unavailable)?;
+        consumer.assign(&assignment).map_err(unavailable)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut out: Vec<ConsumerRecord> = Vec::new();
+        let result = loop {
+            if out.last().is_some_and(|r| r.offset >= to) {
+                break Ok(out);
+            }
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Err(_) => {
+                    break Err(ConsumeError::Unavailable(format!(
+                        "reading {topic}/{partition} {from}..={to}: timed out"
+                    )))
+                }
+                Ok(Err(e)) => break Err(unavailable(e)),
+                Ok(Ok(m)) if (m.offset() as u64) > to => break Ok(out),
+                Ok(Ok(m)) => out.push(record_of(&self.names, &m.detach())),
+            }
+        };
+        // Closing a client can block on the network (real mode only).
+        #[allow(clippy::disallowed_methods)]
+        let _ = std::thread::Builder::new()
+            .name("kafka-reader-close".into())
+            .spawn(move || drop(consumer));
+        result
     }
 }
 

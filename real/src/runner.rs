@@ -6,7 +6,7 @@
 //! timing.
 
 use crate::hosts::{CrashAtCommit, Front, PayCall, RealEnv};
-use crate::kafka::{self, KafkaAdmin, KafkaBroker};
+use crate::kafka::{self, KafkaAdmin, KafkaBroker, MAX_MESSAGE_BYTES};
 use crate::names::RunNames;
 use crate::postgres::{self, PgDb, PgFeed};
 use crate::proxy::FaultProxy;
@@ -21,14 +21,16 @@ use pitfall_sim::topology::{self as t, Topology};
 use pitfall_sim::workload::{self, product_name};
 use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
+use pitfall_system::blocks::payload::CHUNKS;
 use pitfall_system::blocks::recovery::Recovery;
-use pitfall_system::ports::{Broker, ChangeFeed, ConsumerConfig, Env, ObjectStore};
+use pitfall_system::ports::{Broker, ChangeFeed, ConsumerConfig, Database, Env, ObjectStore};
 use pitfall_system::schema::{
-    EFFECTS, FALLBACK_PREFIX, PAYMENTS, PAYMENTS_CDC_TOPIC, PAYMENTS_SLOT, PAYMENTS_TOPIC,
-    PROCESSED, REJECTIONS, RELEASES, RESERVATIONS, STOCK,
+    EFFECTS, FALLBACK_PREFIX, INVOICES, INVOICES_TOPIC, PAYMENTS, PAYMENTS_CDC_TOPIC,
+    PAYMENTS_SLOT, PAYMENTS_TOPIC, PROCESSED, REJECTIONS, RELEASES, RESERVATIONS, STOCK,
 };
+use pitfall_system::services::archive::{self, Archive};
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
-use pitfall_system::services::payments::PaymentsService;
+use pitfall_system::services::payments::{PayloadOutlet, PaymentsService};
 use pitfall_system::variants::Publish;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
@@ -287,7 +289,7 @@ impl HostCtx {
         if host == t::PAYMENTS {
             let producer = (publish != Publish::Cdc)
                 .then(|| self.broker(host).producer(&self.scenario.producer));
-            let service = Arc::new(PaymentsService::new(
+            let mut service = PaymentsService::new(
                 publish,
                 Arc::new(PgDb::new(
                     self.pool(host, t::PAYMENTS_DB),
@@ -297,7 +299,18 @@ impl HostCtx {
                 env,
                 producer,
                 Some(self.object_store(host)),
-            ));
+            );
+            if let Some(p) = &self.scenario.payloads {
+                service = service.with_payloads(PayloadOutlet {
+                    producer: self.broker(host).producer(&self.scenario.producer),
+                    store: self.object_store(host),
+                    strategy: p.strategy,
+                    codec: p.codec,
+                    chunk_bytes: (p.chunk_kib * 1024) as usize,
+                    max_message_bytes: MAX_MESSAGE_BYTES,
+                });
+            }
+            let service = Arc::new(service);
             let (tx, mut rx) = mpsc::channel::<PayCall>(64);
             self.front.open(tx);
             return tokio::spawn(async move {
@@ -336,6 +349,34 @@ impl HostCtx {
             )
             .propagate_context(context.propagates());
             return tokio::spawn(recovery.run());
+        }
+        if host == t::ARCHIVE {
+            let strategy = self.scenario.payloads.as_ref().map(|p| p.strategy);
+            let strategy = strategy.expect("the archive runs only with payloads");
+            let broker = self.broker(host);
+            let consumer = CrashAtCommit::new(
+                broker.consumer(&ConsumerConfig {
+                    group: archive::GROUP.into(),
+                    topics: vec![INVOICES_TOPIC.into()],
+                    session_timeout_ms: archive::SESSION_TIMEOUT_MS,
+                    max_poll_records: archive::MAX_POLL_RECORDS,
+                }),
+                self.armed[host].clone(),
+                host,
+                self.crash_tx.clone(),
+            );
+            let db: Arc<dyn Database> = Arc::new(PgDb::new(
+                self.pool(host, t::INVENTORY_DB),
+                self.names.clone(),
+                t::INVENTORY_DB,
+            ));
+            let reassembler = archive::reassembler(
+                strategy,
+                db.clone(),
+                self.object_store(host),
+                broker.reader(),
+            );
+            return tokio::spawn(Archive::new(Box::new(consumer), db, reassembler, env).run());
         }
         // An inventory member.
         let consumer = CrashAtCommit::new(
@@ -486,13 +527,16 @@ struct Run<'w> {
     proxies: BTreeMap<(String, &'static str), FaultProxy>,
 }
 
-const INVENTORY_TABLES: [&str; 6] = [
+/// The inventory DB's tables, the archive's included.
+const INVENTORY_TABLES: [&str; 8] = [
     STOCK,
     RESERVATIONS,
     REJECTIONS,
     RELEASES,
     EFFECTS,
     PROCESSED,
+    INVOICES,
+    CHUNKS,
 ];
 
 impl Run<'_> {
@@ -509,7 +553,7 @@ impl Run<'_> {
     }
 
     fn topics(&self) -> Vec<String> {
-        [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC]
+        [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC, INVOICES_TOPIC]
             .iter()
             .map(|t| self.names.topic(t))
             .collect()
@@ -567,7 +611,7 @@ impl Run<'_> {
         let mut links: Vec<(String, &'static str)> = vec![(t::PAYMENTS.into(), t::PAYMENTS_DB)];
         links.extend(topo.cdc().map(|h| (h.to_string(), t::PAYMENTS_DB)));
         links.extend(
-            topo.inventory_hosts()
+            topo.consumer_hosts()
                 .into_iter()
                 .map(|h| (h, t::INVENTORY_DB)),
         );
@@ -616,7 +660,7 @@ impl Run<'_> {
             front: Front::default(),
             crash_tx,
             armed: topo
-                .inventory_hosts()
+                .consumer_hosts()
                 .into_iter()
                 .map(|h| (h, Arc::new(AtomicBool::new(false))))
                 .collect(),
@@ -631,6 +675,7 @@ impl Run<'_> {
         let orders = workload::draw_orders(
             seed_value,
             &self.scenario.workload,
+            self.scenario.payloads.as_ref(),
             self.scenario.run.chaos_ms(),
         );
         let mut shoppers = JoinSet::new();
@@ -867,26 +912,31 @@ impl Run<'_> {
         if !shoppers_done {
             pending.push("shoppers still sending".to_string());
         }
-        let logical = topo.publish.topic();
-        let topic = self.names.topic(logical);
-        let group = self.names.group(GROUP);
-        let parts = self.scenario.run.partitions;
-        let admin = &self.world.admin;
-        let lag = tokio::task::block_in_place(|| {
-            let marks = admin.watermarks(&topic, parts, Duration::from_secs(2))?;
-            let committed = admin.committed(&group, &topic, parts, Duration::from_secs(2))?;
-            Ok::<_, rdkafka::error::KafkaError>((marks, committed))
-        });
-        match lag {
-            Ok((marks, committed)) => {
-                for (p, ((_, high), c)) in marks.iter().zip(committed).enumerate() {
-                    let c = c.unwrap_or(0);
-                    if c < *high {
-                        pending.push(format!("inventory lag {} on {logical}/{p}", high - c));
+        let mut consumers = vec![("inventory", GROUP, topo.publish.topic())];
+        if topo.archive().is_some() {
+            consumers.push(("archive", archive::GROUP, INVOICES_TOPIC));
+        }
+        for (who, group, logical) in consumers {
+            let topic = self.names.topic(logical);
+            let group = self.names.group(group);
+            let parts = self.scenario.run.partitions;
+            let admin = &self.world.admin;
+            let lag = tokio::task::block_in_place(|| {
+                let marks = admin.watermarks(&topic, parts, Duration::from_secs(2))?;
+                let committed = admin.committed(&group, &topic, parts, Duration::from_secs(2))?;
+                Ok::<_, rdkafka::error::KafkaError>((marks, committed))
+            });
+            match lag {
+                Ok((marks, committed)) => {
+                    for (p, ((_, high), c)) in marks.iter().zip(committed).enumerate() {
+                        let c = c.unwrap_or(0);
+                        if c < *high {
+                            pending.push(format!("{who} lag {} on {logical}/{p}", high - c));
+                        }
                     }
                 }
+                Err(e) => pending.push(format!("cannot read {who} lag: {e}")),
             }
-            Err(e) => pending.push(format!("cannot read consumer lag: {e}")),
         }
         match topo.publish {
             Publish::Cdc => {

@@ -108,11 +108,17 @@ impl ObjectStore for RealStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.gate().await?;
-        match self.store.get(&self.path(key)).await {
-            Ok(r) => Ok(Some(r.bytes().await.map_err(err)?.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(err(e)),
-        }
+        let object = match self.store.get(&self.path(key)).await {
+            Ok(r) => Some(r.bytes().await.map_err(err)?.to_vec()),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(err(e)),
+        };
+        self.history.record(Event::ObjectGet {
+            process: self.process.clone(),
+            key: key.to_string(),
+            found: object.is_some(),
+        });
+        Ok(object)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

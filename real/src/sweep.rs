@@ -66,7 +66,7 @@ pub async fn run(
                             sim_ms: run.sim_ms,
                             wall_ms,
                         },
-                        run.history.len(),
+                        &run.history,
                     )
                 }
                 Err(e) => summarize(
@@ -78,7 +78,7 @@ pub async fn run(
                         sim_ms: 0,
                         wall_ms,
                     },
-                    0,
+                    &[],
                 ),
             };
             progress(&summary);

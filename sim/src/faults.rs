@@ -101,7 +101,9 @@ impl FaultKind {
             FaultKind::CrashPayments => "the payments service crashes and restarts",
             FaultKind::CrashCdc => "the CDC connector crashes and restarts",
             FaultKind::CrashRecovery => "the recovery service crashes and restarts",
-            FaultKind::CrashInventory => "an inventory consumer crashes and restarts",
+            FaultKind::CrashInventory => {
+                "a consumer (an inventory member, or the archive) crashes and restarts"
+            }
             FaultKind::DuplicateDelivery => {
                 "the broker serves fetches again from the committed offset"
             }
@@ -138,7 +140,7 @@ impl FaultKind {
                 .recovery()
                 .map(|h| vec![h.to_string()])
                 .unwrap_or_default(),
-            FaultKind::CrashInventory => topo.inventory_hosts(),
+            FaultKind::CrashInventory => topo.consumer_hosts(),
         }
     }
 

@@ -145,6 +145,12 @@ pub enum Event {
         process: String,
         key: String,
     },
+    /// A get answered by the object store: whether the object was there.
+    ObjectGet {
+        process: String,
+        key: String,
+        found: bool,
+    },
     /// The end of the drain: whether the system converged, and if not, what
     /// was still pending.
     Drain {
@@ -154,7 +160,8 @@ pub enum Event {
 }
 
 /// A record value as the history shows it: parsed JSON when it is JSON and
-/// small, otherwise just its size.
+/// small, otherwise its size and SHA-256 (so equal values compare equal and
+/// different ones do not).
 pub fn value_repr(bytes: &[u8]) -> Value {
     const INLINE_LIMIT: usize = 4096;
     if bytes.len() <= INLINE_LIMIT {
@@ -162,7 +169,7 @@ pub fn value_repr(bytes: &[u8]) -> Value {
             return v;
         }
     }
-    serde_json::json!({ "bytes": bytes.len() })
+    serde_json::json!({ "bytes": bytes.len(), "sha256": pitfall_system::blocks::payload::digest(bytes) })
 }
 
 /// Where event times come from: the simulation runner sets them before each

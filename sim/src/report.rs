@@ -2,6 +2,7 @@
 //! the sweep met it, and per invariant how many seeds violated it and the
 //! first one, with the command that reproduces it.
 
+use crate::checkers::payload::PayloadFigures;
 use crate::checkers::Invariant;
 use crate::faults::{DrawnConfig, FaultPlan};
 use crate::runner::plan_for;
@@ -56,9 +57,49 @@ pub struct ScenarioReport {
     pub wall_seconds: f64,
     /// Simulated time in simulation; elapsed real time in real mode.
     pub simulated_seconds: f64,
+    /// Pitfall 4: attachment sizes, reassembly memory and compression, over
+    /// every seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<PayloadReport>,
     /// Real mode only: client settings and how each fault kind was handled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub real: Option<RealDetails>,
+}
+
+/// Pitfall 4's figures over a sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct PayloadReport {
+    pub attachments: u64,
+    pub archived: u64,
+    pub largest_attachment_bytes: u64,
+    /// The archive's reassembly-memory high-water mark over every seed: the
+    /// bound the strategy keeps.
+    pub peak_reassembly_bytes: u64,
+    /// Bytes before / after compression over compressed records; absent
+    /// when nothing was compressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_ratio: Option<f64>,
+}
+
+impl PayloadReport {
+    fn over(seeds: &[&SeedSummary]) -> Option<PayloadReport> {
+        let figures: Vec<&PayloadFigures> =
+            seeds.iter().filter_map(|s| s.payloads.as_ref()).collect();
+        if figures.is_empty() {
+            return None;
+        }
+        let sum = |f: fn(&PayloadFigures) -> u64| figures.iter().map(|x| f(x)).sum::<u64>();
+        let max = |f: fn(&PayloadFigures) -> u64| figures.iter().map(|x| f(x)).max().unwrap_or(0);
+        let (raw, packed) = (sum(|f| f.uncompressed_bytes), sum(|f| f.compressed_bytes));
+        Some(PayloadReport {
+            attachments: sum(|f| f.attachments),
+            archived: sum(|f| f.archived),
+            largest_attachment_bytes: max(|f| f.largest_bytes),
+            peak_reassembly_bytes: max(|f| f.peak_reassembly_bytes),
+            compression_ratio: (packed > 0)
+                .then(|| (raw as f64 / packed as f64 * 100.0).round() / 100.0),
+        })
+    }
 }
 
 /// What a real-mode scenario report adds.
@@ -178,16 +219,8 @@ pub fn scenario_report(
         name: scenario.name.clone(),
         pitfall: scenario.pitfall,
         description: scenario.description.clone(),
-        variants: BTreeMap::from([
-            (
-                "producer".to_string(),
-                scenario.variants.producer.name().to_string(),
-            ),
-            (
-                "consumer".to_string(),
-                scenario.variants.consumer.name().to_string(),
-            ),
-        ]),
+        variants: scenario.variant_names(),
+        payloads: PayloadReport::over(seeds),
         expect: scenario.expect.clone(),
         seeds: seeds.len() as u64,
         start_seed,
@@ -267,6 +300,21 @@ pub fn render_table(report: &Report) -> String {
                 out,
                 "{:<width$}      seed {}: {first_line}\n{:<width$}        reproduce: {}",
                 "", f.seed, "", f.repro
+            );
+        }
+        if let Some(p) = &s.payloads {
+            let mib = |b: u64| b as f64 / (1 << 20) as f64;
+            let ratio = p
+                .compression_ratio
+                .map_or(String::new(), |r| format!(", compression {r:.2}x"));
+            let _ = writeln!(
+                out,
+                "{:<width$}      payloads: {} archived of {}, largest {:.1} MiB, peak reassembly memory {:.1} MiB{ratio}",
+                "",
+                p.archived,
+                p.attachments,
+                mib(p.largest_attachment_bytes),
+                mib(p.peak_reassembly_bytes)
             );
         }
         if !s.met {

@@ -9,7 +9,8 @@ use crate::history::{Entry, Event, History};
 use crate::scenario::Scenario;
 use crate::topology as t;
 use crate::world::World;
-use pitfall_system::schema::{FALLBACK_PREFIX, PAYMENTS_SLOT};
+use pitfall_system::schema::{FALLBACK_PREFIX, INVOICES_TOPIC, PAYMENTS_SLOT};
+use pitfall_system::services::archive;
 use pitfall_system::services::inventory::GROUP;
 use pitfall_system::variants::Publish;
 use serde::Serialize;
@@ -349,6 +350,19 @@ impl<'w, 'a> Driver<'w, 'a> {
                 let committed = broker.committed(GROUP, topic, p as u32).unwrap_or(0);
                 if committed < end {
                     pending.push(format!("inventory lag {} on {topic}/{p}", end - committed));
+                }
+            }
+            if self.world.topology.archive().is_some() {
+                for (p, end) in broker.end_offsets(INVOICES_TOPIC).into_iter().enumerate() {
+                    let committed = broker
+                        .committed(archive::GROUP, INVOICES_TOPIC, p as u32)
+                        .unwrap_or(0);
+                    if committed < end {
+                        pending.push(format!(
+                            "archive lag {} on {INVOICES_TOPIC}/{p}",
+                            end - committed
+                        ));
+                    }
                 }
             }
         }

@@ -6,6 +6,7 @@
 use crate::checkers::Invariant;
 use crate::faults::FaultKind;
 use crate::topology::Topology;
+use pitfall_system::blocks::payload::{Codec, Strategy};
 use pitfall_system::ports::ProducerConfig;
 use pitfall_system::variants::{Context, Idempotency, Ordering, Publish};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -118,6 +119,48 @@ fn default_attempts() -> u32 {
     6
 }
 
+/// Pitfall 4: orders that carry an attachment (an invoice), and how it
+/// travels to the archive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payloads {
+    pub strategy: Strategy,
+    /// The codec of the `compressed` strategy.
+    #[serde(default = "default_codec")]
+    pub codec: Codec,
+    /// Share of orders that carry an attachment (0 to 1).
+    #[serde(default = "default_share")]
+    pub share: f64,
+    /// Attachment sizes are drawn log-uniformly from `min_kib` to `max_kib`.
+    #[serde(default = "default_min_kib")]
+    pub min_kib: u64,
+    #[serde(default = "default_max_kib")]
+    pub max_kib: u64,
+    /// Chunk size of the chunked strategies.
+    #[serde(default = "default_chunk_kib")]
+    pub chunk_kib: u64,
+}
+
+fn default_codec() -> Codec {
+    Codec::Lz4
+}
+
+fn default_share() -> f64 {
+    0.3
+}
+
+fn default_min_kib() -> u64 {
+    16
+}
+
+fn default_max_kib() -> u64 {
+    20 * 1024
+}
+
+fn default_chunk_kib() -> u64 {
+    256
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
@@ -178,6 +221,7 @@ struct File {
     run: Option<Spanned<RunParams>>,
     #[serde(default)]
     producer: ProducerConfig,
+    payloads: Option<Spanned<Payloads>>,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +245,8 @@ pub struct Scenario {
     pub run: RunParams,
     /// Producer settings for the services that produce directly.
     pub producer: ProducerConfig,
+    /// Pitfall 4: attachments, when the scenario has them.
+    pub payloads: Option<Payloads>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -217,7 +263,22 @@ impl Scenario {
                 "consumer".to_string(),
                 self.variants.consumer.name().to_string(),
             ),
+            (
+                "context".to_string(),
+                self.variants.context.name().to_string(),
+            ),
+            (
+                "ordering".to_string(),
+                self.variants.ordering.name().to_string(),
+            ),
         ])
+        .into_iter()
+        .chain(
+            self.payloads
+                .as_ref()
+                .map(|p| ("payloads".to_string(), p.strategy.name().to_string())),
+        )
+        .collect()
     }
 
     pub fn topology(&self) -> Topology {
@@ -226,6 +287,7 @@ impl Scenario {
             self.run.inventory_consumers,
             self.workload.shoppers,
         )
+        .with_archive(self.payloads.is_some())
     }
 }
 
@@ -346,7 +408,37 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
     if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
         return Err(err(run_offset, message.to_string()));
     }
-    let topo = Topology::new(file.variants.producer, r.inventory_consumers, w.shoppers);
+    let payloads = match file.payloads {
+        None => None,
+        Some(p) => {
+            let at = p.span().start;
+            let p = p.into_inner();
+            let checks = [
+                (
+                    (0.0..=1.0).contains(&p.share),
+                    "payloads.share must be between 0 and 1",
+                ),
+                (
+                    p.min_kib >= 1 && p.min_kib <= p.max_kib,
+                    "payloads.min_kib must be at least 1 and at most max_kib",
+                ),
+                (
+                    p.max_kib <= 64 * 1024,
+                    "payloads.max_kib must be at most 65536 (64 MiB)",
+                ),
+                (
+                    (1..=1024).contains(&p.chunk_kib),
+                    "payloads.chunk_kib must be 1 to 1024",
+                ),
+            ];
+            if let Some((_, message)) = checks.iter().find(|(ok, _)| !ok) {
+                return Err(err(at, message.to_string()));
+            }
+            Some(p)
+        }
+    };
+    let topo = Topology::new(file.variants.producer, r.inventory_consumers, w.shoppers)
+        .with_archive(payloads.is_some());
     let mut allowed = Vec::new();
     for kind in &file.faults.allowed {
         let k = *kind.get_ref();
@@ -375,6 +467,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
         faults: Faults { allowed },
         run,
         producer: file.producer,
+        payloads,
         path: path.to_path_buf(),
     })
 }
@@ -498,6 +591,33 @@ allowed = ["broker-outage", "crash-payments"]
     }
 
     #[test]
+    fn a_payloads_section_is_parsed_and_checked() {
+        let ok = parse_str(&format!(
+            "{GOOD}\n[payloads]\nstrategy = \"chunked-seek\"\n"
+        ))
+        .unwrap();
+        let p = ok.payloads.clone().unwrap();
+        assert_eq!(
+            (p.strategy.name(), p.share, p.max_kib),
+            ("chunked-seek", 0.3, 20 * 1024)
+        );
+        assert_eq!(ok.variant_names()["payloads"], "chunked-seek");
+        let bad = error_of(&format!("{GOOD}\n[payloads]\nstrategy = \"chunked\"\n"));
+        assert!(
+            bad.starts_with("s.toml:21:12: unknown variant `chunked`"),
+            "{bad}"
+        );
+        let bad = error_of(&format!(
+            "{GOOD}\n[payloads]\nstrategy = \"inline\"\nshare = 2.0\n"
+        ));
+        assert!(
+            bad.contains("payloads.share must be between 0 and 1"),
+            "{bad}"
+        );
+        assert!(bad.starts_with("s.toml:20:"), "{bad}");
+    }
+
+    #[test]
     fn bad_files_get_located_messages() {
         insta::assert_snapshot!(error_of(&GOOD.replace("producer = \"dual-write\"", "producer = \"dual-writ\"")),
             @"s.toml:8:12: unknown variant `dual-writ`, expected one of `dual-write`, `produce-first`, `resilient-producer`, `cdc`");
@@ -508,7 +628,7 @@ allowed = ["broker-outage", "crash-payments"]
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-payments\"", "\"crash-cdc\"")),
             @"s.toml:18:29: fault kind `crash-cdc` does not apply: the `dual-write` producer variant has no such component");
         insta::assert_snapshot!(error_of(&GOOD.replace("no-lost-payment", "no-lost-paymnt")),
-            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`, `per-key-order`");
+            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`, `per-key-order`, `payload-integrity`, `no-dangling-reference`, `no-partial-assembly`");
         insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""mostly""#)),
             @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
         insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),

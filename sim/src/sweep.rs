@@ -5,6 +5,7 @@
 //! and the wall clock: a worker pool (one simulation per thread at a time) and
 //! a watchdog that abandons a worker stuck inside a single simulation step.
 
+use crate::checkers::payload::{self, PayloadFigures};
 use crate::checkers::{Invariant, Violation};
 use crate::history::{first_divergence, to_jsonl, Entry};
 use crate::runner::{run_seed, Limits, SeedRun, SeedStatus};
@@ -39,6 +40,8 @@ pub struct SeedSummary {
     pub sim_ms: u64,
     pub wall_ms: u64,
     pub history_lines: usize,
+    /// Pitfall 4's figures, when the seed had attachments.
+    pub payloads: Option<PayloadFigures>,
 }
 
 thread_local! {
@@ -145,7 +148,7 @@ pub fn summarize(
     scenario: usize,
     seed: u64,
     parts: SeedSummaryParts,
-    history_lines: usize,
+    history: &[Entry],
 ) -> SeedSummary {
     let mut examples = BTreeMap::new();
     for v in parts.violations {
@@ -159,7 +162,8 @@ pub fn summarize(
         examples,
         sim_ms: parts.sim_ms,
         wall_ms: parts.wall_ms,
-        history_lines,
+        history_lines: history.len(),
+        payloads: payload::figures(history),
     }
 }
 
@@ -171,7 +175,6 @@ fn run_item(
 ) -> SeedSummary {
     let scenario = &scenarios[idx];
     let (parts, history) = run_isolated_with(seed_fn, scenario, seed, opts.limits);
-    let lines = history.len();
     if opts.check_determinism && parts.failure.is_none() {
         let (again, history2) = run_isolated_with(seed_fn, scenario, seed, opts.limits);
         let (a, b) = (to_jsonl(&history), to_jsonl(&history2));
@@ -187,10 +190,10 @@ fn run_item(
                 failure: Some(failure),
                 ..parts
             };
-            return summarize(idx, seed, parts, lines);
+            return summarize(idx, seed, parts, &history);
         }
     }
-    summarize(idx, seed, parts, lines)
+    summarize(idx, seed, parts, &history)
 }
 
 /// What each worker is running — (scenario, seed) — and since when.
@@ -289,6 +292,7 @@ pub fn run_with(
                         sim_ms: 0,
                         wall_ms: stuck_after.as_millis() as u64,
                         history_lines: 0,
+                        payloads: None,
                     };
                     progress(&summary);
                     results.push(summary);

@@ -10,6 +10,9 @@ pub const STORE: &str = "objstore";
 pub const PAYMENTS: &str = "payments";
 pub const CDC: &str = "cdc";
 pub const RECOVERY: &str = "recovery";
+/// The archive service (pitfall 4), which stores orders' attachments. Its
+/// tables live in the inventory DB server.
+pub const ARCHIVE: &str = "archive";
 /// The payments service's RPC port.
 pub const PAYMENTS_PORT: u16 = 8080;
 
@@ -18,6 +21,8 @@ pub struct Topology {
     pub publish: Publish,
     pub inventory_members: u32,
     pub shoppers: u32,
+    /// Whether orders carry attachments, so the archive runs.
+    pub archive: bool,
 }
 
 impl Topology {
@@ -26,7 +31,25 @@ impl Topology {
             publish,
             inventory_members,
             shoppers,
+            archive: false,
         }
+    }
+
+    pub fn with_archive(mut self, archive: bool) -> Self {
+        self.archive = archive;
+        self
+    }
+
+    pub fn archive(&self) -> Option<&'static str> {
+        self.archive.then_some(ARCHIVE)
+    }
+
+    /// The hosts that consume in a group and may crash between applying an
+    /// effect and committing its offset.
+    pub fn consumer_hosts(&self) -> Vec<String> {
+        let mut hosts = self.inventory_hosts();
+        hosts.extend(self.archive().map(String::from));
+        hosts
     }
 
     pub fn cdc(&self) -> Option<&'static str> {
@@ -60,7 +83,7 @@ impl Topology {
         let mut hosts = vec![PAYMENTS.to_string()];
         hosts.extend(self.cdc().map(String::from));
         hosts.extend(self.recovery().map(String::from));
-        hosts.extend(self.inventory_hosts());
+        hosts.extend(self.consumer_hosts());
         hosts
     }
 
@@ -76,8 +99,16 @@ impl Topology {
     /// can cut.
     pub fn links(&self) -> Vec<(String, String)> {
         let mut links: Vec<(String, String)> = vec![(PAYMENTS.into(), PAYMENTS_DB.into())];
-        if self.publish != Publish::Cdc {
+        if self.publish != Publish::Cdc || self.archive {
             links.push((PAYMENTS.into(), BROKER.into()));
+        }
+        if let Some(archive) = self.archive() {
+            if self.publish != Publish::ResilientProducer {
+                links.push((PAYMENTS.into(), STORE.into()));
+            }
+            links.push((archive.into(), BROKER.into()));
+            links.push((archive.into(), INVENTORY_DB.into()));
+            links.push((archive.into(), STORE.into()));
         }
         if self.publish == Publish::ResilientProducer {
             links.push((PAYMENTS.into(), STORE.into()));

@@ -4,12 +4,12 @@
 //! attempt's invoke and ok/fail/info in the history.
 
 use crate::history::{Event, History};
-use crate::scenario::Workload;
+use crate::scenario::{Payloads, Workload};
 use crate::seed;
 use crate::topology::{PAYMENTS, PAYMENTS_PORT};
 use crate::wire::{self, CallError};
 use pitfall_system::services::payments::{
-    PaymentError, PaymentRequest, PaymentsCall, RefundRequest,
+    AttachmentSpec, PaymentError, PaymentRequest, PaymentsCall, RefundRequest,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -37,8 +37,14 @@ pub fn product_name(i: u32) -> String {
 }
 
 /// Draw the orders of a run: spread over the first 80% of the chaos phase,
-/// each from a random shopper, for a random product and quantity.
-pub fn draw_orders(seed_value: u64, w: &Workload, chaos_ms: u64) -> Vec<Order> {
+/// each from a random shopper, for a random product and quantity; some
+/// refunded soon after, some carrying an attachment.
+pub fn draw_orders(
+    seed_value: u64,
+    w: &Workload,
+    payloads: Option<&Payloads>,
+    chaos_ms: u64,
+) -> Vec<Order> {
     let mut rng = seed::rng(seed_value, "workload");
     let span = (chaos_ms * 4 / 5).max(1);
     let mut orders: Vec<Order> = (0..w.orders)
@@ -53,6 +59,7 @@ pub fn draw_orders(seed_value: u64, w: &Workload, chaos_ms: u64) -> Vec<Order> {
                     qty: rng.random_range(1..=w.max_qty),
                     user_id: format!("u{shopper}"),
                     request_id: format!("r{:08x}", rng.random::<u32>()),
+                    attachment: None,
                 },
                 refund: None,
             }
@@ -71,6 +78,21 @@ pub fn draw_orders(seed_value: u64, w: &Workload, chaos_ms: u64) -> Vec<Order> {
                     request_id: format!("r{:08x}", refunds.random::<u32>()),
                 },
             });
+        }
+    }
+    // Attachments too: sizes log-uniform, so small ones are common and a
+    // few reach past the broker's maximum message size.
+    if let Some(p) = payloads {
+        let mut draw = seed::rng(seed_value, "workload/attachments");
+        let (lo, hi) = ((p.min_kib * 1024) as f64, (p.max_kib * 1024) as f64);
+        for order in &mut orders {
+            if p.share > 0.0 && draw.random_bool(p.share) {
+                let size = (lo * (hi / lo).powf(draw.random::<f64>())) as u64;
+                order.request.attachment = Some(AttachmentSpec {
+                    size,
+                    seed: draw.random(),
+                });
+            }
         }
     }
     orders.sort_by_key(|o| (o.at_ms, o.shopper));
@@ -218,9 +240,9 @@ mod tests {
             attempts: 6,
             refunds: 0.0,
         };
-        let a = draw_orders(5, &w, 10_000);
-        assert_eq!(a, draw_orders(5, &w, 10_000));
-        assert_ne!(a, draw_orders(6, &w, 10_000));
+        let a = draw_orders(5, &w, None, 10_000);
+        assert_eq!(a, draw_orders(5, &w, None, 10_000));
+        assert_ne!(a, draw_orders(6, &w, None, 10_000));
         assert_eq!(a.len(), 20);
         assert!(a.windows(2).all(|p| p[0].at_ms <= p[1].at_ms));
         assert!(a

@@ -20,10 +20,11 @@ use crate::workload::{self, product_name, Order};
 use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::recovery::Recovery;
-use pitfall_system::ports::{Broker, ConsumerConfig, Env};
-use pitfall_system::schema::{PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, STOCK};
+use pitfall_system::ports::{Broker, ConsumerConfig, Database, Env};
+use pitfall_system::schema::{INVOICES_TOPIC, PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, STOCK};
+use pitfall_system::services::archive::{self, Archive};
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
-use pitfall_system::services::payments::{PaymentsCall, PaymentsService};
+use pitfall_system::services::payments::{PayloadOutlet, PaymentsCall, PaymentsService};
 use pitfall_system::variants::Publish;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -109,6 +110,8 @@ impl<'a> World<'a> {
         let mut broker_state = BrokerState::default();
         broker_state.create_topic(PAYMENTS_TOPIC, partitions);
         broker_state.create_topic(PAYMENTS_CDC_TOPIC, partitions);
+        broker_state.create_topic(INVOICES_TOPIC, partitions);
+        let max_message_bytes = broker_state.max_message_bytes;
         let broker = BrokerServer {
             state: Arc::new(Mutex::new(broker_state)),
             faults: faults(t::BROKER),
@@ -133,19 +136,30 @@ impl<'a> World<'a> {
             let env = env_factory(seed_value, t::PAYMENTS);
             let history = history.clone();
             let producer_config = producer_config.clone();
+            let payloads = scenario.payloads.clone();
             sim.host(t::PAYMENTS, move || {
                 let env = env();
                 let broker = SimBroker::new(t::BROKER, t::PAYMENTS, history.clone());
                 let producer = (publish != Publish::Cdc).then(|| broker.producer(&producer_config));
                 let store: Arc<dyn pitfall_system::ports::ObjectStore> =
                     Arc::new(SimStore::new(t::STORE));
-                let service = PaymentsService::new(
+                let mut service = PaymentsService::new(
                     publish,
                     Arc::new(SimDb::new(t::PAYMENTS_DB)),
                     env,
                     producer,
-                    Some(store),
+                    Some(store.clone()),
                 );
+                if let Some(p) = &payloads {
+                    service = service.with_payloads(PayloadOutlet {
+                        producer: broker.producer(&producer_config),
+                        store,
+                        strategy: p.strategy,
+                        codec: p.codec,
+                        chunk_bytes: (p.chunk_kib * 1024) as usize,
+                        max_message_bytes,
+                    });
+                }
                 serve_payments(Arc::new(service))
             });
         }
@@ -221,8 +235,44 @@ impl<'a> World<'a> {
             });
         }
 
+        if let (Some(host), Some(p)) = (topology.archive(), &scenario.payloads) {
+            let env = env_factory(seed_value, host);
+            let history = history.clone();
+            let strategy = p.strategy;
+            sim.host(host, move || {
+                let env = env();
+                let broker = SimBroker::new(t::BROKER, host, history.clone());
+                let consumer = broker.consumer(&ConsumerConfig {
+                    group: archive::GROUP.into(),
+                    topics: vec![INVOICES_TOPIC.into()],
+                    // Reassembling a 20 MiB attachment takes many DB or broker
+                    // round trips between polls: few records per poll, and a
+                    // session long enough not to be expelled meanwhile.
+                    session_timeout_ms: archive::SESSION_TIMEOUT_MS,
+                    max_poll_records: archive::MAX_POLL_RECORDS,
+                });
+                let db: Arc<dyn Database> = Arc::new(SimDb::new(t::INVENTORY_DB));
+                let reassembler = archive::reassembler(
+                    strategy,
+                    db.clone(),
+                    Arc::new(SimStore::new(t::STORE)),
+                    broker.reader(),
+                );
+                let service = Archive::new(consumer, db, reassembler, env);
+                async move {
+                    service.run().await;
+                    Ok(())
+                }
+            });
+        }
+
         // Shoppers.
-        let orders = workload::draw_orders(seed_value, &scenario.workload, scenario.run.chaos_ms());
+        let orders = workload::draw_orders(
+            seed_value,
+            &scenario.workload,
+            scenario.payloads.as_ref(),
+            scenario.run.chaos_ms(),
+        );
         for (i, host) in topology.shopper_hosts().into_iter().enumerate() {
             let mine: Vec<Order> = orders
                 .iter()

@@ -36,6 +36,18 @@ pub struct PaymentCompleted {
     pub revision: u64,
     #[serde(default)]
     pub status: PaymentStatus,
+    /// The order's attachment (invoice), when it has one: what the archive
+    /// must end up holding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentRef>,
+}
+
+/// What a payment says about its order's attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    pub size: u64,
+    /// Lowercase hex SHA-256.
+    pub digest: String,
 }
 
 impl PaymentCompleted {
@@ -127,6 +139,7 @@ mod tests {
             request_id: "r1".into(),
             revision: 1,
             status: PaymentStatus::Completed,
+            attachment: None,
         }
     }
 

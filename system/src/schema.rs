@@ -25,6 +25,11 @@ pub const PAYMENTS_TOPIC: &str = "payments";
 pub const PAYMENTS_CDC_TOPIC: &str = "payments-db.payments";
 /// The replication slot the CDC connector reads through.
 pub const PAYMENTS_SLOT: &str = "payments_cdc";
+/// The topic the payments service sends order attachments (invoices) to.
+pub const INVOICES_TOPIC: &str = "invoices";
+/// Archive tables (in the inventory DB server): one row per archived
+/// invoice, keyed by order id.
+pub const INVOICES: &str = "invoices";
 /// Object-store prefix of the resilient producer's fallback.
 pub const FALLBACK_PREFIX: &str = "fallback/";
 
@@ -64,4 +69,15 @@ pub struct EffectRow {
     pub product: String,
     /// Units held now (0 unless reserved).
     pub held: i64,
+}
+
+/// A row of [`INVOICES`]: what the archive stored for an order's attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRow {
+    pub order_id: String,
+    pub size: u64,
+    /// SHA-256 of the bytes the archive reassembled.
+    pub digest: String,
+    /// The archive's reassembly memory high-water mark when it stored this.
+    pub peak_memory_bytes: u64,
 }

@@ -18,8 +18,8 @@ use crate::servers::broker::{BrokerError, BrokerRequest, BrokerResponse, PORT};
 use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_system::ports::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, ProduceError,
-    Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
+    ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -105,6 +105,68 @@ impl Broker for SimBroker {
             next_partition: 0,
             fetched_since_join: BTreeSet::new(),
         })
+    }
+
+    fn reader(&self) -> Arc<dyn LogReader> {
+        Arc::new(SimLogReader {
+            addr: self.addr.clone(),
+        })
+    }
+}
+
+/// Reads a partition by offset on a connection of its own, outside any
+/// group (so no injected redelivery applies).
+pub struct SimLogReader {
+    addr: String,
+}
+
+#[async_trait]
+impl LogReader for SimLogReader {
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        let mut conn = wire::connect(&self.addr, REQUEST_TIMEOUT)
+            .await
+            .map_err(down)?;
+        let mut out = Vec::new();
+        let mut offset = from;
+        while offset <= to {
+            let req = BrokerRequest::Fetch {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                max: (to - offset + 1).min(100) as usize,
+                group: String::new(),
+            };
+            let records = match wire::call(&mut conn, &req, REQUEST_TIMEOUT)
+                .await
+                .map_err(down)?
+            {
+                BrokerResponse::Records(r) if !r.is_empty() => r,
+                BrokerResponse::Records(_) => {
+                    return Err(down(format!(
+                        "{topic}/{partition} ends before offset {offset}"
+                    )))
+                }
+                other => return Err(down(format!("unexpected fetch reply {other:?}"))),
+            };
+            for r in records.into_iter().filter(|r| r.offset <= to) {
+                offset = r.offset + 1;
+                out.push(ConsumerRecord {
+                    topic: topic.to_string(),
+                    partition,
+                    offset: r.offset,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -67,6 +67,7 @@ pub fn payment_row(order: &str, product: &str, qty: i64) -> PaymentCompleted {
         request_id: format!("r-{order}"),
         revision: 1,
         status: PaymentStatus::Completed,
+        attachment: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod converges;
 mod no_double_effect;
 mod no_lost_payment;
 mod no_phantom;
+pub mod payload;
 mod per_key_order;
 pub mod queue;
 mod stock_conservation;
@@ -30,10 +31,13 @@ pub enum Invariant {
     Queue,
     ContextComplete,
     PerKeyOrder,
+    PayloadIntegrity,
+    NoDanglingReference,
+    NoPartialAssembly,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::StockConservation,
         Invariant::NoLostPayment,
         Invariant::NoDoubleEffect,
@@ -42,6 +46,9 @@ impl Invariant {
         Invariant::Queue,
         Invariant::ContextComplete,
         Invariant::PerKeyOrder,
+        Invariant::PayloadIntegrity,
+        Invariant::NoDanglingReference,
+        Invariant::NoPartialAssembly,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +61,9 @@ impl Invariant {
             Invariant::Queue => "queue",
             Invariant::ContextComplete => "context-complete",
             Invariant::PerKeyOrder => "per-key-order",
+            Invariant::PayloadIntegrity => "payload-integrity",
+            Invariant::NoDanglingReference => "no-dangling-reference",
+            Invariant::NoPartialAssembly => "no-partial-assembly",
         }
     }
 
@@ -76,6 +86,15 @@ impl Invariant {
             Invariant::PerKeyOrder => {
                 "for every payment, the inventory's final effect matches its highest revision, and no older revision is applied after a newer one"
             }
+            Invariant::PayloadIntegrity => {
+                "every attachment a committed payment names is archived exactly once, intact (size and SHA-256 match)"
+            }
+            Invariant::NoDanglingReference => {
+                "a claim-check reference never points at an object that does not exist yet"
+            }
+            Invariant::NoPartialAssembly => {
+                "no archived attachment is ever visible incomplete or misassembled"
+            }
             Invariant::Queue => {
                 "the broker log and the polls show no queue anomaly (lost-write, unseen, duplicate, inconsistent-offsets, nonmonotonic-send/poll, poll-skip) outside what the producer variant allows"
             }
@@ -92,6 +111,9 @@ impl Invariant {
             Invariant::Queue => queue::check(history),
             Invariant::ContextComplete => context_complete::check(history),
             Invariant::PerKeyOrder => per_key_order::check(history),
+            Invariant::PayloadIntegrity => payload::check_integrity(history),
+            Invariant::NoDanglingReference => payload::check_no_dangling_reference(history),
+            Invariant::NoPartialAssembly => payload::check_no_partial_assembly(history),
         };
         found
             .into_iter()

@@ -131,7 +131,13 @@ impl StoreServer {
                     StoreResponse::Done
                 }
                 StoreRequest::Get { key } => {
-                    StoreResponse::Object(self.state.lock().unwrap().objects.get(&key).cloned())
+                    let object = self.state.lock().unwrap().objects.get(&key).cloned();
+                    self.history.record(Event::ObjectGet {
+                        process: process.clone(),
+                        key,
+                        found: object.is_some(),
+                    });
+                    StoreResponse::Object(object)
                 }
                 StoreRequest::List { prefix } => {
                     StoreResponse::Keys(self.state.lock().unwrap().keys(&prefix))

@@ -136,8 +136,23 @@ pub trait Consumer: Send + Sync {
     async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError>;
 }
 
-/// A broker connection that makes producers and consumers.
+/// Reads a partition by offset outside any consumer group: the seek a
+/// consumer does to read again records it has already seen.
+#[async_trait]
+pub trait LogReader: Send + Sync {
+    /// The records of `topic`/`partition` from `from` to `to`, inclusive.
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ConsumerRecord>, ConsumeError>;
+}
+
+/// A broker connection that makes producers, consumers and log readers.
 pub trait Broker: Send + Sync {
     fn producer(&self, config: &ProducerConfig) -> std::sync::Arc<dyn Producer>;
     fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer>;
+    fn reader(&self) -> std::sync::Arc<dyn LogReader>;
 }

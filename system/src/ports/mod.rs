@@ -10,8 +10,8 @@ mod env;
 mod store;
 
 pub use broker::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, ProduceError,
-    Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
+    ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
 };
 pub use db::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
 pub use env::Env;

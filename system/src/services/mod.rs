@@ -1,4 +1,6 @@
-//! The reference e-commerce services: payments → inventory reservation.
+//! The reference e-commerce services: payments → inventory reservation, and
+//! the archive that stores orders' attachments (invoices).
 
+pub mod archive;
 pub mod inventory;
 pub mod payments;

@@ -3,11 +3,14 @@
 //! variant.
 
 use crate::blocks::backoff::Backoff;
+use crate::blocks::payload::{
+    encode, send_payload, Attachment, Codec, PayloadError, Planned, Strategy,
+};
 use crate::blocks::publish::{self, ResilientProducer};
 use crate::context::RequestContext;
-use crate::events::{PaymentCompleted, PaymentStatus, PAYMENT_COMPLETED};
+use crate::events::{AttachmentRef, PaymentCompleted, PaymentStatus, PAYMENT_COMPLETED};
 use crate::ports::{Database, DbError, Env, ProduceError, Producer};
-use crate::schema::{PAYMENTS, PAYMENTS_TOPIC};
+use crate::schema::{INVOICES_TOPIC, PAYMENTS, PAYMENTS_TOPIC};
 use crate::variants::Publish;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -20,6 +23,27 @@ pub struct PaymentRequest {
     pub qty: i64,
     pub user_id: String,
     pub request_id: String,
+    /// An attachment (an invoice) to send along, generated from this spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<AttachmentSpec>,
+}
+
+/// A generated attachment: its size and the seed of its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentSpec {
+    pub size: u64,
+    pub seed: u64,
+}
+
+/// How attachments leave the payments service (pitfall 4): the strategy
+/// and where it sends to.
+pub struct PayloadOutlet {
+    pub producer: Arc<dyn Producer>,
+    pub store: Arc<dyn crate::ports::ObjectStore>,
+    pub strategy: Strategy,
+    pub codec: Codec,
+    pub chunk_bytes: usize,
+    pub max_message_bytes: usize,
 }
 
 /// A shopper's request to refund a completed payment.
@@ -81,6 +105,7 @@ pub struct PaymentsService {
     env: Arc<dyn Env>,
     publish: Publish,
     outlet: Outlet,
+    payloads: Option<PayloadOutlet>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -116,7 +141,14 @@ impl PaymentsService {
             env,
             publish,
             outlet,
+            payloads: None,
         }
+    }
+
+    /// Send orders' attachments this way.
+    pub fn with_payloads(mut self, payloads: PayloadOutlet) -> Self {
+        self.payloads = Some(payloads);
+        self
     }
 
     pub fn variant(&self) -> Publish {
@@ -227,6 +259,68 @@ impl PaymentsService {
     }
 
     async fn handle(&self, req: PaymentRequest) -> Result<(), PaymentError> {
+        let attachment = req
+            .attachment
+            .map(|spec| Attachment::generate(req.order_id.as_str(), spec.size as usize, spec.seed));
+        self.handle_payment(req, attachment.as_ref()).await?;
+        match attachment {
+            Some(attachment) => self.send_attachment(&attachment).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Send an order's attachment after its payment is secured. The payment
+    /// row names its digest, so the archive's copy can be checked against it.
+    async fn send_attachment(&self, attachment: &Attachment) -> Result<(), PaymentError> {
+        let Some(out) = &self.payloads else {
+            return Ok(());
+        };
+        let failed = |e: PayloadError| match e {
+            PayloadError::TooLarge { .. } => {
+                tracing::error!(error = %e, "payments: attachment rejected");
+                PaymentError::Rejected(format!("attachment: {e}"))
+            }
+            e => {
+                tracing::warn!(error = %e, "payments: attachment not sent");
+                PaymentError::Unavailable(format!("attachment: {e}"))
+            }
+        };
+        let mut planned = encode(
+            out.strategy,
+            out.codec,
+            attachment,
+            INVOICES_TOPIC,
+            &attachment.id,
+            out.chunk_bytes,
+            out.max_message_bytes,
+        )
+        .map_err(failed)?;
+        let context = RequestContext::current()
+            .map(|c| c.to_headers())
+            .unwrap_or_default();
+        for step in &mut planned {
+            if let Planned::Record(record) = step {
+                record.headers.extend(context.iter().cloned());
+            }
+        }
+        let sent = send_payload(out.producer.as_ref(), out.store.as_ref(), planned)
+            .await
+            .map_err(failed)?;
+        tracing::info!(
+            size = attachment.bytes.len(),
+            records = sent.deliveries.len(),
+            uploads = sent.uploaded.len(),
+            strategy = out.strategy.name(),
+            "payments: attachment sent"
+        );
+        Ok(())
+    }
+
+    async fn handle_payment(
+        &self,
+        req: PaymentRequest,
+        attachment: Option<&Attachment>,
+    ) -> Result<(), PaymentError> {
         let payment = PaymentCompleted {
             payment_id: format!("pay-{}", req.order_id),
             order_id: req.order_id,
@@ -236,6 +330,10 @@ impl PaymentsService {
             request_id: req.request_id,
             revision: 1,
             status: PaymentStatus::Completed,
+            attachment: attachment.map(|a| AttachmentRef {
+                size: a.bytes.len() as u64,
+                digest: a.digest(),
+            }),
         };
         match &self.outlet {
             Outlet::Producer(producer) if self.publish == Publish::ProduceFirst => {

@@ -1,0 +1,249 @@
+//! The archive service (pitfall 4): consumes the invoices topic, puts each
+//! order's attachment back together with the payload strategy's
+//! [`Reassembler`], and stores it once — a row keyed by order id with the
+//! digest of what it reassembled and its reassembly-memory high-water mark.
+//!
+//! Offsets are committed only as far as nothing is lost by a crash: a
+//! payload whose chunks are held only in memory (style b, seek back) pins
+//! the offset of its first chunk until it is complete.
+
+use crate::blocks::backoff::Backoff;
+use crate::blocks::payload::{self, ChunkSource, PayloadError, Reassembler, Strategy};
+use crate::context::RequestContext;
+use crate::ports::{
+    ConsumeError, Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore,
+    TopicPartitionOffset,
+};
+use crate::schema::{InvoiceRow, INVOICES};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const GROUP: &str = "archive";
+/// Consumer settings: reassembling a large attachment takes many round
+/// trips between two polls, so the archive takes few records per poll and a
+/// session long enough not to be expelled from its group meanwhile (which
+/// would livelock it: commit rejected, records redelivered, again).
+pub const SESSION_TIMEOUT_MS: u64 = 10_000;
+pub const MAX_POLL_RECORDS: usize = 3;
+/// How many times a reference that does not resolve is tried again before
+/// the record is given up on.
+const DANGLING_RETRIES: u32 = 5;
+
+/// The reassembler for a strategy, over this service's DB, object store and
+/// log reader.
+pub fn reassembler(
+    strategy: Strategy,
+    db: Arc<dyn Database>,
+    store: Arc<dyn ObjectStore>,
+    reader: Arc<dyn LogReader>,
+) -> Reassembler {
+    match strategy {
+        Strategy::Inline => Reassembler::inline(),
+        Strategy::Compressed => Reassembler::compressed(),
+        Strategy::ChunkedStore => Reassembler::chunked_store(db),
+        Strategy::ChunkedSeek => Reassembler::chunked_seek(Arc::new(FromLog(reader))),
+        Strategy::ClaimCheck | Strategy::ClaimCheckNaive => Reassembler::claim_check(store),
+    }
+}
+
+/// Style b's seek back, through the broker port.
+struct FromLog(Arc<dyn LogReader>);
+
+#[async_trait]
+impl ChunkSource for FromLog {
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+        to_offset: u64,
+    ) -> Result<Vec<ConsumerRecord>, PayloadError> {
+        self.0
+            .read(topic, partition, from_offset, to_offset)
+            .await
+            .map_err(|e| PayloadError::ChunkRead {
+                topic: topic.to_string(),
+                partition,
+                reason: e.to_string(),
+            })
+    }
+}
+
+pub struct Archive {
+    consumer: Box<dyn Consumer>,
+    db: Arc<dyn Database>,
+    reassembler: Reassembler,
+    env: Arc<dyn Env>,
+}
+
+impl Archive {
+    pub fn new(
+        consumer: Box<dyn Consumer>,
+        db: Arc<dyn Database>,
+        reassembler: Reassembler,
+        env: Arc<dyn Env>,
+    ) -> Self {
+        Archive {
+            consumer,
+            db,
+            reassembler,
+            env,
+        }
+    }
+
+    pub async fn run(mut self) {
+        let mut poll_backoff = Backoff::new(50, 1_000);
+        let mut uncommitted: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        loop {
+            if !uncommitted.is_empty() {
+                self.commit(&mut uncommitted).await;
+            }
+            let records = match self.consumer.poll(Duration::from_millis(200)).await {
+                Ok(records) => {
+                    poll_backoff.reset();
+                    records
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive: poll failed");
+                    poll_backoff.wait(self.env.as_ref()).await;
+                    continue;
+                }
+            };
+            for record in &records {
+                let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
+                ctx.scope(self.handle(record)).await;
+                let done = record.offset + 1;
+                let safe = self
+                    .reassembler
+                    .min_pending_offset(&record.topic, record.partition)
+                    .map_or(done, |pinned| pinned.min(done));
+                uncommitted.insert((record.topic.clone(), record.partition), safe);
+            }
+        }
+    }
+
+    async fn commit(&mut self, uncommitted: &mut BTreeMap<(String, u32), u64>) {
+        let offsets: Vec<TopicPartitionOffset> = uncommitted
+            .iter()
+            .map(|((topic, partition), offset)| TopicPartitionOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: *offset,
+            })
+            .collect();
+        match self.consumer.commit(&offsets).await {
+            Ok(()) => uncommitted.clear(),
+            Err(ConsumeError::CommitFailed(e)) => {
+                tracing::warn!(error = %e, "archive: commit rejected after a rebalance");
+                uncommitted.clear();
+            }
+            Err(e) => tracing::warn!(error = %e, "archive: offset commit failed; will retry"),
+        }
+    }
+
+    /// Offer one record to the reassembler, retrying what may heal, and
+    /// store the attachment it completes.
+    async fn handle(&mut self, record: &ConsumerRecord) {
+        let mut backoff = Backoff::new(50, 1_000);
+        let mut dangling = 0;
+        loop {
+            // A record of an attachment already stored (a resend, a
+            // redelivery) is skipped before it costs a reassembly.
+            match self.archived(record).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive: cannot read what is archived; retrying");
+                    backoff.wait(self.env.as_ref()).await;
+                    continue;
+                }
+            }
+            match self.reassembler.accept(record).await {
+                Ok(None) => return,
+                Ok(Some(assembled)) => {
+                    let row = InvoiceRow {
+                        order_id: assembled.id.clone(),
+                        size: assembled.bytes.len() as u64,
+                        digest: payload::digest(&assembled.bytes),
+                        peak_memory_bytes: self.reassembler.peak_memory_bytes() as u64,
+                    };
+                    if !assembled.digest_ok {
+                        tracing::error!(
+                            order = row.order_id,
+                            "archive: reassembled attachment does not match its digest"
+                        );
+                    }
+                    self.store(row).await;
+                    return;
+                }
+                Err(e @ PayloadError::DanglingReference { .. }) => {
+                    dangling += 1;
+                    if dangling > DANGLING_RETRIES {
+                        tracing::error!(error = %e, offset = record.offset, "archive: giving up on the record");
+                        return;
+                    }
+                    tracing::warn!(error = %e, "archive: reference does not resolve; retrying");
+                }
+                Err(
+                    e @ (PayloadError::Store { .. }
+                    | PayloadError::Db { .. }
+                    | PayloadError::ChunkRead { .. }),
+                ) => tracing::warn!(error = %e, "archive: reassembly failed; retrying"),
+                Err(e) => {
+                    tracing::error!(error = %e, offset = record.offset, "archive: skipping a record it cannot use");
+                    return;
+                }
+            }
+            backoff.wait(self.env.as_ref()).await;
+        }
+    }
+
+    /// Whether the attachment this record belongs to is already stored.
+    async fn archived(&self, record: &ConsumerRecord) -> Result<bool, DbError> {
+        let Some(id) = record.header(payload::PAYLOAD_ID) else {
+            return Ok(false);
+        };
+        let mut tx = self.db.begin().await?;
+        let row = tx.get(INVOICES, id).await?;
+        tx.rollback().await;
+        Ok(row.is_some())
+    }
+
+    /// Insert the invoice row once; a row already there is a duplicate.
+    async fn store(&self, row: InvoiceRow) {
+        let mut backoff = Backoff::new(20, 1_000);
+        let data = serde_json::to_value(&row).expect("invoice serializes");
+        loop {
+            let result = async {
+                let mut tx = self.db.begin().await?;
+                match tx.insert(INVOICES, &row.order_id, data.clone()).await {
+                    Err(DbError::UniqueViolation { .. }) => {
+                        tx.rollback().await;
+                        return Ok(false);
+                    }
+                    other => other?,
+                }
+                tx.commit().await.map(|()| true)
+            }
+            .await;
+            match result {
+                Ok(fresh) => {
+                    tracing::info!(
+                        order = row.order_id,
+                        size = row.size,
+                        fresh,
+                        "archive: attachment stored"
+                    );
+                    return;
+                }
+                Err(DbError::UniqueViolation { .. }) => return,
+                Err(e) => {
+                    tracing::debug!(error = %e, "archive: store failed; retrying");
+                    backoff.wait(self.env.as_ref()).await;
+                }
+            }
+        }
+    }
+}
