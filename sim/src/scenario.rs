@@ -355,10 +355,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
         ));
     }
     let pitfall = *file.pitfall.get_ref();
-    if !(1..=5).contains(&pitfall) {
+    if !(0..=5).contains(&pitfall) {
         return Err(err(
             file.pitfall.span().start,
-            format!("pitfall must be 1 to 5, not {pitfall}"),
+            format!("pitfall must be 1 to 5 (or 0 for all of them), not {pitfall}"),
         ));
     }
     let w = file.workload.get_ref();
@@ -634,7 +634,7 @@ allowed = ["broker-outage", "crash-payments"]
         insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),
             @"s.toml:20:1: run.tick_ms must be 1 to 50");
         insta::assert_snapshot!(error_of(&GOOD.replace("pitfall = 1", "pitfall = 9")),
-            @"s.toml:4:11: pitfall must be 1 to 5, not 9");
+            @"s.toml:4:11: pitfall must be 1 to 5 (or 0 for all of them), not 9");
         insta::assert_snapshot!(error_of(&GOOD.replace("[faults]\nallowed = [\"broker-outage\", \"crash-payments\"]\n", "")),
             @"s.toml:1:1: missing field `faults`");
     }
