@@ -254,3 +254,77 @@ fn trace_follows_one_request_from_the_shopper_to_the_effect() {
         text(&out.stderr)
     );
 }
+
+/// The requestId of the first record a given process appended, from a
+/// recorded history.
+fn request_appended_by(history: &str, producer: &str) -> Option<String> {
+    history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "append" && e["producer"] == producer)
+        .find_map(|e| {
+            e["headers"]
+                .as_array()?
+                .iter()
+                .find(|h| h[0] == "requestId")
+                .map(|h| h[1].as_str().unwrap().to_string())
+        })
+}
+
+#[test]
+fn trace_shows_the_cdc_hop_and_the_recovery_path() {
+    let dir = scratch("trace-hops");
+    for (scenario, hop, steps) in [
+        (
+            "cdc",
+            "cdc",
+            &[
+                "commit payments-db",
+                "append payments-db.payments/",
+                "log INFO node{name=\"cdc\"}",
+                "consume payments-db.payments/",
+                "commit inventory-db",
+            ][..],
+        ),
+        (
+            "resilient-producer",
+            "recovery",
+            &[
+                "commit payments-db",
+                "object put fallback/",
+                "append payments/",
+                "log INFO node{name=\"recovery\"}",
+                "object delete fallback/",
+                "commit inventory-db",
+            ][..],
+        ),
+    ] {
+        // The first seed where the hop re-produced something.
+        let (seed, request) = (0..20)
+            .find_map(|seed| {
+                let path = dir.join(format!("{scenario}-{seed}.jsonl"));
+                let seed_s = seed.to_string();
+                pitfall(&[
+                    "repro",
+                    scenario,
+                    "--seed",
+                    &seed_s,
+                    "--history",
+                    path.to_str().unwrap(),
+                ]);
+                let history = std::fs::read_to_string(&path).unwrap();
+                request_appended_by(&history, hop).map(|r| (seed_s, r))
+            })
+            .unwrap_or_else(|| panic!("no {hop} append in 20 seeds of {scenario}"));
+        let out = pitfall(&["trace", scenario, "--seed", &seed, "--request", &request]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        for step in steps {
+            assert!(
+                stdout.contains(step),
+                "{scenario} seed {seed}: no `{step}` in:\n{stdout}"
+            );
+        }
+        assert!(stdout.contains(&format!("requestId={request}")), "{stdout}");
+    }
+}
