@@ -330,12 +330,17 @@ impl ChangeFeed for PgFeed {
         .fetch_all(&self.pool);
         let rows: Vec<(String, String)> =
             unavailable_or_timeout(tokio::time::timeout(OP_TIMEOUT, query).await)?;
+        // One Postgres database holds every logical DB of the run, so the
+        // slot also decodes other DBs' transactions. Count only this DB's
+        // towards `max`: otherwise a run of foreign transactions longer than
+        // `max` would hide this DB's changes behind it forever.
         let mut changes = Vec::new();
+        let mut taken = 0;
         for (lsn, txn) in transactions(&rows)
             .into_iter()
             .filter(|(lsn, _)| *lsn > after)
-            .take(max)
         {
+            let before = changes.len();
             for c in txn {
                 let Some((db, table)) = self.names.logical_table(&c.table) else {
                     continue;
@@ -351,6 +356,12 @@ impl ChangeFeed for PgFeed {
                     version: c.version,
                     data: c.data,
                 });
+            }
+            if changes.len() > before {
+                taken += 1;
+                if taken == max {
+                    break;
+                }
             }
         }
         Ok(changes)

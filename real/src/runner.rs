@@ -11,6 +11,7 @@ use crate::names::RunNames;
 use crate::postgres::{self, PgDb, PgFeed};
 use crate::proxy::FaultProxy;
 use crate::store::{self, RealStore, SharedStoreFaults};
+use futures_util::FutureExt;
 use pitfall_sim::checkers::check_all;
 use pitfall_sim::faults::{FaultKind, FaultWindow};
 use pitfall_sim::history::{value_repr, Event, FaultAction, History};
@@ -35,6 +36,7 @@ use pitfall_system::variants::Publish;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -468,7 +470,19 @@ pub async fn run_seed(world: &RealWorld, scenario: &Scenario, seed_value: u64) -
         history: history.clone(),
         proxies: BTreeMap::new(),
     };
-    let outcome = run.execute(seed_value, &plan, start, start_epoch_ms).await;
+    // A panic in the runner's own code fails the seed like any other error,
+    // and the cleanup below still runs.
+    let outcome = AssertUnwindSafe(run.execute(seed_value, &plan, start, start_epoch_ms))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic payload".into());
+            Err(format!("panic in the real-mode runner: {message}"))
+        });
     let cleanup = run.cleanup().await;
     let status = match (outcome, cleanup) {
         (Ok(()), Ok(())) => SeedStatus::Completed,
