@@ -1050,7 +1050,7 @@ impl Run<'_> {
             }
         }
         let admin = &self.world.admin;
-        for logical in [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC] {
+        for logical in [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC, INVOICES_TOPIC] {
             let topic = self.names.topic(logical);
             let parts = self.scenario.run.partitions;
             let records = tokio::task::block_in_place(|| {
