@@ -11,37 +11,21 @@
 //! The payments table names each attachment's size and digest; the archive
 //! writes one invoice row per order with the digest of what it reassembled.
 
+use super::state::payments;
 use crate::history::{Entry, Event};
-use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
+use crate::topology::INVENTORY_DB;
 use pitfall_system::blocks::payload::{CLAIM_PREFIX, PAYLOAD_CODEC, PAYLOAD_SIZE};
-use pitfall_system::events::{AttachmentRef, PaymentCompleted};
-use pitfall_system::ports::ChangeOp;
-use pitfall_system::schema::{InvoiceRow, INVOICES, INVOICES_TOPIC, PAYMENTS};
+use pitfall_system::events::AttachmentRef;
+use pitfall_system::schema::{InvoiceRow, INVOICES, INVOICES_TOPIC};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Order id → (the attachment its payment names, the commit's entry).
 fn attachments(history: &[Entry]) -> BTreeMap<String, (AttachmentRef, usize)> {
-    let mut out = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::DbCommit { db, changes, .. } = &e.event else {
-            continue;
-        };
-        if db != PAYMENTS_DB {
-            continue;
-        }
-        for c in changes
-            .iter()
-            .filter(|c| c.table == PAYMENTS && c.op == ChangeOp::Insert)
-        {
-            if let Ok(p) = serde_json::from_value::<PaymentCompleted>(c.data.clone()) {
-                if let Some(a) = p.attachment {
-                    out.entry(p.order_id).or_insert((a, i));
-                }
-            }
-        }
-    }
-    out
+    payments(history)
+        .into_values()
+        .filter_map(|(p, entry)| Some((p.order_id, (p.attachment?, entry))))
+        .collect()
 }
 
 /// Order id → every invoice row the archive wrote for it, with its entry.
@@ -255,7 +239,9 @@ pub fn figures(history: &[Entry]) -> Option<PayloadFigures> {
 mod tests {
     use super::*;
     use crate::history::Entry;
-    use pitfall_system::ports::Change;
+    use crate::topology::PAYMENTS_DB;
+    use pitfall_system::ports::{Change, ChangeOp};
+    use pitfall_system::schema::PAYMENTS;
     use serde_json::json;
 
     fn commit(t: u64, db: &str, table: &str, key: &str, data: serde_json::Value) -> Entry {

@@ -37,6 +37,34 @@ pub enum ApplyError {
     Poison(String),
 }
 
+/// Next offsets to commit, per (topic, partition), of records handled but
+/// not yet committed.
+pub type Uncommitted = BTreeMap<(String, u32), u64>;
+
+/// Commit what was handled. A commit the broker did not answer stays in
+/// `uncommitted` and is retried on the next round, even when no new records
+/// come (otherwise the group would show lag forever); one rejected after a
+/// rebalance is dropped, because the new owner resumes from the last
+/// committed offset and these records will be redelivered.
+pub async fn commit_offsets(consumer: &mut dyn Consumer, uncommitted: &mut Uncommitted) {
+    let offsets: Vec<TopicPartitionOffset> = uncommitted
+        .iter()
+        .map(|((topic, partition), offset)| TopicPartitionOffset {
+            topic: topic.clone(),
+            partition: *partition,
+            offset: *offset,
+        })
+        .collect();
+    match consumer.commit(&offsets).await {
+        Ok(()) => uncommitted.clear(),
+        Err(ConsumeError::CommitFailed(e)) => {
+            tracing::warn!(error = %e, "consumer: commit rejected after a rebalance");
+            uncommitted.clear();
+        }
+        Err(e) => tracing::warn!(error = %e, "consumer: offset commit failed; will retry"),
+    }
+}
+
 /// What a consumer does with one record, inside the transaction it is given.
 #[async_trait]
 pub trait Handler: Send + Sync {
@@ -87,10 +115,10 @@ impl ConsumerLoop {
         // Offsets processed but not yet committed. A commit the broker did not
         // answer is retried on the next round, even when no new records come:
         // otherwise the group would show lag forever.
-        let mut uncommitted: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        let mut uncommitted = Uncommitted::new();
         loop {
             if !uncommitted.is_empty() {
-                self.commit(&mut uncommitted).await;
+                commit_offsets(self.consumer.as_mut(), &mut uncommitted).await;
             }
             let records = match self.consumer.poll(Duration::from_millis(200)).await {
                 Ok(records) => {
@@ -108,27 +136,6 @@ impl ConsumerLoop {
                 ctx.scope(self.handle(record)).await;
                 uncommitted.insert((record.topic.clone(), record.partition), record.offset + 1);
             }
-        }
-    }
-
-    async fn commit(&mut self, uncommitted: &mut BTreeMap<(String, u32), u64>) {
-        let offsets: Vec<TopicPartitionOffset> = uncommitted
-            .iter()
-            .map(|((topic, partition), offset)| TopicPartitionOffset {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *offset,
-            })
-            .collect();
-        match self.consumer.commit(&offsets).await {
-            Ok(()) => uncommitted.clear(),
-            Err(ConsumeError::CommitFailed(e)) => {
-                // The partitions moved to another member, which resumes from
-                // the last committed offset: these records will be redelivered.
-                tracing::warn!(error = %e, "consumer: commit rejected after a rebalance");
-                uncommitted.clear();
-            }
-            Err(e) => tracing::warn!(error = %e, "consumer: offset commit failed; will retry"),
         }
     }
 

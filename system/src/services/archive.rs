@@ -8,15 +8,12 @@
 //! the offset of its first chunk until it is complete.
 
 use crate::blocks::backoff::Backoff;
+use crate::blocks::consume::{commit_offsets, Uncommitted};
 use crate::blocks::payload::{self, ChunkSource, PayloadError, Reassembler, Strategy};
 use crate::context::RequestContext;
-use crate::ports::{
-    ConsumeError, Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore,
-    TopicPartitionOffset,
-};
+use crate::ports::{Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore};
 use crate::schema::{InvoiceRow, INVOICES};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,10 +92,10 @@ impl Archive {
 
     pub async fn run(mut self) {
         let mut poll_backoff = Backoff::new(50, 1_000);
-        let mut uncommitted: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        let mut uncommitted = Uncommitted::new();
         loop {
             if !uncommitted.is_empty() {
-                self.commit(&mut uncommitted).await;
+                commit_offsets(self.consumer.as_mut(), &mut uncommitted).await;
             }
             let records = match self.consumer.poll(Duration::from_millis(200)).await {
                 Ok(records) => {
@@ -121,25 +118,6 @@ impl Archive {
                     .map_or(done, |pinned| pinned.min(done));
                 uncommitted.insert((record.topic.clone(), record.partition), safe);
             }
-        }
-    }
-
-    async fn commit(&mut self, uncommitted: &mut BTreeMap<(String, u32), u64>) {
-        let offsets: Vec<TopicPartitionOffset> = uncommitted
-            .iter()
-            .map(|((topic, partition), offset)| TopicPartitionOffset {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *offset,
-            })
-            .collect();
-        match self.consumer.commit(&offsets).await {
-            Ok(()) => uncommitted.clear(),
-            Err(ConsumeError::CommitFailed(e)) => {
-                tracing::warn!(error = %e, "archive: commit rejected after a rebalance");
-                uncommitted.clear();
-            }
-            Err(e) => tracing::warn!(error = %e, "archive: offset commit failed; will retry"),
         }
     }
 
