@@ -1,13 +1,15 @@
 //! What stands in for hosts in real mode: the time/randomness port, the
-//! payments service's in-process front door, and the consumer decorator that
+//! payments and orders services' in-process front doors, and the consumer decorator that
 //! crashes an inventory member between applying an effect and committing its
 //! offset.
 
 use async_trait::async_trait;
 use pitfall_sim::seed::SimRng;
+use pitfall_sim::topology as t;
 use pitfall_sim::wire::CallError;
 use pitfall_sim::workload::{Checkout, PaymentReply, CALL_TIMEOUT};
 use pitfall_system::ports::{ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
+use pitfall_system::services::orders::{OrdersCall, OrdersReply};
 use pitfall_system::services::payments::PaymentsCall;
 use rand::RngCore;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,31 +50,79 @@ impl Env for RealEnv {
 
 /// A call to the payments service with the slot for its reply.
 pub type PayCall = (PaymentsCall, oneshot::Sender<PaymentReply>);
+/// A call to the orders service with the slot for its reply.
+pub type OrdersMsg = (OrdersCall, oneshot::Sender<OrdersReply>);
 
-/// The payments service's front door as the shoppers see it: the current
-/// incarnation's request channel (none while it is down), and whether a
-/// shopper is cut off from it by a partition.
-#[derive(Clone, Default)]
-pub struct Front {
-    door: Arc<Mutex<Option<mpsc::Sender<PayCall>>>>,
-    cut: Arc<Mutex<std::collections::BTreeSet<String>>>,
+/// A request channel: each call with the slot for its reply.
+pub type Requests<C, R> = mpsc::Sender<(C, oneshot::Sender<R>)>;
+
+/// One service's in-process door: the current incarnation's request
+/// channel, none while it is down.
+pub struct Door<C, R> {
+    tx: Arc<Mutex<Option<Requests<C, R>>>>,
 }
 
-impl Front {
-    pub fn open(&self, tx: mpsc::Sender<PayCall>) {
-        *self.door.lock().unwrap() = Some(tx);
+impl<C, R> Clone for Door<C, R> {
+    fn clone(&self) -> Self {
+        Door {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<C, R> Default for Door<C, R> {
+    fn default() -> Self {
+        Door { tx: Arc::default() }
+    }
+}
+
+impl<C, R> Door<C, R> {
+    pub fn open(&self, tx: Requests<C, R>) {
+        *self.tx.lock().unwrap() = Some(tx);
     }
 
     pub fn close(&self) {
-        *self.door.lock().unwrap() = None;
+        *self.tx.lock().unwrap() = None;
     }
 
-    pub fn set_cut(&self, shopper: &str, cut: bool) {
+    async fn call(&self, service: &str, call: C) -> Result<R, CallError> {
+        let door = self.tx.lock().unwrap().clone();
+        let down = || CallError::NotSent(format!("{service} is down"));
+        let Some(door) = door else {
+            return Err(down());
+        };
+        let (tx, rx) = oneshot::channel();
+        door.send((call, tx)).await.map_err(|_| down())?;
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(CallError::NoReply(format!("{service} went away"))),
+            Err(_) => Err(CallError::NoReply("timed out".into())),
+        }
+    }
+}
+
+/// The services' front doors as the shoppers see them, and which
+/// (shopper, service) pairs a partition cuts.
+#[derive(Clone, Default)]
+pub struct Front {
+    pub payments: Door<PaymentsCall, PaymentReply>,
+    pub orders: Door<OrdersCall, OrdersReply>,
+    cut: Arc<Mutex<std::collections::BTreeSet<(String, String)>>>,
+}
+
+impl Front {
+    pub fn close(&self) {
+        self.payments.close();
+        self.orders.close();
+    }
+
+    pub fn set_cut(&self, shopper: &str, service: &str, cut: bool) {
         let mut c = self.cut.lock().unwrap();
+        let pair = (shopper.to_string(), service.to_string());
         if cut {
-            c.insert(shopper.to_string());
+            c.insert(pair);
         } else {
-            c.remove(shopper);
+            c.remove(&pair);
         }
     }
 
@@ -81,6 +131,15 @@ impl Front {
             front: self.clone(),
             shopper: shopper.to_string(),
         }
+    }
+
+    async fn cut_off(&self, shopper: &str, service: &str) -> Result<(), CallError> {
+        let cut = (self.cut.lock().unwrap()).contains(&(shopper.to_string(), service.to_string()));
+        if cut {
+            tokio::time::sleep(CALL_TIMEOUT).await;
+            return Err(CallError::NotSent(format!("partitioned from {service}")));
+        }
+        Ok(())
     }
 }
 
@@ -92,23 +151,13 @@ pub struct FrontCheckout {
 #[async_trait]
 impl Checkout for FrontCheckout {
     async fn call(&self, req: &PaymentsCall) -> Result<PaymentReply, CallError> {
-        if self.front.cut.lock().unwrap().contains(&self.shopper) {
-            tokio::time::sleep(CALL_TIMEOUT).await;
-            return Err(CallError::NotSent("partitioned from payments".into()));
-        }
-        let door = self.front.door.lock().unwrap().clone();
-        let Some(door) = door else {
-            return Err(CallError::NotSent("payments is down".into()));
-        };
-        let (tx, rx) = oneshot::channel();
-        door.send((req.clone(), tx))
-            .await
-            .map_err(|_| CallError::NotSent("payments is down".into()))?;
-        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(CallError::NoReply("payments went away".into())),
-            Err(_) => Err(CallError::NoReply("timed out".into())),
-        }
+        self.front.cut_off(&self.shopper, t::PAYMENTS).await?;
+        self.front.payments.call(t::PAYMENTS, req.clone()).await
+    }
+
+    async fn orders(&self, req: &OrdersCall) -> Result<OrdersReply, CallError> {
+        self.front.cut_off(&self.shopper, t::ORDERS).await?;
+        self.front.orders.call(t::ORDERS, req.clone()).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! group and object-store prefix carries the run's prefix, so concurrent or
 //! leftover runs never collide and cleanup can find everything.
 
-use pitfall_sim::topology::{INVENTORY_DB, PAYMENTS_DB};
+use pitfall_sim::topology::{INVENTORY_DB, ORDERS_DB, PAYMENTS_DB};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunNames {
@@ -31,6 +31,7 @@ impl RunNames {
         match db {
             PAYMENTS_DB => "pay",
             INVENTORY_DB => "inv",
+            ORDERS_DB => "ord",
             other => panic!("unknown logical database {other}"),
         }
     }
@@ -47,6 +48,7 @@ impl RunNames {
         let db = match tag {
             "pay" => PAYMENTS_DB,
             "inv" => INVENTORY_DB,
+            "ord" => ORDERS_DB,
             _ => return None,
         };
         Some((db, table.to_string()))
@@ -90,6 +92,10 @@ mod tests {
             Some((INVENTORY_DB, "processed".to_string()))
         );
         assert_eq!(n.logical_table("pitfall_s8_ab12_inv_processed"), None);
+        assert_eq!(
+            n.logical_table(&n.table(ORDERS_DB, "order_events")),
+            Some((ORDERS_DB, "order_events".to_string()))
+        );
         assert_eq!(n.logical_topic(&n.topic("payments")), Some("payments"));
         assert_eq!(n.logical_topic("other.payments"), None);
     }

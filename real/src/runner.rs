@@ -5,7 +5,7 @@
 //! fault proxies. Seeds reproduce the fault plan and the workload, not the
 //! timing.
 
-use crate::hosts::{CrashAtCommit, Front, PayCall, RealEnv};
+use crate::hosts::{CrashAtCommit, Front, OrdersMsg, PayCall, RealEnv};
 use crate::kafka::{self, KafkaAdmin, KafkaBroker, MAX_MESSAGE_BYTES};
 use crate::names::RunNames;
 use crate::postgres::{self, PgDb, PgFeed};
@@ -20,19 +20,23 @@ use pitfall_sim::scenario::Scenario;
 use pitfall_sim::seed;
 use pitfall_sim::topology::{self as t, Topology};
 use pitfall_sim::workload::{self, product_name};
+use pitfall_sim::world::ORDERS_TOPICS;
 use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::payload::CHUNKS;
 use pitfall_system::blocks::recovery::Recovery;
 use pitfall_system::ports::{Broker, ChangeFeed, ConsumerConfig, Database, Env, ObjectStore};
 use pitfall_system::schema::{
-    EFFECTS, FALLBACK_PREFIX, INVOICES, INVOICES_TOPIC, PAYMENTS, PAYMENTS_CDC_TOPIC,
-    PAYMENTS_SLOT, PAYMENTS_TOPIC, PROCESSED, REJECTIONS, RELEASES, RESERVATIONS, STOCK,
+    EFFECTS, FALLBACK_PREFIX, INVENTORY_SLOT, INVOICES, INVOICES_TOPIC, ORDERS, ORDERS_CDC_TOPIC,
+    ORDERS_SLOT, ORDER_EVENTS, ORDER_SNAPSHOTS, ORDER_VIEW, PAYMENTS, PAYMENTS_CDC_TOPIC,
+    PAYMENTS_SLOT, PAYMENTS_TOPIC, PROCESSED, REFUNDS, REJECTIONS, RELEASES, RESERVATIONS, STOCK,
 };
 use pitfall_system::services::archive::{self, Archive};
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
+use pitfall_system::services::orders::translator::Translator;
+use pitfall_system::services::orders::{self, OrdersService};
 use pitfall_system::services::payments::{PayloadOutlet, PaymentsService};
-use pitfall_system::variants::Publish;
+use pitfall_system::variants::{Idempotency, OrdersModel, Publish};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
 use std::collections::{BTreeMap, BTreeSet};
@@ -314,7 +318,7 @@ impl HostCtx {
             }
             let service = Arc::new(service);
             let (tx, mut rx) = mpsc::channel::<PayCall>(64);
-            self.front.open(tx);
+            self.front.payments.open(tx);
             return tokio::spawn(async move {
                 let mut handlers = JoinSet::new();
                 while let Some((req, reply)) = rx.recv().await {
@@ -327,20 +331,34 @@ impl HostCtx {
             });
         }
         if host == t::CDC {
-            let connector = CdcConnector::new(
-                Arc::new(PgFeed::new(
-                    self.pool(host, t::PAYMENTS_DB),
-                    self.names.clone(),
-                    t::PAYMENTS_DB,
-                )),
-                self.broker(host).producer(&self.scenario.producer),
-                env,
-                CdcConfig {
-                    propagate_context: context.propagates(),
-                    ..CdcConfig::payments()
-                },
-            );
-            return tokio::spawn(connector.run());
+            let producer = self.broker(host).producer(&self.scenario.producer);
+            let mut connectors = vec![(t::PAYMENTS_DB, CdcConfig::payments())];
+            if let Some(o) = &self.scenario.orders {
+                connectors[0].1 = CdcConfig::payments().with_refunds();
+                connectors.push((t::INVENTORY_DB, CdcConfig::inventory()));
+                connectors.push((t::ORDERS_DB, CdcConfig::orders(o.model)));
+            }
+            let mut tasks = JoinSet::new();
+            for (db, config) in connectors {
+                let connector = CdcConnector::new(
+                    Arc::new(PgFeed::new(self.pool(host, db), self.names.clone(), db)),
+                    producer.clone(),
+                    env.clone(),
+                    CdcConfig {
+                        propagate_context: context.propagates(),
+                        ..config
+                    },
+                );
+                tasks.spawn(connector.run());
+            }
+            // Aborting this task drops the set, which aborts the connectors.
+            return tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
+        }
+        if let Some(o) = &self.scenario.orders {
+            if let Some(task) = self.spawn_orders_host(host, o.model, o.snapshot_every, env.clone())
+            {
+                return task;
+            }
         }
         if host == t::RECOVERY {
             let recovery = Recovery::new(
@@ -405,6 +423,96 @@ impl HostCtx {
     }
 }
 
+impl HostCtx {
+    /// Pitfall 2's hosts; `None` for any other host.
+    fn spawn_orders_host(
+        &self,
+        host: &str,
+        model: OrdersModel,
+        snapshot_every: u64,
+        env: Arc<dyn Env>,
+    ) -> Option<JoinHandle<()>> {
+        let consumer = |group: &str, topics: Vec<&str>| {
+            let config = ConsumerConfig {
+                group: group.into(),
+                topics: topics.into_iter().map(String::from).collect(),
+                session_timeout_ms: 6_000,
+                max_poll_records: 10,
+            };
+            Box::new(CrashAtCommit::new(
+                self.broker(host).consumer(&config),
+                self.armed[host].clone(),
+                host,
+                self.crash_tx.clone(),
+            ))
+        };
+        let orders_db = || -> Arc<dyn Database> {
+            Arc::new(PgDb::new(
+                self.pool(host, t::ORDERS_DB),
+                self.names.clone(),
+                t::ORDERS_DB,
+            ))
+        };
+        match host {
+            t::ORDERS => {
+                let db = orders_db();
+                let (service, snapshotter) =
+                    OrdersService::new(model, db.clone(), env.clone(), snapshot_every);
+                let service = Arc::new(service);
+                let tracker = ConsumerLoop::new(
+                    consumer(
+                        orders::GROUP,
+                        vec![
+                            self.scenario.variants.producer.topic(),
+                            pitfall_system::schema::EFFECTS_CDC_TOPIC,
+                            pitfall_system::schema::REFUNDS_CDC_TOPIC,
+                        ],
+                    ),
+                    db,
+                    service.clone(),
+                    env,
+                    Idempotency::DedupeEventId,
+                );
+                let (tx, mut rx) = mpsc::channel::<OrdersMsg>(64);
+                self.front.orders.open(tx);
+                Some(tokio::spawn(async move {
+                    let mut tasks = JoinSet::new();
+                    tasks.spawn(tracker.run());
+                    if let Some(snapshotter) = snapshotter {
+                        tasks.spawn(snapshotter.run());
+                    }
+                    while let Some((req, reply)) = rx.recv().await {
+                        let service = service.clone();
+                        tasks.spawn(async move {
+                            let _ = reply.send(service.call(req).await);
+                        });
+                        while tasks.try_join_next().is_some() {}
+                    }
+                }))
+            }
+            t::ORDER_VIEW => {
+                let projection = ConsumerLoop::new(
+                    consumer(orders::view::GROUP, vec![model.view_topic()]),
+                    orders_db(),
+                    Arc::new(orders::view::Project),
+                    env,
+                    Idempotency::DedupeEventId,
+                );
+                Some(tokio::spawn(projection.run()))
+            }
+            t::TRANSLATOR => {
+                let translator = Translator::new(
+                    consumer(orders::translator::GROUP, vec![ORDERS_CDC_TOPIC]),
+                    self.broker(host).producer(&self.scenario.producer),
+                    env,
+                );
+                Some(tokio::spawn(translator.run()))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The running services of one seed.
 struct Supervisor {
     ctx: Arc<HostCtx>,
@@ -420,7 +528,10 @@ impl Supervisor {
 
     fn crash(&mut self, host: &str) {
         if host == t::PAYMENTS {
-            self.ctx.front.close();
+            self.ctx.front.payments.close();
+        }
+        if host == t::ORDERS {
+            self.ctx.front.orders.close();
         }
         if let Some(task) = self.tasks.remove(host) {
             task.abort();
@@ -541,6 +652,9 @@ struct Run<'w> {
     proxies: BTreeMap<(String, &'static str), FaultProxy>,
 }
 
+/// The orders DB's tables (pitfall 2).
+const ORDERS_TABLES: [&str; 5] = [ORDERS, ORDER_EVENTS, ORDER_SNAPSHOTS, ORDER_VIEW, PROCESSED];
+
 /// The inventory DB's tables, the archive's included.
 const INVENTORY_TABLES: [&str; 8] = [
     STOCK,
@@ -566,11 +680,29 @@ impl Run<'_> {
         )
     }
 
+    /// The logical topics of this run.
+    fn logical_topics(&self) -> Vec<&'static str> {
+        let mut topics = vec![PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC, INVOICES_TOPIC];
+        if self.scenario.orders.is_some() {
+            topics.extend(ORDERS_TOPICS);
+        }
+        topics
+    }
+
     fn topics(&self) -> Vec<String> {
-        [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC, INVOICES_TOPIC]
+        self.logical_topics()
             .iter()
             .map(|t| self.names.topic(t))
             .collect()
+    }
+
+    /// The run's replication slots, the history's own first.
+    fn slots(&self) -> Vec<&'static str> {
+        let mut slots = vec!["history", PAYMENTS_SLOT];
+        if self.scenario.orders.is_some() {
+            slots.extend([INVENTORY_SLOT, ORDERS_SLOT]);
+        }
+        slots
     }
 
     async fn sql(&self, sql: String) -> Result<(), String> {
@@ -583,14 +715,19 @@ impl Run<'_> {
 
     async fn setup(&mut self, topo: &Topology) -> Result<(), String> {
         let pg = &self.world.pg;
-        postgres::create_tables(pg, &self.names, t::PAYMENTS_DB, &[PAYMENTS])
+        postgres::create_tables(pg, &self.names, t::PAYMENTS_DB, &[PAYMENTS, REFUNDS])
             .await
             .map_err(|e| e.to_string())?;
+        if self.scenario.orders.is_some() {
+            postgres::create_tables(pg, &self.names, t::ORDERS_DB, &ORDERS_TABLES)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         postgres::create_tables(pg, &self.names, t::INVENTORY_DB, &INVENTORY_TABLES)
             .await
             .map_err(|e| e.to_string())?;
         // The history's own slot sees every commit from here on, setup included.
-        for slot in ["history", PAYMENTS_SLOT] {
+        for slot in self.slots() {
             self.sql(format!(
                 "SELECT pg_create_logical_replication_slot('{}', 'test_decoding')",
                 self.names.slot(slot)
@@ -627,8 +764,15 @@ impl Run<'_> {
         links.extend(
             topo.consumer_hosts()
                 .into_iter()
+                .filter(|h| !topo.orders_hosts().contains(h))
                 .map(|h| (h, t::INVENTORY_DB)),
         );
+        if topo.orders.is_some() {
+            links.push((t::CDC.into(), t::INVENTORY_DB));
+            links.push((t::CDC.into(), t::ORDERS_DB));
+            links.push((t::ORDERS.into(), t::ORDERS_DB));
+            links.push((t::ORDER_VIEW.into(), t::ORDERS_DB));
+        }
         for (host, db) in links {
             let rng = seed::rng(0, &format!("proxy/{host}/{db}"));
             let proxy = FaultProxy::start("127.0.0.1:0", &pg_addr, rng)
@@ -702,8 +846,10 @@ impl Run<'_> {
             let checkout = ctx.front.checkout(&host);
             let history = self.history.clone();
             let attempts = self.scenario.workload.attempts;
+            let place_orders = self.scenario.orders.is_some();
             shoppers.spawn(async move {
-                let _ = workload::shopper(host, mine, attempts, history, checkout).await;
+                let _ =
+                    workload::shopper(host, mine, attempts, place_orders, history, checkout).await;
             });
         }
 
@@ -734,7 +880,8 @@ impl Run<'_> {
             flag.store(false, Ordering::SeqCst);
         }
         for host in topo.shopper_hosts() {
-            ctx.front.set_cut(&host, false);
+            ctx.front.set_cut(&host, t::PAYMENTS, false);
+            ctx.front.set_cut(&host, t::ORDERS, false);
         }
         for host in topo.services() {
             sup.restart(&host);
@@ -866,20 +1013,18 @@ impl Run<'_> {
             }
             FaultKind::Partition => {
                 let (a, b) = w.target.split_once('|').expect("partition targets are a|b");
-                if b == t::PAYMENTS_DB || b == t::INVENTORY_DB {
-                    let db = if b == t::PAYMENTS_DB {
-                        t::PAYMENTS_DB
-                    } else {
-                        t::INVENTORY_DB
-                    };
+                let db = [t::PAYMENTS_DB, t::INVENTORY_DB, t::ORDERS_DB]
+                    .into_iter()
+                    .find(|db| *db == b);
+                if let Some(db) = db {
                     if let Some(p) = self.proxies.get(&(a.to_string(), db)) {
                         p.set(|f| f.blackhole = start);
                         if !start {
                             p.reset_connections();
                         }
                     }
-                } else if b == t::PAYMENTS {
-                    sup.ctx.front.set_cut(a, start);
+                } else if b == t::PAYMENTS || b == t::ORDERS {
+                    sup.ctx.front.set_cut(a, b, start);
                 } else {
                     applied = false;
                 }
@@ -929,6 +1074,9 @@ impl Run<'_> {
         let mut consumers = vec![("inventory", GROUP, topo.publish.topic())];
         if topo.archive().is_some() {
             consumers.push(("archive", archive::GROUP, INVOICES_TOPIC));
+        }
+        for (group, topic) in pitfall_sim::runner::orders_consumers(topo) {
+            consumers.push((group, group, topic));
         }
         for (who, group, logical) in consumers {
             let topic = self.names.topic(logical);
@@ -985,6 +1133,31 @@ impl Run<'_> {
                 }
             }
             Publish::DualWrite | Publish::ProduceFirst => {}
+        }
+        if let Some(model) = topo.orders {
+            let feeds = [
+                (t::INVENTORY_DB, INVENTORY_SLOT, EFFECTS),
+                (t::ORDERS_DB, ORDERS_SLOT, model.captured().0),
+            ];
+            for (db, slot, table) in feeds {
+                let feed = PgFeed::new(self.world.pg.clone(), self.names.clone(), db);
+                match feed.poll(slot, 0, usize::MAX).await {
+                    Ok(changes) => {
+                        let unconfirmed: BTreeSet<u64> = changes
+                            .iter()
+                            .filter(|c| c.table == table)
+                            .map(|c| c.lsn)
+                            .collect();
+                        if !unconfirmed.is_empty() {
+                            pending.push(format!(
+                                "{slot} slot has {} unconfirmed transaction(s)",
+                                unconfirmed.len()
+                            ));
+                        }
+                    }
+                    Err(e) => pending.push(format!("cannot read the {slot} slot: {e}")),
+                }
+            }
         }
         pending
     }
@@ -1050,7 +1223,7 @@ impl Run<'_> {
             }
         }
         let admin = &self.world.admin;
-        for logical in [PAYMENTS_TOPIC, PAYMENTS_CDC_TOPIC, INVOICES_TOPIC] {
+        for logical in self.logical_topics() {
             let topic = self.names.topic(logical);
             let parts = self.scenario.run.partitions;
             let records = tokio::task::block_in_place(|| {
@@ -1088,7 +1261,7 @@ impl Run<'_> {
                 first_error.get_or_insert(e);
             }
         };
-        for slot in ["history", PAYMENTS_SLOT] {
+        for slot in self.slots() {
             let name = self.names.slot(slot);
             note(
                 self.sql(format!(
@@ -1097,7 +1270,7 @@ impl Run<'_> {
                 .await,
             );
         }
-        for table in [PAYMENTS] {
+        for table in [PAYMENTS, REFUNDS] {
             note(
                 self.sql(format!(
                     "DROP TABLE IF EXISTS {}",
@@ -1114,6 +1287,17 @@ impl Run<'_> {
                 ))
                 .await,
             );
+        }
+        if self.scenario.orders.is_some() {
+            for table in ORDERS_TABLES {
+                note(
+                    self.sql(format!(
+                        "DROP TABLE IF EXISTS {}",
+                        self.names.table(t::ORDERS_DB, table)
+                    ))
+                    .await,
+                );
+            }
         }
         note(
             self.world

@@ -102,7 +102,7 @@ impl FaultKind {
             FaultKind::CrashCdc => "the CDC connector crashes and restarts",
             FaultKind::CrashRecovery => "the recovery service crashes and restarts",
             FaultKind::CrashInventory => {
-                "a consumer (an inventory member, or the archive) crashes and restarts"
+                "a consumer (an inventory member, the archive, or an orders host) crashes and restarts"
             }
             FaultKind::DuplicateDelivery => {
                 "the broker serves fetches again from the committed offset"
@@ -120,7 +120,7 @@ impl FaultKind {
         let one = |h: &str| vec![h.to_string()];
         match self {
             FaultKind::DbOutage | FaultKind::DbSlow | FaultKind::DbCrash | FaultKind::DbLostAck => {
-                vec![t::PAYMENTS_DB.into(), t::INVENTORY_DB.into()]
+                topo.dbs()
             }
             FaultKind::BrokerOutage
             | FaultKind::BrokerSlow

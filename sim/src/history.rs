@@ -56,12 +56,14 @@ pub enum Event {
         attempt: u32,
         value: Value,
     },
-    /// The operation definitely happened.
+    /// The operation definitely happened. A read carries what it returned.
     Ok {
         process: String,
         op: String,
         request_id: String,
         attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
     },
     /// The operation definitely did not happen (the service said so).
     Fail {
@@ -341,6 +343,7 @@ mod tests {
                     op: "pay".into(),
                     request_id: "r1".into(),
                     attempt: 1,
+                    value: None,
                 },
             },
         ];

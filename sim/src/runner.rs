@@ -9,9 +9,13 @@ use crate::history::{Entry, Event, History};
 use crate::scenario::Scenario;
 use crate::topology as t;
 use crate::world::World;
-use pitfall_system::schema::{FALLBACK_PREFIX, INVOICES_TOPIC, PAYMENTS_SLOT};
+use pitfall_system::schema::{
+    EFFECTS_CDC_TOPIC, FALLBACK_PREFIX, INVENTORY_SLOT, INVOICES_TOPIC, ORDERS_CDC_TOPIC,
+    ORDERS_SLOT, PAYMENTS_SLOT, REFUNDS_CDC_TOPIC,
+};
 use pitfall_system::services::archive;
 use pitfall_system::services::inventory::GROUP;
+use pitfall_system::services::orders;
 use pitfall_system::variants::Publish;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -102,6 +106,23 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
         violations,
         sim_ms,
     }
+}
+
+/// Pitfall 2's consumer groups and the topics each must catch up on.
+pub fn orders_consumers(topo: &t::Topology) -> Vec<(&'static str, &'static str)> {
+    let Some(model) = topo.orders else {
+        return Vec::new();
+    };
+    let mut groups = vec![
+        (orders::GROUP, topo.publish.topic()),
+        (orders::GROUP, EFFECTS_CDC_TOPIC),
+        (orders::GROUP, REFUNDS_CDC_TOPIC),
+        (orders::view::GROUP, model.view_topic()),
+    ];
+    if model == pitfall_system::variants::OrdersModel::CrudCdc {
+        groups.push((orders::translator::GROUP, ORDERS_CDC_TOPIC));
+    }
+    groups
 }
 
 struct Driver<'w, 'a> {
@@ -352,17 +373,29 @@ impl<'w, 'a> Driver<'w, 'a> {
                     pending.push(format!("inventory lag {} on {topic}/{p}", end - committed));
                 }
             }
+            let mut others: Vec<(&str, &str)> = Vec::new();
             if self.world.topology.archive().is_some() {
-                for (p, end) in broker.end_offsets(INVOICES_TOPIC).into_iter().enumerate() {
-                    let committed = broker
-                        .committed(archive::GROUP, INVOICES_TOPIC, p as u32)
-                        .unwrap_or(0);
+                others.push((archive::GROUP, INVOICES_TOPIC));
+            }
+            others.extend(orders_consumers(&self.world.topology));
+            for (group, topic) in others {
+                for (p, end) in broker.end_offsets(topic).into_iter().enumerate() {
+                    let committed = broker.committed(group, topic, p as u32).unwrap_or(0);
                     if committed < end {
-                        pending.push(format!(
-                            "archive lag {} on {INVOICES_TOPIC}/{p}",
-                            end - committed
-                        ));
+                        pending.push(format!("{group} lag {} on {topic}/{p}", end - committed));
                     }
+                }
+            }
+        }
+        if self.world.topology.orders.is_some() {
+            for (db, slot) in [
+                (t::INVENTORY_DB, INVENTORY_SLOT),
+                (t::ORDERS_DB, ORDERS_SLOT),
+            ] {
+                let db = self.world.dbs[db].state.lock().unwrap();
+                let (pos, head) = (db.slot_position(slot), db.head());
+                if pos < head {
+                    pending.push(format!("{slot} slot confirmed to {pos} of {head}"));
                 }
             }
         }

@@ -8,7 +8,7 @@ use crate::faults::FaultKind;
 use crate::topology::Topology;
 use pitfall_system::blocks::payload::{Codec, Strategy};
 use pitfall_system::ports::ProducerConfig;
-use pitfall_system::variants::{Context, Idempotency, Ordering, Publish};
+use pitfall_system::variants::{Context, Idempotency, Ordering, OrdersModel, Publish};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
@@ -161,6 +161,20 @@ fn default_chunk_kib() -> u64 {
     256
 }
 
+/// Pitfall 2: the orders service, its order-status view and how it keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orders {
+    pub model: OrdersModel,
+    /// `event-sourced`: take a snapshot once this many events accumulated.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+}
+
+fn default_snapshot_every() -> u64 {
+    3
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
@@ -222,6 +236,7 @@ struct File {
     #[serde(default)]
     producer: ProducerConfig,
     payloads: Option<Spanned<Payloads>>,
+    orders: Option<Spanned<Orders>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +262,8 @@ pub struct Scenario {
     pub producer: ProducerConfig,
     /// Pitfall 4: attachments, when the scenario has them.
     pub payloads: Option<Payloads>,
+    /// Pitfall 2: the orders service, when the scenario has it.
+    pub orders: Option<Orders>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -278,6 +295,11 @@ impl Scenario {
                 .as_ref()
                 .map(|p| ("payloads".to_string(), p.strategy.name().to_string())),
         )
+        .chain(
+            self.orders
+                .as_ref()
+                .map(|o| ("orders".to_string(), o.model.name().to_string())),
+        )
         .collect()
     }
 
@@ -288,6 +310,7 @@ impl Scenario {
             self.workload.shoppers,
         )
         .with_archive(self.payloads.is_some())
+        .with_orders(self.orders.as_ref().map(|o| o.model))
     }
 }
 
@@ -437,8 +460,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
             Some(p)
         }
     };
+    let orders = match file.orders {
+        None => None,
+        Some(o) => {
+            let at = o.span().start;
+            let o = o.into_inner();
+            if !(1..=100).contains(&o.snapshot_every) {
+                return Err(err(at, "orders.snapshot_every must be 1 to 100".into()));
+            }
+            if file.variants.producer != Publish::Cdc {
+                return Err(err(
+                    at,
+                    "[orders] needs variants.producer = \"cdc\": the orders service reads the payments, inventory and refunds change logs".into(),
+                ));
+            }
+            Some(o)
+        }
+    };
     let topo = Topology::new(file.variants.producer, r.inventory_consumers, w.shoppers)
-        .with_archive(payloads.is_some());
+        .with_archive(payloads.is_some())
+        .with_orders(orders.as_ref().map(|o| o.model));
     let mut allowed = Vec::new();
     for kind in &file.faults.allowed {
         let k = *kind.get_ref();
@@ -468,6 +509,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
         run,
         producer: file.producer,
         payloads,
+        orders,
         path: path.to_path_buf(),
     })
 }
@@ -618,6 +660,33 @@ allowed = ["broker-outage", "crash-payments"]
     }
 
     #[test]
+    fn an_orders_section_is_parsed_and_checked() {
+        let cdc = GOOD.replace("producer = \"dual-write\"", "producer = \"cdc\"");
+        let ok = parse_str(&format!("{cdc}\n[orders]\nmodel = \"event-sourced\"\n")).unwrap();
+        let o = ok.orders.clone().unwrap();
+        assert_eq!((o.model, o.snapshot_every), (OrdersModel::EventSourced, 3));
+        assert_eq!(ok.variant_names()["orders"], "event-sourced");
+        assert_eq!(ok.topology().dbs().len(), 3);
+        let bad = error_of(&format!("{GOOD}\n[orders]\nmodel = \"crud-cdc\"\n"));
+        assert!(
+            bad.starts_with("s.toml:20:") && bad.contains("needs variants.producer = \"cdc\""),
+            "{bad}"
+        );
+        let bad = error_of(&format!(
+            "{cdc}\n[orders]\nmodel = \"crud-cdc\"\nsnapshot_every = 0\n"
+        ));
+        assert!(
+            bad.contains("orders.snapshot_every must be 1 to 100"),
+            "{bad}"
+        );
+        let bad = error_of(&format!("{cdc}\n[orders]\nmodel = \"crud\"\n"));
+        assert!(
+            bad.starts_with("s.toml:21:9: unknown variant `crud`"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn bad_files_get_located_messages() {
         insta::assert_snapshot!(error_of(&GOOD.replace("producer = \"dual-write\"", "producer = \"dual-writ\"")),
             @"s.toml:8:12: unknown variant `dual-writ`, expected one of `dual-write`, `produce-first`, `resilient-producer`, `cdc`");
@@ -628,7 +697,7 @@ allowed = ["broker-outage", "crash-payments"]
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-payments\"", "\"crash-cdc\"")),
             @"s.toml:18:29: fault kind `crash-cdc` does not apply: the `dual-write` producer variant has no such component");
         insta::assert_snapshot!(error_of(&GOOD.replace("no-lost-payment", "no-lost-paymnt")),
-            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`, `per-key-order`, `payload-integrity`, `no-dangling-reference`, `no-partial-assembly`");
+            @"s.toml:5:24: unknown variant `no-lost-paymnt`, expected one of `stock-conservation`, `no-lost-payment`, `no-double-effect`, `no-phantom`, `converges`, `queue`, `context-complete`, `per-key-order`, `payload-integrity`, `no-dangling-reference`, `no-partial-assembly`, `read-after-write`, `view-convergence`, `snapshot-consistency`");
         insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["no-lost-payment"] }"#, r#""mostly""#)),
             @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
         insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),

@@ -1,13 +1,18 @@
 //! The workload: orders drawn from the seed, and the simulated shoppers that
-//! send them to the payments service over turmoil TCP — a payment, and for
-//! some orders a refund soon after — retrying on failure and recording each
-//! attempt's invoke and ok/fail/info in the history.
+//! send them over turmoil TCP — when the orders service runs, first "place
+//! order" and a read of it straight after; then a payment, and for some
+//! orders a refund soon after — retrying on failure and recording each
+//! attempt's invoke and ok/fail/info (with what a read returned) in the
+//! history.
 
 use crate::history::{Event, History};
 use crate::scenario::{Payloads, Workload};
 use crate::seed;
-use crate::topology::{PAYMENTS, PAYMENTS_PORT};
+use crate::topology::{ORDERS, ORDERS_PORT, PAYMENTS, PAYMENTS_PORT};
 use crate::wire::{self, CallError};
+use pitfall_system::services::orders::{
+    GetOrder, OrdersCall, OrdersError, OrdersReply, PlaceOrder,
+};
 use pitfall_system::services::payments::{
     AttachmentSpec, PaymentError, PaymentRequest, PaymentsCall, RefundRequest,
 };
@@ -23,6 +28,8 @@ pub struct Order {
     pub request: PaymentRequest,
     /// Refund it this long after the payment returned OK.
     pub refund: Option<Refund>,
+    /// Placing the order with the orders service, when it runs (pitfall 2).
+    pub place: PlaceOrder,
 }
 
 /// A refund a shopper asks for after paying.
@@ -62,9 +69,28 @@ pub fn draw_orders(
                     attachment: None,
                 },
                 refund: None,
+                place: PlaceOrder {
+                    order_id: String::new(),
+                    product: String::new(),
+                    qty: 0,
+                    user_id: String::new(),
+                    request_id: String::new(),
+                },
             }
         })
         .collect();
+    // Placement request ids from their own sub-seed too.
+    let mut places = seed::rng(seed_value, "workload/orders");
+    for order in &mut orders {
+        let r = &order.request;
+        order.place = PlaceOrder {
+            order_id: r.order_id.clone(),
+            product: r.product.clone(),
+            qty: r.qty,
+            user_id: r.user_id.clone(),
+            request_id: format!("r{:08x}", places.random::<u32>()),
+        };
+    }
     // Refunds come from their own sub-seed, so turning them on does not
     // reshuffle the orders.
     let mut refunds = seed::rng(seed_value, "workload/refunds");
@@ -105,13 +131,14 @@ pub type PaymentReply = Result<(), PaymentError>;
 /// How long a shopper waits for the payments service.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How a shopper reaches the payments service.
+/// How a shopper reaches the services.
 #[async_trait::async_trait]
 pub trait Checkout {
     async fn call(&self, call: &PaymentsCall) -> Result<PaymentReply, CallError>;
+    async fn orders(&self, call: &OrdersCall) -> Result<OrdersReply, CallError>;
 }
 
-/// The payments RPC over turmoil TCP.
+/// The RPCs over turmoil TCP.
 pub struct TurmoilCheckout;
 
 #[async_trait::async_trait]
@@ -121,66 +148,159 @@ impl Checkout for TurmoilCheckout {
         let mut conn = wire::connect(&addr, CALL_TIMEOUT).await?;
         wire::call(&mut conn, call, CALL_TIMEOUT).await
     }
+
+    async fn orders(&self, call: &OrdersCall) -> Result<OrdersReply, CallError> {
+        let addr = format!("{ORDERS}:{ORDERS_PORT}");
+        let mut conn = wire::connect(&addr, CALL_TIMEOUT).await?;
+        wire::call(&mut conn, call, CALL_TIMEOUT).await
+    }
 }
 
-/// A shopper's client software: pay for its orders in time order, and
-/// refund those it means to, retrying each call up to `attempts` times and
-/// recording every attempt.
+/// What one attempt of a call came to.
+enum Answer {
+    /// It happened; a read says what it returned.
+    Ok(Option<serde_json::Value>),
+    /// It will never happen: do not retry.
+    Rejected(String),
+    /// It did not happen: retry.
+    Failed(String),
+    /// It may or may not have happened: retry.
+    Unknown(String),
+}
+
+/// A shopper's client software: for each order in time order, place it and
+/// read it back (when `place_orders`), pay, and refund those it means to;
+/// each call retried up to `attempts` times (a read is tried once) and every
+/// attempt recorded.
 pub async fn shopper(
     process: String,
     orders: Vec<Order>,
     attempts: u32,
+    place_orders: bool,
     history: History,
     checkout: impl Checkout,
 ) -> turmoil::Result {
     let start = tokio::time::Instant::now();
+    let checkout = &checkout;
     for order in orders {
         tokio::time::sleep_until(start + Duration::from_millis(order.at_ms)).await;
-        let paid = attempt(
-            &process,
-            &PaymentsCall::Pay(order.request),
-            attempts,
-            &history,
-            &checkout,
-        )
+        if place_orders {
+            let place = OrdersCall::Place(order.place.clone());
+            if !attempt(&process, &place, attempts, &history, || {
+                orders_answer(checkout, &place)
+            })
+            .await
+            {
+                continue;
+            }
+            let read = OrdersCall::Get(GetOrder {
+                order_id: order.place.order_id.clone(),
+                user_id: order.place.user_id.clone(),
+                request_id: format!("{}-read", order.place.request_id),
+            });
+            attempt(&process, &read, 1, &history, || {
+                orders_answer(checkout, &read)
+            })
+            .await;
+        }
+        let pay = PaymentsCall::Pay(order.request);
+        let paid = attempt(&process, &pay, attempts, &history, || {
+            payments_answer(checkout, &pay)
+        })
         .await;
         if let (true, Some(refund)) = (paid, order.refund) {
             tokio::time::sleep(Duration::from_millis(refund.after_ms)).await;
-            attempt(
-                &process,
-                &PaymentsCall::Refund(refund.request),
-                attempts,
-                &history,
-                &checkout,
-            )
+            let refund = PaymentsCall::Refund(refund.request);
+            attempt(&process, &refund, attempts, &history, || {
+                payments_answer(checkout, &refund)
+            })
             .await;
         }
     }
     Ok(())
 }
 
+async fn payments_answer(checkout: &impl Checkout, call: &PaymentsCall) -> Answer {
+    match checkout.call(call).await {
+        Ok(Ok(())) => Answer::Ok(None),
+        Ok(Err(PaymentError::Rejected(e))) => Answer::Rejected(e),
+        Ok(Err(PaymentError::Unavailable(e))) | Err(CallError::NotSent(e)) => Answer::Failed(e),
+        Ok(Err(PaymentError::Unknown(e))) | Err(CallError::NoReply(e)) => Answer::Unknown(e),
+    }
+}
+
+async fn orders_answer(checkout: &impl Checkout, call: &OrdersCall) -> Answer {
+    match checkout.orders(call).await {
+        Ok(Ok(state)) => Answer::Ok(match call {
+            OrdersCall::Get(_) => Some(serde_json::to_value(state).expect("state serializes")),
+            OrdersCall::Place(_) => None,
+        }),
+        Ok(Err(OrdersError::Unavailable(e))) | Err(CallError::NotSent(e)) => Answer::Failed(e),
+        Ok(Err(OrdersError::Unknown(e))) | Err(CallError::NoReply(e)) => Answer::Unknown(e),
+    }
+}
+
+/// A call as the history shows it.
+trait Op {
+    fn op(&self) -> &'static str;
+    fn request_id(&self) -> &str;
+    fn value(&self) -> serde_json::Value;
+}
+
+impl Op for PaymentsCall {
+    fn op(&self) -> &'static str {
+        PaymentsCall::op(self)
+    }
+    fn request_id(&self) -> &str {
+        PaymentsCall::request_id(self)
+    }
+    fn value(&self) -> serde_json::Value {
+        match self {
+            PaymentsCall::Pay(r) => serde_json::to_value(r),
+            PaymentsCall::Refund(r) => serde_json::to_value(r),
+        }
+        .expect("request serializes")
+    }
+}
+
+impl Op for OrdersCall {
+    fn op(&self) -> &'static str {
+        OrdersCall::op(self)
+    }
+    fn request_id(&self) -> &str {
+        OrdersCall::request_id(self)
+    }
+    fn value(&self) -> serde_json::Value {
+        match self {
+            OrdersCall::Place(r) => serde_json::to_value(r),
+            OrdersCall::Get(r) => serde_json::to_value(r),
+        }
+        .expect("request serializes")
+    }
+}
+
 /// Make one call, retrying until it returns OK, is rejected, or runs out of
 /// attempts. Whether it returned OK.
-async fn attempt(
+async fn attempt<F, Fut>(
     process: &str,
-    call: &PaymentsCall,
+    call: &impl Op,
     attempts: u32,
     history: &History,
-    checkout: &impl Checkout,
-) -> bool {
+    mut send: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
     let op = call.op();
     let request_id = call.request_id().to_string();
     for attempt in 1..=attempts {
-        let value = match call {
-            PaymentsCall::Pay(r) => serde_json::to_value(r),
-            PaymentsCall::Refund(r) => serde_json::to_value(r),
-        };
         history.record(Event::Invoke {
             process: process.to_string(),
             op: op.into(),
             request_id: request_id.clone(),
             attempt,
-            value: value.expect("request serializes"),
+            value: call.value(),
         });
         let fail = |error| Event::Fail {
             process: process.to_string(),
@@ -189,8 +309,8 @@ async fn attempt(
             attempt,
             error,
         };
-        let (ok, give_up, event) = match checkout.call(call).await {
-            Ok(Ok(())) => (
+        let (ok, give_up, event) = match send().await {
+            Answer::Ok(value) => (
                 true,
                 true,
                 Event::Ok {
@@ -198,13 +318,12 @@ async fn attempt(
                     op: op.into(),
                     request_id: request_id.clone(),
                     attempt,
+                    value,
                 },
             ),
-            Ok(Err(PaymentError::Rejected(error))) => (false, true, fail(error)),
-            Ok(Err(PaymentError::Unavailable(error))) | Err(CallError::NotSent(error)) => {
-                (false, false, fail(error))
-            }
-            Ok(Err(PaymentError::Unknown(error))) | Err(CallError::NoReply(error)) => (
+            Answer::Rejected(error) => (false, true, fail(error)),
+            Answer::Failed(error) => (false, false, fail(error)),
+            Answer::Unknown(error) => (
                 false,
                 false,
                 Event::Info {

@@ -20,12 +20,27 @@ use crate::workload::{self, product_name, Order};
 use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::recovery::Recovery;
-use pitfall_system::ports::{Broker, ConsumerConfig, Database, Env};
-use pitfall_system::schema::{INVOICES_TOPIC, PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, STOCK};
+use pitfall_system::ports::{Broker, ConsumerConfig, Database, Env, ProducerConfig};
+use pitfall_system::schema::{
+    EFFECTS_CDC_TOPIC, INVOICES_TOPIC, ORDERS_CDC_TOPIC, ORDER_EVENTS_CDC_TOPIC,
+    ORDER_EVENTS_TOPIC, PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, REFUNDS_CDC_TOPIC, STOCK,
+};
 use pitfall_system::services::archive::{self, Archive};
 use pitfall_system::services::inventory::{ReserveStock, GROUP};
+use pitfall_system::services::orders::translator::Translator;
+use pitfall_system::services::orders::{self, OrdersCall, OrdersService};
 use pitfall_system::services::payments::{PayloadOutlet, PaymentsCall, PaymentsService};
-use pitfall_system::variants::Publish;
+use pitfall_system::variants::{Idempotency, OrdersModel, Publish};
+
+/// The topics pitfall 2 adds: the refunds and inventory change logs the
+/// orders service reads, and the orders model's own.
+pub const ORDERS_TOPICS: [&str; 5] = [
+    REFUNDS_CDC_TOPIC,
+    EFFECTS_CDC_TOPIC,
+    ORDERS_CDC_TOPIC,
+    ORDER_EVENTS_TOPIC,
+    ORDER_EVENTS_CDC_TOPIC,
+];
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -87,7 +102,8 @@ impl<'a> World<'a> {
 
         // Servers.
         let mut dbs = BTreeMap::new();
-        for name in [t::PAYMENTS_DB, t::INVENTORY_DB] {
+        for name in topology.dbs() {
+            let name = name.as_str();
             let server = DbServer {
                 name: name.to_string(),
                 state: Arc::new(Mutex::new(DbState::default())),
@@ -95,7 +111,7 @@ impl<'a> World<'a> {
                 history: history.clone(),
             };
             let s = server.clone();
-            sim.host(name, move || s.clone().serve());
+            sim.host(name.to_string(), move || s.clone().serve());
             dbs.insert(name.to_string(), server);
         }
         let stock = (0..scenario.workload.products)
@@ -111,6 +127,11 @@ impl<'a> World<'a> {
         broker_state.create_topic(PAYMENTS_TOPIC, partitions);
         broker_state.create_topic(PAYMENTS_CDC_TOPIC, partitions);
         broker_state.create_topic(INVOICES_TOPIC, partitions);
+        if topology.orders.is_some() {
+            for topic in ORDERS_TOPICS {
+                broker_state.create_topic(topic, partitions);
+            }
+        }
         let max_message_bytes = broker_state.max_message_bytes;
         let broker = BrokerServer {
             state: Arc::new(Mutex::new(broker_state)),
@@ -167,19 +188,36 @@ impl<'a> World<'a> {
             let env = env_factory(seed_value, host);
             let history = history.clone();
             let producer_config = producer_config.clone();
+            let orders = topology.orders;
             sim.host(host, move || {
                 let broker = SimBroker::new(t::BROKER, host, history.clone());
-                let connector = CdcConnector::new(
-                    Arc::new(SimDb::new(t::PAYMENTS_DB)),
-                    broker.producer(&producer_config),
-                    env(),
-                    CdcConfig {
-                        propagate_context: context.propagates(),
-                        ..CdcConfig::payments()
-                    },
-                );
+                let producer = broker.producer(&producer_config);
+                let env = env();
+                // One connector per captured DB, like connectors sharing a
+                // Kafka Connect worker: they crash together.
+                let mut connectors = vec![(t::PAYMENTS_DB, CdcConfig::payments())];
+                if let Some(model) = orders {
+                    connectors[0].1 = CdcConfig::payments().with_refunds();
+                    connectors.push((t::INVENTORY_DB, CdcConfig::inventory()));
+                    connectors.push((t::ORDERS_DB, CdcConfig::orders(model)));
+                }
+                let mut tasks = Vec::new();
+                for (db, config) in connectors {
+                    let connector = CdcConnector::new(
+                        Arc::new(SimDb::new(db)),
+                        producer.clone(),
+                        env.clone(),
+                        CdcConfig {
+                            propagate_context: context.propagates(),
+                            ..config
+                        },
+                    );
+                    tasks.push(tokio::task::spawn_local(connector.run()));
+                }
                 async move {
-                    connector.run().await;
+                    for task in tasks {
+                        let _ = task.await;
+                    }
                     Ok(())
                 }
             });
@@ -266,6 +304,18 @@ impl<'a> World<'a> {
             });
         }
 
+        if let (Some(model), Some(o)) = (topology.orders, &scenario.orders) {
+            self::orders_hosts(
+                &mut sim,
+                seed_value,
+                &history,
+                model,
+                o.snapshot_every,
+                publish.topic(),
+                &producer_config,
+            );
+        }
+
         // Shoppers.
         let orders = workload::draw_orders(
             seed_value,
@@ -285,6 +335,7 @@ impl<'a> World<'a> {
                     host.clone(),
                     mine,
                     scenario.workload.attempts,
+                    scenario.orders.is_some(),
                     history.clone(),
                     workload::TurmoilCheckout,
                 ),
@@ -304,22 +355,126 @@ impl<'a> World<'a> {
     }
 }
 
-/// The payments service's RPC front: one request per frame; each request is
-/// handled in its own task, so a shopper that goes away does not cancel it.
+/// The payments service's RPC front.
 async fn serve_payments(service: Arc<PaymentsService>) -> turmoil::Result {
-    let listener = TcpListener::bind(("0.0.0.0", t::PAYMENTS_PORT)).await?;
+    serve(t::PAYMENTS_PORT, move |call: PaymentsCall| {
+        let service = service.clone();
+        async move { service.call(call).await }
+    })
+    .await
+}
+
+/// An RPC front: one request per frame; each request is handled in its own
+/// task, so a client that goes away does not cancel it.
+async fn serve<C, R, F, Fut>(port: u16, handle: F) -> turmoil::Result
+where
+    C: serde::de::DeserializeOwned + 'static,
+    R: serde::Serialize + 'static,
+    F: Fn(C) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = R> + 'static,
+{
+    let listener = TcpListener::bind(("0.0.0.0", port)).await?;
     loop {
         let (stream, _) = listener.accept().await?;
-        let service = service.clone();
+        let handle = handle.clone();
         tokio::task::spawn_local(async move {
             let mut conn = wire::framed(stream);
-            while let Ok(Some(call)) = wire::recv::<PaymentsCall>(&mut conn).await {
-                let service = service.clone();
-                let handler = tokio::task::spawn_local(async move { service.call(call).await });
+            while let Ok(Some(call)) = wire::recv::<C>(&mut conn).await {
+                let handler = tokio::task::spawn_local(handle(call));
                 let Ok(reply) = handler.await else { return };
                 if wire::send(&mut conn, &reply).await.is_err() {
                     return;
                 }
+            }
+        });
+    }
+}
+
+/// Pitfall 2's hosts: the orders service (its RPC front, its consumer of
+/// the payments, inventory and refunds topics, and under `event-sourced`
+/// its snapshotter), the order-view projection and, under `crud-cdc`, the
+/// translator.
+fn orders_hosts(
+    sim: &mut turmoil::Sim<'_>,
+    seed_value: u64,
+    history: &History,
+    model: OrdersModel,
+    snapshot_every: u64,
+    payments_topic: &'static str,
+    producer_config: &ProducerConfig,
+) {
+    let consumer = |group: &str, topics: Vec<&str>| ConsumerConfig {
+        group: group.into(),
+        topics: topics.into_iter().map(String::from).collect(),
+        session_timeout_ms: 2_000,
+        max_poll_records: 10,
+    };
+    {
+        let env = env_factory(seed_value, t::ORDERS);
+        let history = history.clone();
+        let config = consumer(
+            orders::GROUP,
+            vec![payments_topic, EFFECTS_CDC_TOPIC, REFUNDS_CDC_TOPIC],
+        );
+        sim.host(t::ORDERS, move || {
+            let env = env();
+            let db: Arc<dyn Database> = Arc::new(SimDb::new(t::ORDERS_DB));
+            let (service, snapshotter) =
+                OrdersService::new(model, db.clone(), env.clone(), snapshot_every);
+            let service = Arc::new(service);
+            let broker = SimBroker::new(t::BROKER, t::ORDERS, history.clone());
+            let tracker = ConsumerLoop::new(
+                broker.consumer(&config),
+                db,
+                service.clone(),
+                env,
+                Idempotency::DedupeEventId,
+            );
+            tokio::task::spawn_local(tracker.run());
+            if let Some(snapshotter) = snapshotter {
+                tokio::task::spawn_local(snapshotter.run());
+            }
+            serve(t::ORDERS_PORT, move |call: OrdersCall| {
+                let service = service.clone();
+                async move { service.call(call).await }
+            })
+        });
+    }
+    {
+        let env = env_factory(seed_value, t::ORDER_VIEW);
+        let history = history.clone();
+        let config = consumer(orders::view::GROUP, vec![model.view_topic()]);
+        sim.host(t::ORDER_VIEW, move || {
+            let env = env();
+            let broker = SimBroker::new(t::BROKER, t::ORDER_VIEW, history.clone());
+            let projection = ConsumerLoop::new(
+                broker.consumer(&config),
+                Arc::new(SimDb::new(t::ORDERS_DB)),
+                Arc::new(orders::view::Project),
+                env,
+                Idempotency::DedupeEventId,
+            );
+            async move {
+                projection.run().await;
+                Ok(())
+            }
+        });
+    }
+    if model == OrdersModel::CrudCdc {
+        let env = env_factory(seed_value, t::TRANSLATOR);
+        let history = history.clone();
+        let config = consumer(orders::translator::GROUP, vec![ORDERS_CDC_TOPIC]);
+        let producer_config = producer_config.clone();
+        sim.host(t::TRANSLATOR, move || {
+            let broker = SimBroker::new(t::BROKER, t::TRANSLATOR, history.clone());
+            let translator = Translator::new(
+                broker.consumer(&config),
+                broker.producer(&producer_config),
+                env(),
+            );
+            async move {
+                translator.run().await;
+                Ok(())
             }
         });
     }

@@ -5,7 +5,7 @@ use pitfall_sim::checkers::Invariant;
 use pitfall_sim::faults::FaultKind;
 use pitfall_sim::scenario::{self, Expect};
 use pitfall_system::blocks::payload::Strategy;
-use pitfall_system::variants::{Context, Idempotency, Ordering, Publish};
+use pitfall_system::variants::{Context, Idempotency, Ordering, OrdersModel, Publish};
 use std::path::Path;
 
 pub fn run(dir: &Path) -> u8 {
@@ -37,6 +37,9 @@ pub fn run(dir: &Path) -> u8 {
         if let Some(p) = &s.payloads {
             variants.push(p.strategy.name());
         }
+        if let Some(o) = &s.orders {
+            variants.push(o.model.name());
+        }
         println!(
             "  {:<width$}  pitfall {}  {}  → {expect}",
             s.name,
@@ -66,6 +69,16 @@ pub fn run(dir: &Path) -> u8 {
         Invariant::NoPhantom,
         Invariant::Queue,
     ]);
+    println!("  2  event sourcing everywhere: how the orders service keeps its order-status view ([orders] model)");
+    variants(
+        "model   ",
+        &OrdersModel::ALL.map(|m| (m.name(), m.describe())),
+    );
+    checked_by(&[
+        Invariant::ReadAfterWrite,
+        Invariant::ViewConvergence,
+        Invariant::SnapshotConsistency,
+    ]);
     println!("  3  context propagation: requestId/userId across every hop");
     variants("context ", &Context::ALL.map(|c| (c.name(), c.describe())));
     checked_by(&[Invariant::ContextComplete]);
@@ -89,7 +102,6 @@ pub fn run(dir: &Path) -> u8 {
         Invariant::PerKeyOrder,
         Invariant::StockConservation,
     ]);
-    println!("  2  event sourcing everywhere (CRUD+CDC vs event-sourced orders view): not in the suite yet");
     println!("\nFAULT KINDS");
     for k in FaultKind::ALL {
         println!("  {:<20} {}", k.name(), k.describe());

@@ -41,11 +41,12 @@ pub fn run(args: Args) -> u8 {
         "scenario {} (pitfall {}), seed {}",
         scenario.name, scenario.pitfall, args.seed
     );
-    println!(
-        "variants: producer = {}, consumer = {}",
-        scenario.variants.producer.name(),
-        scenario.variants.consumer.name()
-    );
+    let variants: Vec<String> = scenario
+        .variant_names()
+        .into_iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    println!("variants: {}", variants.join(", "));
     let names = |ks: &[pitfall_sim::faults::FaultKind]| {
         if ks.is_empty() {
             "(none)".to_string()

@@ -82,8 +82,15 @@ fn chain(history: &[Entry], request: &str, parked_keys: &BTreeSet<String>) -> Ve
                 op,
                 request_id,
                 attempt,
+                value,
             } if request_id == request => {
-                push(e.t, i, process, format!("ok {op} (attempt {attempt})"))
+                let shown = value.as_ref().map_or(String::new(), |v| format!(" -> {v}"));
+                push(
+                    e.t,
+                    i,
+                    process,
+                    format!("ok {op} (attempt {attempt}){shown}"),
+                )
             }
             Event::Fail {
                 process,

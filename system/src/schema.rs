@@ -30,6 +30,33 @@ pub const INVOICES_TOPIC: &str = "invoices";
 /// Archive tables (in the inventory DB server): one row per archived
 /// invoice, keyed by order id.
 pub const INVOICES: &str = "invoices";
+/// Payments DB: one row per refund, keyed by order id (pitfall 2's third
+/// topic comes from its change log).
+pub const REFUNDS: &str = "refunds";
+/// The topic the CDC connector produces refunds-table changes to.
+pub const REFUNDS_CDC_TOPIC: &str = "payments-db.refunds";
+/// The inventory DB's replication slot, and the topic its `payment_effects`
+/// changes go to: the inventory-reservations topic the orders service reads.
+pub const INVENTORY_SLOT: &str = "inventory_cdc";
+pub const EFFECTS_CDC_TOPIC: &str = "inventory-db.payment_effects";
+
+/// Orders DB (pitfall 2), `crud-cdc`: one row per order ([`crate::services::orders::OrderRow`]).
+pub const ORDERS: &str = "orders";
+/// Orders DB, `event-sourced`: the event store, keyed `{order}/{seq:06}`.
+pub const ORDER_EVENTS: &str = "order_events";
+/// Orders DB, `event-sourced`: the latest snapshot per order.
+pub const ORDER_SNAPSHOTS: &str = "order_snapshots";
+/// Orders DB: the order-view projection, keyed by order id.
+pub const ORDER_VIEW: &str = "order_view";
+/// The orders DB's replication slot.
+pub const ORDERS_SLOT: &str = "orders_cdc";
+/// `crud-cdc`: the raw change log of the orders table (only the translator reads it).
+pub const ORDERS_CDC_TOPIC: &str = "orders-db.orders";
+/// `crud-cdc`: the translator's official order-events API topic.
+pub const ORDER_EVENTS_TOPIC: &str = "order-events";
+/// `event-sourced`: the event store's events, published by CDC.
+pub const ORDER_EVENTS_CDC_TOPIC: &str = "orders-db.order_events";
+
 /// Object-store prefix of the resilient producer's fallback.
 pub const FALLBACK_PREFIX: &str = "fallback/";
 
@@ -69,6 +96,24 @@ pub struct EffectRow {
     pub product: String,
     /// Units held now (0 unless reserved).
     pub held: i64,
+    /// The order, and the request that last changed this effect (so its
+    /// change event carries that request's context).
+    #[serde(default)]
+    pub order_id: String,
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub user_id: String,
+}
+
+/// A row of [`REFUNDS`], keyed by order id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRow {
+    pub refund_id: String,
+    pub order_id: String,
+    pub payment_id: String,
+    pub request_id: String,
+    pub user_id: String,
 }
 
 /// A row of [`INVOICES`]: what the archive stored for an order's attachment.

@@ -168,3 +168,57 @@ impl Ordering {
         }
     }
 }
+
+/// Pitfall 2: how the orders service keeps the order-status view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrdersModel {
+    /// Orders are an event store; state is rebuilt by replaying events (from
+    /// a snapshot taken every K events), and reads come from a projection
+    /// the published events feed.
+    EventSourced,
+    /// Orders are a table updated with plain CRUD and read from it; its
+    /// change log feeds a translator that publishes official order events.
+    CrudCdc,
+}
+
+impl OrdersModel {
+    pub const ALL: [OrdersModel; 2] = [OrdersModel::EventSourced, OrdersModel::CrudCdc];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OrdersModel::EventSourced => "event-sourced",
+            OrdersModel::CrudCdc => "crud-cdc",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            OrdersModel::EventSourced => {
+                "naive: an event store with snapshots; reads come from a projection the events feed"
+            }
+            OrdersModel::CrudCdc => {
+                "remedy: a CRUD table read directly; CDC feeds a translator that publishes official order events"
+            }
+        }
+    }
+
+    /// The topic the order-view projection reads.
+    pub fn view_topic(self) -> &'static str {
+        match self {
+            OrdersModel::EventSourced => crate::schema::ORDER_EVENTS_CDC_TOPIC,
+            OrdersModel::CrudCdc => crate::schema::ORDER_EVENTS_TOPIC,
+        }
+    }
+
+    /// The orders DB table the CDC connector captures, and its topic.
+    pub fn captured(self) -> (&'static str, &'static str) {
+        match self {
+            OrdersModel::EventSourced => (
+                crate::schema::ORDER_EVENTS,
+                crate::schema::ORDER_EVENTS_CDC_TOPIC,
+            ),
+            OrdersModel::CrudCdc => (crate::schema::ORDERS, crate::schema::ORDERS_CDC_TOPIC),
+        }
+    }
+}

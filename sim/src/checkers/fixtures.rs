@@ -134,6 +134,9 @@ pub fn effect(t: u64, lsn: u64, order: &str, revision: u64, status: EffectStatus
         status,
         product: "apple".into(),
         held: 0,
+        order_id: order.into(),
+        request_id: format!("r-{order}"),
+        user_id: "u1".into(),
     };
     commit(
         t,

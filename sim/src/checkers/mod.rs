@@ -9,6 +9,7 @@ mod converges;
 mod no_double_effect;
 mod no_lost_payment;
 mod no_phantom;
+pub mod orders;
 pub mod payload;
 mod per_key_order;
 pub mod queue;
@@ -34,10 +35,13 @@ pub enum Invariant {
     PayloadIntegrity,
     NoDanglingReference,
     NoPartialAssembly,
+    ReadAfterWrite,
+    ViewConvergence,
+    SnapshotConsistency,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 11] = [
+    pub const ALL: [Invariant; 14] = [
         Invariant::StockConservation,
         Invariant::NoLostPayment,
         Invariant::NoDoubleEffect,
@@ -49,6 +53,9 @@ impl Invariant {
         Invariant::PayloadIntegrity,
         Invariant::NoDanglingReference,
         Invariant::NoPartialAssembly,
+        Invariant::ReadAfterWrite,
+        Invariant::ViewConvergence,
+        Invariant::SnapshotConsistency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,6 +71,9 @@ impl Invariant {
             Invariant::PayloadIntegrity => "payload-integrity",
             Invariant::NoDanglingReference => "no-dangling-reference",
             Invariant::NoPartialAssembly => "no-partial-assembly",
+            Invariant::ReadAfterWrite => "read-after-write",
+            Invariant::ViewConvergence => "view-convergence",
+            Invariant::SnapshotConsistency => "snapshot-consistency",
         }
     }
 
@@ -95,6 +105,15 @@ impl Invariant {
             Invariant::NoPartialAssembly => {
                 "no archived attachment is ever visible incomplete or misassembled"
             }
+            Invariant::ReadAfterWrite => {
+                "once a shopper got OK for placing an order, the orders service's read endpoint shows it placed"
+            }
+            Invariant::ViewConvergence => {
+                "after the drain, the orders service's state agrees with payments, inventory and refunds, and every materialized view and snapshot equals it"
+            }
+            Invariant::SnapshotConsistency => {
+                "an event-sourced snapshot never disagrees with a replay of the events up to it"
+            }
             Invariant::Queue => {
                 "the broker log and the polls show no queue anomaly (lost-write, unseen, duplicate, inconsistent-offsets, nonmonotonic-send/poll, poll-skip) outside what the producer variant allows"
             }
@@ -114,6 +133,9 @@ impl Invariant {
             Invariant::PayloadIntegrity => payload::check_integrity(history),
             Invariant::NoDanglingReference => payload::check_no_dangling_reference(history),
             Invariant::NoPartialAssembly => payload::check_no_partial_assembly(history),
+            Invariant::ReadAfterWrite => orders::check_read_after_write(history),
+            Invariant::ViewConvergence => orders::check_view_convergence(history),
+            Invariant::SnapshotConsistency => orders::check_snapshot_consistency(history),
         };
         found
             .into_iter()

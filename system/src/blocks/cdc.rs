@@ -20,6 +20,11 @@ pub struct CdcConfig {
     pub slot: String,
     /// Tables to capture, each with the topic its changes go to.
     pub routes: Vec<(String, String)>,
+    /// Tables whose records are keyed by a field of the row instead of its
+    /// primary key (Debezium's `message.key.columns`): an event store keyed
+    /// `{order}/{seq}` must be keyed by order to keep each order's events in
+    /// one partition, in order.
+    pub key_fields: Vec<(String, String)>,
     pub poll_interval: Duration,
     pub flush_interval: Duration,
     /// Transactions read per poll.
@@ -43,6 +48,42 @@ impl CdcConfig {
             flush_interval: Duration::from_millis(1_000),
             batch: 50,
             propagate_context: true,
+            key_fields: Vec::new(),
+        }
+    }
+
+    /// Also capture the refunds table into the refunds topic (when the
+    /// orders service reads it).
+    pub fn with_refunds(mut self) -> Self {
+        self.routes.push((
+            crate::schema::REFUNDS.into(),
+            crate::schema::REFUNDS_CDC_TOPIC.into(),
+        ));
+        self
+    }
+
+    /// The inventory DB's connector: the inventory's per-payment effects
+    /// into the inventory-reservations topic (read by the orders service).
+    pub fn inventory() -> Self {
+        CdcConfig {
+            slot: crate::schema::INVENTORY_SLOT.into(),
+            routes: vec![(
+                crate::schema::EFFECTS.into(),
+                crate::schema::EFFECTS_CDC_TOPIC.into(),
+            )],
+            ..Self::payments()
+        }
+    }
+
+    /// The orders DB's connector: the table the orders model keeps its
+    /// truth in (the event store, or the CRUD table) into its topic.
+    pub fn orders(model: crate::variants::OrdersModel) -> Self {
+        let (table, topic) = model.captured();
+        CdcConfig {
+            slot: crate::schema::ORDERS_SLOT.into(),
+            routes: vec![(table.into(), topic.into())],
+            key_fields: vec![(table.into(), "order_id".into())],
+            ..Self::payments()
         }
     }
 }
@@ -130,9 +171,16 @@ impl CdcConnector {
             headers.extend(ctx.to_headers());
         }
         let value = serde_json::to_vec(&ChangeEnvelope::from(change)).expect("envelope serializes");
+        let key = self
+            .config
+            .key_fields
+            .iter()
+            .find(|(t, _)| *t == change.table)
+            .and_then(|(_, field)| change.data.get(field)?.as_str())
+            .unwrap_or(&change.key);
         let record = ProducerRecord {
             topic: topic.to_string(),
-            key: change.key.clone(),
+            key: key.to_string(),
             value,
             headers,
         };

@@ -100,12 +100,7 @@ impl ReserveStock {
         let id = format!("{prefix}-{:016x}", self.env.random_u64());
         tx.insert(table, &id, json(&outcome(payment, payment.qty)))
             .await?;
-        Ok(EffectRow {
-            revision: payment.revision,
-            status,
-            product: payment.product.clone(),
-            held,
-        })
+        Ok(effect(payment, status, held))
     }
 
     /// Give back whatever the payment holds (nothing when it was rejected,
@@ -129,12 +124,19 @@ impl ReserveStock {
         let id = format!("rel-{:016x}", self.env.random_u64());
         tx.insert(RELEASES, &id, json(&outcome(payment, held)))
             .await?;
-        Ok(EffectRow {
-            revision: payment.revision,
-            status: EffectStatus::Released,
-            product: payment.product.clone(),
-            held: 0,
-        })
+        Ok(effect(payment, EffectStatus::Released, 0))
+    }
+}
+
+fn effect(payment: &PaymentCompleted, status: EffectStatus, held: i64) -> EffectRow {
+    EffectRow {
+        revision: payment.revision,
+        status,
+        product: payment.product.clone(),
+        held,
+        order_id: payment.order_id.clone(),
+        request_id: payment.request_id.clone(),
+        user_id: payment.user_id.clone(),
     }
 }
 

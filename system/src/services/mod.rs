@@ -1,6 +1,7 @@
-//! The reference e-commerce services: payments → inventory reservation, and
-//! the archive that stores orders' attachments (invoices).
+//! The reference e-commerce services: payments → inventory reservation →
+//! orders view, and the archive that stores orders' attachments (invoices).
 
 pub mod archive;
 pub mod inventory;
+pub mod orders;
 pub mod payments;

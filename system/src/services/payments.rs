@@ -10,7 +10,7 @@ use crate::blocks::publish::{self, ResilientProducer};
 use crate::context::RequestContext;
 use crate::events::{AttachmentRef, PaymentCompleted, PaymentStatus, PAYMENT_COMPLETED};
 use crate::ports::{Database, DbError, Env, ProduceError, Producer};
-use crate::schema::{INVOICES_TOPIC, PAYMENTS, PAYMENTS_TOPIC};
+use crate::schema::{RefundRow, INVOICES_TOPIC, PAYMENTS, PAYMENTS_TOPIC, REFUNDS};
 use crate::variants::Publish;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -393,6 +393,21 @@ impl PaymentsService {
             return Err(PaymentError::Unavailable(
                 "the payment changed concurrently".into(),
             ));
+        }
+        if payment.status == PaymentStatus::Refunded {
+            // The refund itself, in the same transaction: its own row, whose
+            // change log is the refunds topic.
+            let refund = RefundRow {
+                refund_id: format!("ref-{}", payment.order_id),
+                order_id: payment.order_id.clone(),
+                payment_id: payment.payment_id.clone(),
+                request_id: payment.request_id.clone(),
+                user_id: payment.user_id.clone(),
+            };
+            let data = serde_json::to_value(&refund).expect("refund serializes");
+            tx.insert(REFUNDS, &payment.order_id, data)
+                .await
+                .map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)
     }
