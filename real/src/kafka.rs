@@ -9,6 +9,7 @@
 use crate::names::RunNames;
 use async_trait::async_trait;
 use pitfall_sim::history::{Event, History};
+use pitfall_system::codec::Codec;
 use pitfall_system::ports::{
     Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
     ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
@@ -49,10 +50,20 @@ pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<Stri
     set("retry.backoff.ms", "100".into());
     set("request.timeout.ms", cfg.request_timeout_ms.to_string());
     set("message.timeout.ms", cfg.delivery_timeout_ms.to_string());
-    set("compression.type", "none".into());
+    set(
+        "compression.type",
+        cfg.compression.map_or("none", |c| c.name()).into(),
+    );
     set("partitioner", "murmur2_random".into());
     set("linger.ms", "5".into());
-    set("message.max.bytes", (MAX_MESSAGE_BYTES + 4096).to_string());
+    // librdkafka checks this against the uncompressed record; with batch
+    // compression the limit is the broker's, on the compressed batch (see
+    // `KafkaProducer::send`), so the client's is raised out of the way.
+    let client_max = match cfg.compression {
+        None => MAX_MESSAGE_BYTES + 4096,
+        Some(_) => 64 << 20,
+    };
+    set("message.max.bytes", client_max.to_string());
     s
 }
 
@@ -118,6 +129,7 @@ impl Broker for KafkaBroker {
             inner,
             names: self.names.clone(),
             delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
+            compression: config.compression,
         })
     }
 
@@ -161,6 +173,7 @@ pub struct KafkaProducer {
     inner: FutureProducer,
     names: Arc<RunNames>,
     delivery_timeout: Duration,
+    compression: Option<Codec>,
 }
 
 #[async_trait]
@@ -175,6 +188,19 @@ impl Producer for KafkaProducer {
             });
         }
         let size = record.key.len() + record.value.len();
+        if let Some(codec) = self.compression {
+            // The broker's limit applies to the compressed batch. Tansu does
+            // not enforce a maximum message size, so the adapter stands in
+            // for it: the same real codec librdkafka uses, one record per
+            // batch at worst.
+            let wire = record.key.len() + codec.compress(&record.value).len();
+            if wire > MAX_MESSAGE_BYTES {
+                return Err(ProduceError::MessageTooLarge {
+                    size: wire,
+                    max: MAX_MESSAGE_BYTES,
+                });
+            }
+        }
         let fr = FutureRecord::to(&topic)
             .key(record.key.as_bytes())
             .payload(&record.value)

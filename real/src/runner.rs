@@ -308,7 +308,9 @@ impl HostCtx {
             );
             if let Some(p) = &self.scenario.payloads {
                 service = service.with_payloads(PayloadOutlet {
-                    producer: self.broker(host).producer(&self.scenario.producer),
+                    producer: self
+                        .broker(host)
+                        .producer(&p.producer_config(&self.scenario.producer)),
                     store: self.object_store(host),
                     strategy: p.strategy,
                     codec: p.codec,
@@ -1244,6 +1246,7 @@ impl Run<'_> {
                         headers: r.headers,
                         producer: "broker-log".into(),
                         value: value_repr(&r.value),
+                        wire_bytes: None,
                     },
                 );
             }

@@ -95,6 +95,7 @@ async fn copies_after_lost_replies(
         retries: 10,
         request_timeout_ms: 1_000,
         delivery_timeout_ms: 20_000,
+        compression: None,
     });
     // Warm up: metadata and connections, acknowledged normally.
     producer

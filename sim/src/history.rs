@@ -97,6 +97,11 @@ pub enum Event {
         headers: Vec<(String, String)>,
         producer: String,
         value: Value,
+        /// The record's size on the wire when its producer compressed the
+        /// batch (Kafka's `compression.type`): what the broker's size limit
+        /// was checked against.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wire_bytes: Option<u64>,
     },
     /// A consumer handed a record to its application.
     Consume {

@@ -141,6 +141,17 @@ pub struct Payloads {
     pub chunk_kib: u64,
 }
 
+impl Payloads {
+    /// The settings of the producer that sends attachments: the scenario's,
+    /// with batch compression by `codec` under the `compressed` strategy.
+    pub fn producer_config(&self, base: &ProducerConfig) -> ProducerConfig {
+        ProducerConfig {
+            compression: (self.strategy == Strategy::Compressed).then_some(self.codec),
+            ..base.clone()
+        }
+    }
+}
+
 fn default_codec() -> Codec {
     Codec::Lz4
 }

@@ -173,7 +173,7 @@ impl<'a> World<'a> {
                 );
                 if let Some(p) = &payloads {
                     service = service.with_payloads(PayloadOutlet {
-                        producer: broker.producer(&producer_config),
+                        producer: broker.producer(&p.producer_config(&producer_config)),
                         store,
                         strategy: p.strategy,
                         codec: p.codec,

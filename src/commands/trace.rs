@@ -150,6 +150,7 @@ fn chain(history: &[Entry], request: &str, parked_keys: &BTreeSet<String>) -> Ve
                 headers,
                 producer,
                 value,
+                ..
             } => {
                 let by_header = header(headers, "requestId") == Some(request);
                 if by_header || payload_request(value) == Some(request) {

@@ -13,6 +13,7 @@
 //! - [`variants`]: the switchable naive/remedy variants of each pitfall.
 
 pub mod blocks;
+pub mod codec;
 pub mod context;
 pub mod events;
 pub mod ports;

@@ -308,6 +308,11 @@ impl SimProducer {
         let partition = self.partition(&record.topic, &record.key, deadline).await?;
         let mut sequence = None;
         let mut failures = 0;
+        // Batch compression, with the real codec: what goes over the wire.
+        let wire_value = match self.config.compression {
+            Some(codec) => codec.compress(&record.value),
+            None => record.value.clone(),
+        };
         loop {
             self.wait_turn(ticket, deadline).await?;
             let outcome = if self.config.idempotent {
@@ -327,9 +332,10 @@ impl SimProducer {
                         topic: record.topic.clone(),
                         partition,
                         key: record.key.clone(),
-                        value: record.value.clone(),
+                        value: wire_value.clone(),
                         headers: record.headers.clone(),
                         sequence,
+                        codec: self.config.compression,
                     })
                     .await
                 }

@@ -74,6 +74,7 @@ mod tests {
                     .collect(),
                 producer: "p".into(),
                 value,
+                wire_bytes: None,
             },
         }
     }

@@ -240,6 +240,7 @@ pub fn append(t: u64, key: &str, offset: u64) -> Entry {
             headers: vec![],
             producer: "payments".into(),
             value: json!({}),
+            wire_bytes: None,
         },
     }
 }

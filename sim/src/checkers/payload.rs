@@ -215,7 +215,7 @@ pub fn figures(history: &[Entry]) -> Option<PayloadFigures> {
         let Event::Append {
             topic,
             headers,
-            value,
+            wire_bytes,
             ..
         } = &e.event
         else {
@@ -225,9 +225,9 @@ pub fn figures(history: &[Entry]) -> Option<PayloadFigures> {
         if topic != INVOICES_TOPIC || header(PAYLOAD_CODEC).is_none() {
             continue;
         }
+        // The producer compressed the batch: the broker saw `wire_bytes`.
         let original = header(PAYLOAD_SIZE).and_then(|s| s.parse::<u64>().ok());
-        let stored = value.get("bytes").and_then(|b| b.as_u64());
-        if let (Some(original), Some(stored)) = (original, stored) {
+        if let (Some(original), Some(stored)) = (original, *wire_bytes) {
             f.uncompressed_bytes += original;
             f.compressed_bytes += stored;
         }
@@ -468,7 +468,8 @@ mod tests {
                         (PAYLOAD_SIZE.into(), size.into()),
                     ],
                     producer: "payments".into(),
-                    value: json!({ "bytes": stored, "sha256": "x" }),
+                    value: json!({ "bytes": size, "sha256": "x" }),
+                    wire_bytes: Some(stored),
                 },
             )
         };

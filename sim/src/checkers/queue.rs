@@ -304,6 +304,7 @@ mod tests {
                 headers: vec![],
                 producer: "p".into(),
                 value,
+                wire_bytes: None,
             },
         )
     }

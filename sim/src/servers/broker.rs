@@ -8,6 +8,7 @@
 use super::{before_request, peer_name, SharedFaults};
 use crate::history::{value_repr, Event, History};
 use crate::wire::{self, b64};
+use pitfall_system::codec::Codec;
 use pitfall_system::ports::TopicPartitionOffset;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -47,6 +48,9 @@ pub enum BrokerRequest {
         headers: Vec<(String, String)>,
         /// Producer id and sequence, for idempotent producers.
         sequence: Option<(u64, u64)>,
+        /// The codec `value` is compressed with (batch compression).
+        #[serde(default)]
+        codec: Option<Codec>,
     },
     Fetch {
         topic: String,
@@ -95,6 +99,8 @@ pub enum BrokerError {
     RebalanceInProgress,
     UnknownMember,
     IllegalGeneration,
+    /// A compressed batch that does not decompress.
+    Corrupt(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -121,6 +127,9 @@ struct Stored {
     key: String,
     value: Vec<u8>,
     headers: Vec<(String, String)>,
+    /// The compressed value's size, when the producer compressed the batch:
+    /// the size limit applies to what came over the wire.
+    wire: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -206,7 +215,7 @@ impl BrokerState {
         sequence: Option<(u64, u64)>,
     ) -> Result<(u64, bool), BrokerError> {
         let size = record.key.len()
-            + record.value.len()
+            + record.wire.unwrap_or(record.value.len())
             + record
                 .headers
                 .iter()
@@ -431,16 +440,34 @@ impl BrokerServer {
                 value,
                 headers,
                 sequence,
+                codec,
             } => {
                 if self.roll(|f| f.reorder) {
                     let delay = self.faults.lock().unwrap().draw_ms(20, 200);
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                     return Some(BrokerResponse::Error(BrokerError::NotAvailable));
                 }
+                // Like a broker validating a compressed batch: decompress
+                // it (real codecs), keep the wire size for the limit.
+                let (value, wire) = match codec {
+                    None => (value, None),
+                    Some(codec) => {
+                        let wire = value.len();
+                        match codec.decompress(&value) {
+                            Ok(raw) => (raw, Some(wire)),
+                            Err(e) => {
+                                return Some(BrokerResponse::Error(BrokerError::Corrupt(
+                                    e.to_string(),
+                                )))
+                            }
+                        }
+                    }
+                };
                 let record = Stored {
                     key: key.clone(),
                     value,
                     headers: headers.clone(),
+                    wire,
                 };
                 let result =
                     self.state
@@ -458,6 +485,7 @@ impl BrokerServer {
                                 headers,
                                 producer: process.to_string(),
                                 value: value_repr(&record.value),
+                                wire_bytes: record.wire.map(|w| w as u64),
                             });
                             if self.faults.lock().unwrap().lose_ack() {
                                 return None;
@@ -617,6 +645,7 @@ mod tests {
             key: key.into(),
             value: b"v".to_vec(),
             headers: vec![],
+            wire: None,
         }
     }
 
@@ -650,9 +679,24 @@ mod tests {
             key: "k".into(),
             value: vec![0; 10],
             headers: vec![],
+            wire: None,
         };
         assert_eq!(
-            b.produce("t", 0, big, None),
+            b.produce("t", 0, big.clone(), None),
+            Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
+        );
+        // A compressed batch is judged by its size on the wire.
+        let compressed = Stored {
+            wire: Some(5),
+            ..big.clone()
+        };
+        assert_eq!(b.produce("t", 0, compressed, None), Ok((0, true)));
+        let still_big = Stored {
+            wire: Some(10),
+            ..big
+        };
+        assert_eq!(
+            b.produce("t", 0, still_big, None),
             Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
         );
     }

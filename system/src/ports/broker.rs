@@ -53,6 +53,9 @@ pub struct ProducerConfig {
     pub request_timeout_ms: u64,
     /// Upper bound on the whole send, retries included.
     pub delivery_timeout_ms: u64,
+    /// Batch compression (Kafka's `compression.type`). The broker's maximum
+    /// message size then applies to the compressed batch.
+    pub compression: Option<crate::codec::Codec>,
 }
 
 impl Default for ProducerConfig {
@@ -63,6 +66,7 @@ impl Default for ProducerConfig {
             retries: 3,
             request_timeout_ms: 500,
             delivery_timeout_ms: 2_000,
+            compression: None,
         }
     }
 }

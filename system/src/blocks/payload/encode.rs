@@ -38,7 +38,8 @@ pub fn fits(record: &ProducerRecord, max: usize) -> bool {
 /// The steps `strategy` performs to send `attachment`, in order.
 ///
 /// Inline and compressed records are not checked against
-/// `max_message_bytes`: the broker rejects them, visibly. Chunks
+/// `max_message_bytes`: the broker rejects them, visibly (a compressed one
+/// when its batch, compressed by the producer, is still too large). Chunks
 /// (`chunk_size` bytes of the raw attachment each; an empty attachment is one
 /// empty chunk) and claim-check references must fit, or this is
 /// [`PayloadError::TooLarge`]. `codec` is used by [`Strategy::Compressed`]
@@ -84,8 +85,10 @@ pub fn encode(
             attachment.bytes.clone(),
             vec![],
         ))]),
+        // The bytes go as they are: the producer compresses the batch
+        // (`compression.type = codec`), and the header says so.
         Strategy::Compressed => Ok(vec![Planned::Record(record(
-            codec.compress(&attachment.bytes),
+            attachment.bytes.clone(),
             vec![(PAYLOAD_CODEC, codec.name().to_string())],
         ))]),
         Strategy::ChunkedStore | Strategy::ChunkedSeek => {
