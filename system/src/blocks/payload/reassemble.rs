@@ -13,7 +13,7 @@ use super::{
 use crate::ports::{ConsumerRecord, Database, DbError, ObjectStore};
 use async_trait::async_trait;
 use base64::Engine;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// The consumer DB table where [`Reassembler::chunked_store`] keeps chunks,
@@ -47,11 +47,30 @@ pub trait ChunkSource: Send + Sync {
     ) -> Result<Vec<ConsumerRecord>, PayloadError>;
 }
 
-/// Where the seek style's first and last seen chunks of a payload are.
+/// Where the seek style has seen a payload's chunks: the offset of the
+/// first copy of each.
 struct Pending {
-    first: u64,
-    last: u64,
-    seen: BTreeSet<u32>,
+    at: BTreeMap<u32, u64>,
+}
+
+/// Records the seek style reads back per request: what it holds beyond the
+/// payload itself.
+const SEEK_PAGE: usize = 8;
+
+/// The offsets to read back, as inclusive ranges of at most [`SEEK_PAGE`]
+/// consecutive offsets.
+fn seek_ranges(offsets: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
+    let mut sorted: Vec<u64> = offsets.into_iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for o in sorted {
+        match ranges.last_mut() {
+            Some((from, to)) if *to + 1 == o && (o - *from) < SEEK_PAGE as u64 => *to = o,
+            _ => ranges.push((o, o)),
+        }
+    }
+    ranges
 }
 
 enum Mode {
@@ -213,7 +232,7 @@ impl Reassembler {
             Mode::ChunkedSeek { pending, .. } => pending
                 .iter()
                 .filter(|((t, p, _), _)| t == topic && *p == partition)
-                .map(|(_, pending)| pending.first)
+                .filter_map(|(_, pending)| pending.at.values().min().copied())
                 .min(),
             _ => None,
         }
@@ -302,14 +321,10 @@ impl Reassembler {
                 }
                 let key = (record.topic.clone(), record.partition, meta.id.clone());
                 let entry = pending.entry(key.clone()).or_insert(Pending {
-                    first: record.offset,
-                    last: record.offset,
-                    seen: BTreeSet::new(),
+                    at: BTreeMap::new(),
                 });
-                entry.first = entry.first.min(record.offset);
-                entry.last = entry.last.max(record.offset);
-                entry.seen.insert(index);
-                if entry.seen.len() < count as usize {
+                entry.at.entry(index).or_insert(record.offset);
+                if entry.at.len() < count as usize {
                     self.memory.set(seek_bookkeeping(pending, recent));
                     return Ok(None);
                 }
@@ -319,37 +334,47 @@ impl Reassembler {
                     recent.pop_front();
                 }
                 self.memory.set(seek_bookkeeping(pending, recent));
-                let read = source.read(&record.topic, record.partition, done.first, done.last);
-                let records = match read.await {
-                    Ok(records) => records,
-                    Err(e) => {
-                        // Still pending: the record may be offered again.
-                        recent.retain(|r| *r != meta.id);
-                        pending.insert(key, done);
-                        self.memory.set(seek_bookkeeping(pending, recent));
-                        return Err(e);
-                    }
-                };
-                self.memory
-                    .spike(records.iter().map(|r| r.value.len()).sum());
-                // Keep the first copy of each of this payload's chunks, then
-                // append them in order; what was read is never exceeded.
-                let mut chunks = BTreeMap::new();
-                for r in records {
-                    if r.header(PAYLOAD_ID) == Some(meta.id.as_str()) {
-                        if let Ok((i, _)) = chunk_position(&r) {
-                            chunks.entry(i).or_insert(r.value);
+                // Seek back to this payload's own chunks only, a page at a
+                // time: memory is the payload plus one page, however many
+                // other records lie between its first and last chunk.
+                let mut chunks: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+                let mut held = 0;
+                for (from, to) in seek_ranges(done.at.values().copied()) {
+                    let read = source.read(&record.topic, record.partition, from, to);
+                    let page = match read.await {
+                        Ok(page) => page,
+                        Err(e) => {
+                            // Still pending: the record may be offered again.
+                            recent.retain(|r| *r != meta.id);
+                            pending.insert(key, done);
+                            self.memory.set(seek_bookkeeping(pending, recent));
+                            return Err(e);
+                        }
+                    };
+                    self.memory
+                        .spike(held + page.iter().map(|r| r.value.len()).sum::<usize>());
+                    for r in page {
+                        if r.header(PAYLOAD_ID) == Some(meta.id.as_str()) {
+                            if let Ok((i, _)) = chunk_position(&r) {
+                                if let std::collections::btree_map::Entry::Vacant(slot) =
+                                    chunks.entry(i)
+                                {
+                                    held += r.value.len();
+                                    slot.insert(r.value);
+                                }
+                            }
                         }
                     }
                 }
                 if chunks.len() != count as usize {
+                    let offsets: Vec<u64> = done.at.values().copied().collect();
                     return Err(PayloadError::Corrupt {
                         payload_id: meta.id,
                         reason: format!(
-                            "{} of {count} chunks in offsets {}..={}",
+                            "{} of {count} chunks at offsets {}..={}",
                             chunks.len(),
-                            done.first,
-                            done.last
+                            offsets.iter().min().unwrap_or(&0),
+                            offsets.iter().max().unwrap_or(&0)
                         ),
                     });
                 }
@@ -372,7 +397,7 @@ fn seek_bookkeeping(
 ) -> usize {
     let pending: usize = pending
         .iter()
-        .map(|((topic, _, id), p)| topic.len() + id.len() + 20 + 4 * p.seen.len())
+        .map(|((topic, _, id), p)| topic.len() + id.len() + 20 + 12 * p.at.len())
         .sum();
     pending + recent.iter().map(String::len).sum::<usize>()
 }
@@ -436,5 +461,22 @@ async fn store_chunk(
         // record finds out which.
         Err(DbError::UniqueViolation { .. }) => Err(DbError::Conflict),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod seek_tests {
+    use super::{seek_ranges, SEEK_PAGE};
+
+    #[test]
+    fn ranges_cover_runs_of_own_offsets_a_page_at_most() {
+        assert_eq!(seek_ranges([]), vec![]);
+        assert_eq!(
+            seek_ranges([7, 3, 4, 5, 9, 5]),
+            vec![(3, 5), (7, 7), (9, 9)]
+        );
+        let run: Vec<(u64, u64)> = seek_ranges(0..20);
+        assert_eq!(run, vec![(0, 7), (8, 15), (16, 19)]);
+        assert!(run.iter().all(|(a, b)| b - a < SEEK_PAGE as u64));
     }
 }

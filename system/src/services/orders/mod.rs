@@ -16,6 +16,8 @@
 //! and the rows each model stores.
 
 mod service;
+#[cfg(test)]
+mod tests;
 pub mod translator;
 pub mod view;
 
@@ -253,7 +255,7 @@ pub enum OrdersError {
 pub type OrdersReply = Result<Option<OrderState>, OrdersError>;
 
 #[cfg(test)]
-mod tests {
+mod model_tests {
     use super::*;
 
     fn placed() -> OrderFact {
