@@ -50,6 +50,10 @@ fn list_names_every_scenario_and_invariant() {
         "claim-check-naive",
         "payloads = \"chunked-seek\"",
         "checked by: payload-integrity, no-dangling-reference, no-partial-assembly",
+        "event-sourced",
+        "crud-cdc",
+        "model    = \"event-sourced\"",
+        "checked by: read-after-write, view-convergence, snapshot-consistency",
     ] {
         assert!(
             stdout.contains(name),
@@ -275,7 +279,7 @@ fn request_appended_by(history: &str, producer: &str) -> Option<String> {
 }
 
 #[test]
-fn trace_shows_the_cdc_hop_and_the_recovery_path() {
+fn trace_shows_the_cdc_hop_the_translator_and_the_recovery_path() {
     let dir = scratch("trace-hops");
     for (scenario, hop, steps) in [
         (
@@ -287,6 +291,20 @@ fn trace_shows_the_cdc_hop_and_the_recovery_path() {
                 "log INFO node{name=\"cdc\"}",
                 "consume payments-db.payments/",
                 "commit inventory-db",
+            ][..],
+        ),
+        (
+            "crud-cdc",
+            "translator",
+            &[
+                "invoke place",
+                "commit orders-db",
+                "append orders-db.orders/",
+                "consume orders-db.orders/",
+                "append order-events/",
+                "log INFO node{name=\"translator\"}",
+                "consume order-events/",
+                "log INFO node{name=\"order-view\"}",
             ][..],
         ),
         (
@@ -329,5 +347,11 @@ fn trace_shows_the_cdc_hop_and_the_recovery_path() {
             );
         }
         assert!(stdout.contains(&format!("requestId={request}")), "{stdout}");
+        // Only this request's lines: not those of the read that follows a
+        // placement (its id extends this one).
+        assert!(
+            !stdout.contains(&format!("request_id={request}-")),
+            "{stdout}"
+        );
     }
 }

@@ -195,8 +195,9 @@ fn chain(history: &[Entry], request: &str, parked_keys: &BTreeSet<String>) -> Ve
 fn log_step(line: &str, request: &str) -> Option<(u64, String, String)> {
     let marker = format!("request_id={request}");
     let at = line.find(&marker)?;
+    // The id ends the field: `r1` must not match `r1-read` or `r12`.
     let after = line[at + marker.len()..].chars().next();
-    if after.is_some_and(|c| c.is_alphanumeric()) {
+    if !matches!(after, None | Some(' ' | '}' | ',')) {
         return None;
     }
     let (time, rest) = line.trim_start().split_once("s ")?;
