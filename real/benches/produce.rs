@@ -89,6 +89,7 @@ async fn main() {
         retries: 10,
         request_timeout_ms: 5_000,
         delivery_timeout_ms: 30_000,
+        compression: None,
     };
     let addr = proxy.addr().to_string();
     let mut raw_cfg = ClientConfig::new();

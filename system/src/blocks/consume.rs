@@ -65,6 +65,56 @@ pub async fn commit_offsets(consumer: &mut dyn Consumer, uncommitted: &mut Uncom
     }
 }
 
+/// The poll side every consumer loop shares: commit what was handled, then
+/// poll, backing off while polls fail.
+pub struct Poller {
+    consumer: Box<dyn Consumer>,
+    uncommitted: Uncommitted,
+    backoff: Backoff,
+    env: Arc<dyn Env>,
+    /// Who polls, for log lines.
+    who: &'static str,
+}
+
+impl Poller {
+    pub fn new(consumer: Box<dyn Consumer>, env: Arc<dyn Env>, who: &'static str) -> Self {
+        Poller {
+            consumer,
+            uncommitted: Uncommitted::new(),
+            backoff: Backoff::new(50, 1_000),
+            env,
+            who,
+        }
+    }
+
+    /// The next batch of records (possibly none), after committing what was
+    /// handled since the last one.
+    pub async fn next(&mut self) -> Vec<ConsumerRecord> {
+        loop {
+            if !self.uncommitted.is_empty() {
+                commit_offsets(self.consumer.as_mut(), &mut self.uncommitted).await;
+            }
+            match self.consumer.poll(Duration::from_millis(200)).await {
+                Ok(records) => {
+                    self.backoff.reset();
+                    return records;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "{}: poll failed", self.who);
+                    self.backoff.wait(self.env.as_ref()).await;
+                }
+            }
+        }
+    }
+
+    /// Everything of `topic`/`partition` before offset `next` is handled:
+    /// commit up to it with the next batch.
+    pub fn handled(&mut self, topic: &str, partition: u32, next: u64) {
+        self.uncommitted
+            .insert((topic.to_string(), partition), next);
+    }
+}
+
 /// What a consumer does with one record, inside the transaction it is given.
 #[async_trait]
 pub trait Handler: Send + Sync {
@@ -86,7 +136,7 @@ pub enum Applied {
 }
 
 pub struct ConsumerLoop {
-    consumer: Box<dyn Consumer>,
+    poller: Poller,
     db: Arc<dyn Database>,
     handler: Arc<dyn Handler>,
     env: Arc<dyn Env>,
@@ -102,7 +152,7 @@ impl ConsumerLoop {
         idempotency: Idempotency,
     ) -> Self {
         ConsumerLoop {
-            consumer,
+            poller: Poller::new(consumer, env.clone(), "consumer"),
             db,
             handler,
             env,
@@ -111,30 +161,13 @@ impl ConsumerLoop {
     }
 
     pub async fn run(mut self) {
-        let mut poll_backoff = Backoff::new(50, 1_000);
-        // Offsets processed but not yet committed. A commit the broker did not
-        // answer is retried on the next round, even when no new records come:
-        // otherwise the group would show lag forever.
-        let mut uncommitted = Uncommitted::new();
         loop {
-            if !uncommitted.is_empty() {
-                commit_offsets(self.consumer.as_mut(), &mut uncommitted).await;
-            }
-            let records = match self.consumer.poll(Duration::from_millis(200)).await {
-                Ok(records) => {
-                    poll_backoff.reset();
-                    records
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "consumer: poll failed");
-                    poll_backoff.wait(self.env.as_ref()).await;
-                    continue;
-                }
-            };
+            let records = self.poller.next().await;
             for record in &records {
                 let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
                 ctx.scope(self.handle(record)).await;
-                uncommitted.insert((record.topic.clone(), record.partition), record.offset + 1);
+                self.poller
+                    .handled(&record.topic, record.partition, record.offset + 1);
             }
         }
     }

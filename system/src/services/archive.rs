@@ -8,14 +8,13 @@
 //! the offset of its first chunk until it is complete.
 
 use crate::blocks::backoff::Backoff;
-use crate::blocks::consume::{commit_offsets, Uncommitted};
+use crate::blocks::consume::Poller;
 use crate::blocks::payload::{self, ChunkSource, PayloadError, Reassembler, Strategy};
 use crate::context::RequestContext;
 use crate::ports::{Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore};
 use crate::schema::{InvoiceRow, INVOICES};
 use async_trait::async_trait;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub const GROUP: &str = "archive";
 /// Consumer settings: reassembling a large attachment takes many round
@@ -69,7 +68,7 @@ impl ChunkSource for FromLog {
 }
 
 pub struct Archive {
-    consumer: Box<dyn Consumer>,
+    poller: Poller,
     db: Arc<dyn Database>,
     reassembler: Reassembler,
     env: Arc<dyn Env>,
@@ -83,7 +82,7 @@ impl Archive {
         env: Arc<dyn Env>,
     ) -> Self {
         Archive {
-            consumer,
+            poller: Poller::new(consumer, env.clone(), "archive"),
             db,
             reassembler,
             env,
@@ -91,23 +90,8 @@ impl Archive {
     }
 
     pub async fn run(mut self) {
-        let mut poll_backoff = Backoff::new(50, 1_000);
-        let mut uncommitted = Uncommitted::new();
         loop {
-            if !uncommitted.is_empty() {
-                commit_offsets(self.consumer.as_mut(), &mut uncommitted).await;
-            }
-            let records = match self.consumer.poll(Duration::from_millis(200)).await {
-                Ok(records) => {
-                    poll_backoff.reset();
-                    records
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "archive: poll failed");
-                    poll_backoff.wait(self.env.as_ref()).await;
-                    continue;
-                }
-            };
+            let records = self.poller.next().await;
             for record in &records {
                 let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
                 ctx.scope(self.handle(record)).await;
@@ -116,7 +100,7 @@ impl Archive {
                     .reassembler
                     .min_pending_offset(&record.topic, record.partition)
                     .map_or(done, |pinned| pinned.min(done));
-                uncommitted.insert((record.topic.clone(), record.partition), safe);
+                self.poller.handled(&record.topic, record.partition, safe);
             }
         }
     }

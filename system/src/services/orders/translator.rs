@@ -9,20 +9,19 @@
 
 use super::{OrderEvent, OrderRow, ORDER_EVENT};
 use crate::blocks::backoff::Backoff;
-use crate::blocks::consume::{commit_offsets, Uncommitted};
+use crate::blocks::consume::Poller;
 use crate::blocks::publish;
 use crate::context::RequestContext;
 use crate::events::ChangeEnvelope;
 use crate::ports::{Consumer, ConsumerRecord, Env, Producer};
 use crate::schema::ORDER_EVENTS_TOPIC;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The translator's consumer group.
 pub const GROUP: &str = "translator";
 
 pub struct Translator {
-    consumer: Box<dyn Consumer>,
+    poller: Poller,
     producer: Arc<dyn Producer>,
     env: Arc<dyn Env>,
 }
@@ -50,34 +49,20 @@ impl Translator {
         env: Arc<dyn Env>,
     ) -> Self {
         Translator {
-            consumer,
+            poller: Poller::new(consumer, env.clone(), "translator"),
             producer,
             env,
         }
     }
 
     pub async fn run(mut self) {
-        let mut poll_backoff = Backoff::new(50, 1_000);
-        let mut uncommitted = Uncommitted::new();
         loop {
-            if !uncommitted.is_empty() {
-                commit_offsets(self.consumer.as_mut(), &mut uncommitted).await;
-            }
-            let records = match self.consumer.poll(Duration::from_millis(200)).await {
-                Ok(records) => {
-                    poll_backoff.reset();
-                    records
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "translator: poll failed");
-                    poll_backoff.wait(self.env.as_ref()).await;
-                    continue;
-                }
-            };
+            let records = self.poller.next().await;
             for record in &records {
                 let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
                 ctx.scope(self.forward(record)).await;
-                uncommitted.insert((record.topic.clone(), record.partition), record.offset + 1);
+                self.poller
+                    .handled(&record.topic, record.partition, record.offset + 1);
             }
         }
     }
