@@ -20,7 +20,7 @@ use pitfall_sim::scenario::Scenario;
 use pitfall_sim::seed;
 use pitfall_sim::topology::{self as t, Topology};
 use pitfall_sim::workload::{self, product_name};
-use pitfall_sim::world::ORDERS_TOPICS;
+use pitfall_sim::world::{cdc_connectors, ORDERS_TOPICS};
 use pitfall_system::blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_system::blocks::consume::ConsumerLoop;
 use pitfall_system::blocks::payload::CHUNKS;
@@ -334,14 +334,8 @@ impl HostCtx {
         }
         if host == t::CDC {
             let producer = self.broker(host).producer(&self.scenario.producer);
-            let mut connectors = vec![(t::PAYMENTS_DB, CdcConfig::payments())];
-            if let Some(o) = &self.scenario.orders {
-                connectors[0].1 = CdcConfig::payments().with_refunds();
-                connectors.push((t::INVENTORY_DB, CdcConfig::inventory()));
-                connectors.push((t::ORDERS_DB, CdcConfig::orders(o.model)));
-            }
             let mut tasks = JoinSet::new();
-            for (db, config) in connectors {
+            for (db, config) in cdc_connectors(self.scenario.orders.as_ref().map(|o| o.model)) {
                 let connector = CdcConnector::new(
                     Arc::new(PgFeed::new(self.pool(host, db), self.names.clone(), db)),
                     producer.clone(),
@@ -464,11 +458,7 @@ impl HostCtx {
                 let tracker = ConsumerLoop::new(
                     consumer(
                         orders::GROUP,
-                        vec![
-                            self.scenario.variants.producer.topic(),
-                            pitfall_system::schema::EFFECTS_CDC_TOPIC,
-                            pitfall_system::schema::REFUNDS_CDC_TOPIC,
-                        ],
+                        orders::tracked_topics(self.scenario.variants.producer.topic()).to_vec(),
                     ),
                     db,
                     service.clone(),
@@ -1103,26 +1093,6 @@ impl Run<'_> {
             }
         }
         match topo.publish {
-            Publish::Cdc => {
-                // The slot's unconfirmed changes, as the connector would read them.
-                let feed = PgFeed::new(self.world.pg.clone(), self.names.clone(), t::PAYMENTS_DB);
-                match feed.poll(PAYMENTS_SLOT, 0, usize::MAX).await {
-                    Ok(changes) => {
-                        let unconfirmed: BTreeSet<u64> = changes
-                            .iter()
-                            .filter(|c| c.table == PAYMENTS)
-                            .map(|c| c.lsn)
-                            .collect();
-                        if !unconfirmed.is_empty() {
-                            pending.push(format!(
-                                "cdc slot has {} unconfirmed payment transaction(s)",
-                                unconfirmed.len()
-                            ));
-                        }
-                    }
-                    Err(e) => pending.push(format!("cannot read the cdc slot: {e}")),
-                }
-            }
             Publish::ResilientProducer => {
                 let store = self.plain_store("drain");
                 match store.list(FALLBACK_PREFIX).await {
@@ -1134,31 +1104,32 @@ impl Run<'_> {
                     Err(e) => pending.push(format!("cannot list parked records: {e}")),
                 }
             }
-            Publish::DualWrite | Publish::ProduceFirst => {}
+            Publish::Cdc | Publish::DualWrite | Publish::ProduceFirst => {}
         }
-        if let Some(model) = topo.orders {
-            let feeds = [
-                (t::INVENTORY_DB, INVENTORY_SLOT, EFFECTS),
-                (t::ORDERS_DB, ORDERS_SLOT, model.captured().0),
-            ];
-            for (db, slot, table) in feeds {
-                let feed = PgFeed::new(self.world.pg.clone(), self.names.clone(), db);
-                match feed.poll(slot, 0, usize::MAX).await {
-                    Ok(changes) => {
-                        let unconfirmed: BTreeSet<u64> = changes
-                            .iter()
-                            .filter(|c| c.table == table)
-                            .map(|c| c.lsn)
-                            .collect();
-                        if !unconfirmed.is_empty() {
-                            pending.push(format!(
-                                "{slot} slot has {} unconfirmed transaction(s)",
-                                unconfirmed.len()
-                            ));
-                        }
+        let connectors = match topo.cdc() {
+            Some(_) => cdc_connectors(topo.orders),
+            None => Vec::new(),
+        };
+        for (db, config) in connectors {
+            // The slot's unconfirmed changes of the captured tables, as the
+            // connector would read them.
+            let slot = config.slot.as_str();
+            let feed = PgFeed::new(self.world.pg.clone(), self.names.clone(), db);
+            match feed.poll(slot, 0, usize::MAX).await {
+                Ok(changes) => {
+                    let unconfirmed: BTreeSet<u64> = changes
+                        .iter()
+                        .filter(|c| config.routes.iter().any(|(table, _)| *table == c.table))
+                        .map(|c| c.lsn)
+                        .collect();
+                    if !unconfirmed.is_empty() {
+                        pending.push(format!(
+                            "{slot} slot has {} unconfirmed transaction(s)",
+                            unconfirmed.len()
+                        ));
                     }
-                    Err(e) => pending.push(format!("cannot read the {slot} slot: {e}")),
                 }
+                Err(e) => pending.push(format!("cannot read the {slot} slot: {e}")),
             }
         }
         pending

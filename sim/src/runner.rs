@@ -8,11 +8,8 @@ use crate::faults::{self, DrawnConfig, FaultKind, FaultPlan, FaultWindow};
 use crate::history::{Entry, Event, History};
 use crate::scenario::Scenario;
 use crate::topology as t;
-use crate::world::World;
-use pitfall_system::schema::{
-    EFFECTS_CDC_TOPIC, FALLBACK_PREFIX, INVENTORY_SLOT, INVOICES_TOPIC, ORDERS_CDC_TOPIC,
-    ORDERS_SLOT, PAYMENTS_SLOT, REFUNDS_CDC_TOPIC,
-};
+use crate::world::{cdc_connectors, World};
+use pitfall_system::schema::{FALLBACK_PREFIX, INVOICES_TOPIC, ORDERS_CDC_TOPIC};
 use pitfall_system::services::archive;
 use pitfall_system::services::inventory::GROUP;
 use pitfall_system::services::orders;
@@ -113,12 +110,12 @@ pub fn orders_consumers(topo: &t::Topology) -> Vec<(&'static str, &'static str)>
     let Some(model) = topo.orders else {
         return Vec::new();
     };
-    let mut groups = vec![
-        (orders::GROUP, topo.publish.topic()),
-        (orders::GROUP, EFFECTS_CDC_TOPIC),
-        (orders::GROUP, REFUNDS_CDC_TOPIC),
-        (orders::view::GROUP, model.view_topic()),
-    ];
+    let mut groups: Vec<(&'static str, &'static str)> =
+        orders::tracked_topics(topo.publish.topic())
+            .into_iter()
+            .map(|topic| (orders::GROUP, topic))
+            .collect();
+    groups.push((orders::view::GROUP, model.view_topic()));
     if model == pitfall_system::variants::OrdersModel::CrudCdc {
         groups.push((orders::translator::GROUP, ORDERS_CDC_TOPIC));
     }
@@ -387,26 +384,16 @@ impl<'w, 'a> Driver<'w, 'a> {
                 }
             }
         }
-        if self.world.topology.orders.is_some() {
-            for (db, slot) in [
-                (t::INVENTORY_DB, INVENTORY_SLOT),
-                (t::ORDERS_DB, ORDERS_SLOT),
-            ] {
+        if self.world.topology.cdc().is_some() {
+            for (db, config) in cdc_connectors(self.world.topology.orders) {
                 let db = self.world.dbs[db].state.lock().unwrap();
-                let (pos, head) = (db.slot_position(slot), db.head());
+                let (pos, head) = (db.slot_position(&config.slot), db.head());
                 if pos < head {
-                    pending.push(format!("{slot} slot confirmed to {pos} of {head}"));
+                    pending.push(format!("{} slot confirmed to {pos} of {head}", config.slot));
                 }
             }
         }
         match self.world.topology.publish {
-            Publish::Cdc => {
-                let db = self.world.dbs[t::PAYMENTS_DB].state.lock().unwrap();
-                let (pos, head) = (db.slot_position(PAYMENTS_SLOT), db.head());
-                if pos < head {
-                    pending.push(format!("cdc slot confirmed to {pos} of {head}"));
-                }
-            }
             Publish::ResilientProducer => {
                 let parked = self
                     .world
@@ -420,7 +407,7 @@ impl<'w, 'a> Driver<'w, 'a> {
                     pending.push(format!("{parked} record(s) parked in the object store"));
                 }
             }
-            Publish::DualWrite | Publish::ProduceFirst => {}
+            Publish::Cdc | Publish::DualWrite | Publish::ProduceFirst => {}
         }
         pending
     }

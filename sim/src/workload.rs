@@ -53,44 +53,38 @@ pub fn draw_orders(
     chaos_ms: u64,
 ) -> Vec<Order> {
     let mut rng = seed::rng(seed_value, "workload");
+    // Placement request ids come from their own sub-seed, so adding them
+    // did not reshuffle the orders.
+    let mut places = seed::rng(seed_value, "workload/orders");
     let span = (chaos_ms * 4 / 5).max(1);
     let mut orders: Vec<Order> = (0..w.orders)
         .map(|n| {
             let shopper = rng.random_range(1..=w.shoppers);
+            let at_ms = rng.random_range(0..span);
+            let request = PaymentRequest {
+                order_id: format!("o{n}"),
+                product: product_name(rng.random_range(0..w.products)),
+                qty: rng.random_range(1..=w.max_qty),
+                user_id: format!("u{shopper}"),
+                request_id: format!("r{:08x}", rng.random::<u32>()),
+                attachment: None,
+            };
+            let place = PlaceOrder {
+                order_id: request.order_id.clone(),
+                product: request.product.clone(),
+                qty: request.qty,
+                user_id: request.user_id.clone(),
+                request_id: format!("r{:08x}", places.random::<u32>()),
+            };
             Order {
                 shopper,
-                at_ms: rng.random_range(0..span),
-                request: PaymentRequest {
-                    order_id: format!("o{n}"),
-                    product: product_name(rng.random_range(0..w.products)),
-                    qty: rng.random_range(1..=w.max_qty),
-                    user_id: format!("u{shopper}"),
-                    request_id: format!("r{:08x}", rng.random::<u32>()),
-                    attachment: None,
-                },
+                at_ms,
+                request,
                 refund: None,
-                place: PlaceOrder {
-                    order_id: String::new(),
-                    product: String::new(),
-                    qty: 0,
-                    user_id: String::new(),
-                    request_id: String::new(),
-                },
+                place,
             }
         })
         .collect();
-    // Placement request ids from their own sub-seed too.
-    let mut places = seed::rng(seed_value, "workload/orders");
-    for order in &mut orders {
-        let r = &order.request;
-        order.place = PlaceOrder {
-            order_id: r.order_id.clone(),
-            product: r.product.clone(),
-            qty: r.qty,
-            user_id: r.user_id.clone(),
-            request_id: format!("r{:08x}", places.random::<u32>()),
-        };
-    }
     // Refunds come from their own sub-seed, so turning them on does not
     // reshuffle the orders.
     let mut refunds = seed::rng(seed_value, "workload/refunds");

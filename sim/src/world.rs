@@ -193,16 +193,8 @@ impl<'a> World<'a> {
                 let broker = SimBroker::new(t::BROKER, host, history.clone());
                 let producer = broker.producer(&producer_config);
                 let env = env();
-                // One connector per captured DB, like connectors sharing a
-                // Kafka Connect worker: they crash together.
-                let mut connectors = vec![(t::PAYMENTS_DB, CdcConfig::payments())];
-                if let Some(model) = orders {
-                    connectors[0].1 = CdcConfig::payments().with_refunds();
-                    connectors.push((t::INVENTORY_DB, CdcConfig::inventory()));
-                    connectors.push((t::ORDERS_DB, CdcConfig::orders(model)));
-                }
                 let mut tasks = Vec::new();
-                for (db, config) in connectors {
+                for (db, config) in cdc_connectors(orders) {
                     let connector = CdcConnector::new(
                         Arc::new(SimDb::new(db)),
                         producer.clone(),
@@ -355,6 +347,21 @@ impl<'a> World<'a> {
     }
 }
 
+/// The CDC connectors of the `cdc` host, each with the DB it captures: one
+/// per DB, like connectors sharing a Kafka Connect worker (they crash
+/// together). With the orders service, the payments connector also captures
+/// refunds, and the inventory and orders DBs get theirs.
+pub fn cdc_connectors(orders: Option<OrdersModel>) -> Vec<(&'static str, CdcConfig)> {
+    match orders {
+        None => vec![(t::PAYMENTS_DB, CdcConfig::payments())],
+        Some(model) => vec![
+            (t::PAYMENTS_DB, CdcConfig::payments().with_refunds()),
+            (t::INVENTORY_DB, CdcConfig::inventory()),
+            (t::ORDERS_DB, CdcConfig::orders(model)),
+        ],
+    }
+}
+
 /// The payments service's RPC front.
 async fn serve_payments(service: Arc<PaymentsService>) -> turmoil::Result {
     serve(t::PAYMENTS_PORT, move |call: PaymentsCall| {
@@ -414,7 +421,7 @@ fn orders_hosts(
         let history = history.clone();
         let config = consumer(
             orders::GROUP,
-            vec![payments_topic, EFFECTS_CDC_TOPIC, REFUNDS_CDC_TOPIC],
+            orders::tracked_topics(payments_topic).to_vec(),
         );
         sim.host(t::ORDERS, move || {
             let env = env();

@@ -32,6 +32,17 @@ pub const GROUP: &str = "orders";
 /// The record type of the translator's official order events.
 pub const ORDER_EVENT: &str = "order-event";
 
+/// The three topics the orders service follows a purchase through:
+/// payments (this variant's `payments_topic`), inventory reservations and
+/// refunds.
+pub fn tracked_topics(payments_topic: &'static str) -> [&'static str; 3] {
+    [
+        payments_topic,
+        crate::schema::EFFECTS_CDC_TOPIC,
+        crate::schema::REFUNDS_CDC_TOPIC,
+    ]
+}
+
 /// What the orders service knows about one purchase.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderState {
