@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (the README's). On a fresh machine it sets up
-# what the real-mode tests need (Postgres with wal_level=logical, Tansu; see
+# The project's test command (the README's). On a fresh machine it installs
+# and starts what the real-mode tests need (Postgres with wal_level=logical,
+# MariaDB with the binlog on, Apache Kafka in KRaft mode; see
 # scripts/services.sh), then runs formatting, lints (including the
 # determinism rules in clippy.toml) and every test in the workspace: unit,
 # property, CLI, the contract suite against both the simulated and the real

@@ -67,6 +67,12 @@ pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<Stri
     s
 }
 
+/// Apache Kafka's default bounds on a member's session timeout
+/// (`group.min.session.timeout.ms`, `group.max.session.timeout.ms`): a join
+/// outside them is refused with INVALID_SESSION_TIMEOUT.
+pub const GROUP_MIN_SESSION_TIMEOUT_MS: u64 = 6_000;
+pub const GROUP_MAX_SESSION_TIMEOUT_MS: u64 = 300_000;
+
 /// librdkafka consumer settings for a port configuration.
 pub fn consumer_settings(
     bootstrap: &str,
@@ -85,7 +91,9 @@ pub fn consumer_settings(
     set("isolation.level", "read_committed".into());
     set(
         "session.timeout.ms",
-        cfg.session_timeout_ms.max(6_000).to_string(),
+        cfg.session_timeout_ms
+            .clamp(GROUP_MIN_SESSION_TIMEOUT_MS, GROUP_MAX_SESSION_TIMEOUT_MS)
+            .to_string(),
     );
     set("heartbeat.interval.ms", "1000".into());
     set("max.poll.interval.ms", "30000".into());
@@ -189,10 +197,11 @@ impl Producer for KafkaProducer {
         }
         let size = record.key.len() + record.value.len();
         if let Some(codec) = self.compression {
-            // The broker's limit applies to the compressed batch. Tansu does
-            // not enforce a maximum message size, so the adapter stands in
-            // for it: the same real codec librdkafka uses, one record per
-            // batch at worst.
+            // The broker's limit applies to the compressed batch. Apache
+            // Kafka enforces it (MSG_SIZE_TOO_LARGE), Tansu does not, so the
+            // adapter checks first with the same real codec librdkafka
+            // uses, one record per batch at worst: the verdict is the same
+            // on every broker.
             let wire = record.key.len() + codec.compress(&record.value).len();
             if wire > MAX_MESSAGE_BYTES {
                 return Err(ProduceError::MessageTooLarge {
@@ -655,5 +664,40 @@ impl KafkaAdmin {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session_of(requested_ms: u64) -> String {
+        let cfg = ConsumerConfig {
+            group: "g".into(),
+            topics: vec![],
+            session_timeout_ms: requested_ms,
+            max_poll_records: 10,
+        };
+        consumer_settings("b:1", "g", &cfg)["session.timeout.ms"].clone()
+    }
+
+    #[test]
+    fn session_timeouts_sit_within_apache_kafkas_group_bounds() {
+        assert_eq!(session_of(2_000), "6000");
+        assert_eq!(session_of(10_000), "10000");
+        assert_eq!(session_of(900_000), "300000");
+    }
+
+    #[test]
+    fn every_producer_waits_for_all_replicas_and_pins_idempotence() {
+        for idempotent in [false, true] {
+            let cfg = ProducerConfig {
+                idempotent,
+                ..ProducerConfig::default()
+            };
+            let s = producer_settings("b:1", &cfg);
+            assert_eq!(s["acks"], "all");
+            assert_eq!(s["enable.idempotence"], idempotent.to_string());
+        }
     }
 }

@@ -71,7 +71,7 @@ pub struct Unreachable {
     pub hint: String,
 }
 
-const START_HINT: &str = "start the local services with `scripts/services.sh start` (Postgres with wal_level=logical, Tansu on 127.0.0.1:9092)";
+const START_HINT: &str = "start the local services with `scripts/services.sh start` (Postgres with wal_level=logical, Apache Kafka on 127.0.0.1:9092 advertising the proxy at 127.0.0.1:19092)";
 
 /// How real mode handles each fault kind.
 pub fn fault_support(kind: FaultKind, broker_proxied: bool) -> Result<&'static str, String> {
@@ -90,7 +90,7 @@ pub fn fault_support(kind: FaultKind, broker_proxied: bool) -> Result<&'static s
         FaultKind::BrokerOutage => broker("applied at the broker proxy"),
         FaultKind::BrokerSlow => broker("applied at the broker proxy"),
         FaultKind::BrokerLostAck => broker("applied at the broker proxy"),
-        FaultKind::BrokerCrash => Err("skipped: needs a durable broker; Tansu's memory engine loses the log on restart".into()),
+        FaultKind::BrokerCrash => Err("skipped: pitfall does not own the broker's process (scripts/services.sh starts it); broker-outage at the proxy covers its unavailability".into()),
         FaultKind::StoreOutage | FaultKind::StoreSlow => Ok("injected in the object-store adapter (a local folder has no network)"),
         FaultKind::Partition => Ok("DB links at their per-link proxies; shopper links in-process; broker links skipped (clients reconnect to the one advertised address)"),
         FaultKind::CrashPayments | FaultKind::CrashCdc | FaultKind::CrashRecovery => Ok("applied: the host's tasks are aborted and started again"),
