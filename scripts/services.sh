@@ -193,7 +193,7 @@ fetch_kafka() {
     command -v mvn >/dev/null || apt_install maven
     say "fetching Apache Kafka $KAFKA_VERSION and its dependencies from Maven Central"
     rm -rf "$KAFKA_DIR/libs"
-    mvn -B -q -f "$KAFKA_POM" -Dmaven.repo.local="$STATE/m2" \
+    mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" -Dmaven.repo.local="$STATE/m2" \
         dependency:copy-dependencies -DincludeScope=runtime \
         -DoutputDirectory="$KAFKA_DIR/libs"
 }
