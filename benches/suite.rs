@@ -5,10 +5,12 @@
 //! `cargo bench --bench suite` (env `PITFALL_BENCH_SEEDS`, default 20 seeds
 //! per scenario).
 
-use pitfall_sim::runner::Limits;
-use pitfall_sim::scenario;
-use pitfall_sim::sweep::{self, SweepOptions};
+use pitfall_harness::scenario;
+use pitfall_harness::sweep::{self, Limits, SweepOptions};
+use pitfall_harness::system::Registry;
+use pitfall_sim::runner::run_seed;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[allow(clippy::disallowed_methods)] // a benchmark measures the wall clock
 fn main() {
@@ -17,7 +19,8 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let scenarios = scenario::load(&[dir]).expect("the default suite loads");
+    let registry = Registry::new(vec![Arc::new(pitfall_system::Shop)]).expect("one system");
+    let scenarios = scenario::load(&[dir], &registry).expect("the default suite loads");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "default suite: {} scenarios × {seeds} seeds (seeds {}..{})",
@@ -34,7 +37,7 @@ fn main() {
             limits: Limits::default(),
         };
         let start = std::time::Instant::now();
-        let results = sweep::run(&scenarios, &opts, |_| {});
+        let results = sweep::run(run_seed, &scenarios, &opts, |_| {});
         let wall = start.elapsed().as_secs_f64();
         let sim: f64 = results.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
         let events: usize = results.iter().map(|r| r.history_lines).sum();

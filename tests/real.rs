@@ -58,14 +58,21 @@ fn a_real_run_reports_checks_and_cleans_up() {
     let s = &report["scenarios"][0];
     assert_eq!(s["failed_seeds"], serde_json::json!([]), "{s}");
     let real = &s["real"];
-    assert_eq!(
-        real["client_config"]["producer"]["enable.idempotence"],
-        "false"
-    );
-    assert_eq!(
-        real["client_config"]["consumer"]["enable.auto.commit"],
-        "false"
-    );
+    // Every client's pinned settings, by kind.
+    for producer in real["client_config"]["producer"].as_array().unwrap() {
+        assert_eq!(producer["acks"], "all", "{producer}");
+        assert!(producer["enable.idempotence"].is_string(), "{producer}");
+    }
+    for consumer in real["client_config"]["consumer"].as_array().unwrap() {
+        assert_eq!(consumer["enable.auto.commit"], "false", "{consumer}");
+        // Kafka's group minimum, whatever the service asked for.
+        let session: u64 = consumer["session.timeout.ms"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(session >= 6_000, "{consumer}");
+    }
     for kind in real["faults"].as_object().unwrap().keys() {
         let how = real["faults"][kind].as_str().unwrap();
         assert!(
@@ -73,7 +80,7 @@ fn a_real_run_reports_checks_and_cleans_up() {
                 || how.starts_with("emulated")
                 || how.starts_with("injected")
                 || how.starts_with("skipped")
-                || how.starts_with("DB links"),
+                || how.starts_with("host→DB links"),
             "{kind}: {how}"
         );
     }

@@ -8,15 +8,15 @@
 //! default 20000).
 
 use futures_util::future::join_all;
+use pitfall_blocks::publish::{self, ResilientProducer};
+use pitfall_harness::history::History;
+use pitfall_harness::seed;
+use pitfall_ports::context::RequestContext;
+use pitfall_ports::{Broker, Env, ProducerConfig};
 use pitfall_real::kafka::{producer_settings, KafkaAdmin, KafkaBroker};
 use pitfall_real::names::RunNames;
 use pitfall_real::proxy::FaultProxy;
 use pitfall_real::store::{self, RealStore, SharedStoreFaults};
-use pitfall_sim::history::History;
-use pitfall_sim::seed;
-use pitfall_system::blocks::publish::{self, ResilientProducer};
-use pitfall_system::context::RequestContext;
-use pitfall_system::ports::{Broker, Env, ProducerConfig};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -70,7 +70,7 @@ async fn main() {
     let proxy = FaultProxy::start(&kafka_proxy, &kafka, seed::rng(0, "bench"))
         .await
         .expect("the broker proxy port is free");
-    let names = Arc::new(RunNames::new(&format!("bench_{}", std::process::id())));
+    let names = Arc::new(RunNames::new(&format!("bench_{}", std::process::id()), &[]));
     let admin = KafkaAdmin::new(&kafka_proxy).expect("an admin client");
     let topics = vec![
         names.topic("raw"),

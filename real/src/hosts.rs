@@ -1,21 +1,19 @@
 //! What stands in for hosts in real mode: the time/randomness port, the
-//! payments and orders services' in-process front doors, and the consumer decorator that
-//! crashes an inventory member between applying an effect and committing its
-//! offset.
+//! hosts' in-process front doors and the calls between them (which a
+//! partition can cut), and the consumer decorator that crashes a host
+//! between applying an effect and committing its offset.
 
 use async_trait::async_trait;
-use pitfall_sim::seed::SimRng;
-use pitfall_sim::topology as t;
-use pitfall_sim::wire::CallError;
-use pitfall_sim::workload::{Checkout, PaymentReply, CALL_TIMEOUT};
-use pitfall_system::ports::{ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
-use pitfall_system::services::orders::{OrdersCall, OrdersReply};
-use pitfall_system::services::payments::PaymentsCall;
+use pitfall_harness::rpc::{CallError, Request, RpcClient, RpcListener};
+use pitfall_harness::seed::SimRng;
+use pitfall_ports::{ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
 use rand::RngCore;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Real time since the run started and a generator seeded from the run's
 /// seed: the workload's random choices replay, the timing does not.
@@ -48,77 +46,26 @@ impl Env for RealEnv {
     }
 }
 
-/// A call to the payments service with the slot for its reply.
-pub type PayCall = (PaymentsCall, oneshot::Sender<PaymentReply>);
-/// A call to the orders service with the slot for its reply.
-pub type OrdersMsg = (OrdersCall, oneshot::Sender<OrdersReply>);
-
-/// A request channel: each call with the slot for its reply.
-pub type Requests<C, R> = mpsc::Sender<(C, oneshot::Sender<R>)>;
-
-/// One service's in-process door: the current incarnation's request
-/// channel, none while it is down.
-pub struct Door<C, R> {
-    tx: Arc<Mutex<Option<Requests<C, R>>>>,
-}
-
-impl<C, R> Clone for Door<C, R> {
-    fn clone(&self) -> Self {
-        Door {
-            tx: self.tx.clone(),
-        }
-    }
-}
-
-impl<C, R> Default for Door<C, R> {
-    fn default() -> Self {
-        Door { tx: Arc::default() }
-    }
-}
-
-impl<C, R> Door<C, R> {
-    pub fn open(&self, tx: Requests<C, R>) {
-        *self.tx.lock().unwrap() = Some(tx);
-    }
-
-    pub fn close(&self) {
-        *self.tx.lock().unwrap() = None;
-    }
-
-    async fn call(&self, service: &str, call: C) -> Result<R, CallError> {
-        let door = self.tx.lock().unwrap().clone();
-        let down = || CallError::NotSent(format!("{service} is down"));
-        let Some(door) = door else {
-            return Err(down());
-        };
-        let (tx, rx) = oneshot::channel();
-        door.send((call, tx)).await.map_err(|_| down())?;
-        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(CallError::NoReply(format!("{service} went away"))),
-            Err(_) => Err(CallError::NoReply("timed out".into())),
-        }
-    }
-}
-
-/// The services' front doors as the shoppers see them, and which
-/// (shopper, service) pairs a partition cuts.
+/// Every host's front door, and which (caller, host) pairs a partition
+/// cuts. A door belongs to the host's current incarnation: a crash drops
+/// its listener, and calls find it down until the host opens it again.
 #[derive(Clone, Default)]
 pub struct Front {
-    pub payments: Door<PaymentsCall, PaymentReply>,
-    pub orders: Door<OrdersCall, OrdersReply>,
-    cut: Arc<Mutex<std::collections::BTreeSet<(String, String)>>>,
+    doors: Arc<Mutex<BTreeMap<String, mpsc::Sender<Request>>>>,
+    cut: Arc<Mutex<BTreeSet<(String, String)>>>,
 }
 
 impl Front {
-    pub fn close(&self) {
-        self.payments.close();
-        self.orders.close();
+    /// Open `host`'s door for its current incarnation.
+    pub fn open(&self, host: &str) -> Box<dyn RpcListener> {
+        let (tx, rx) = mpsc::channel(64);
+        self.doors.lock().unwrap().insert(host.to_string(), tx);
+        Box::new(Door { requests: rx })
     }
 
-    pub fn set_cut(&self, shopper: &str, service: &str, cut: bool) {
+    pub fn set_cut(&self, caller: &str, host: &str, cut: bool) {
         let mut c = self.cut.lock().unwrap();
-        let pair = (shopper.to_string(), service.to_string());
+        let pair = (caller.to_string(), host.to_string());
         if cut {
             c.insert(pair);
         } else {
@@ -126,44 +73,64 @@ impl Front {
         }
     }
 
-    pub fn checkout(&self, shopper: &str) -> FrontCheckout {
-        FrontCheckout {
-            front: self.clone(),
-            shopper: shopper.to_string(),
-        }
+    pub fn heal(&self) {
+        self.cut.lock().unwrap().clear();
     }
 
-    async fn cut_off(&self, shopper: &str, service: &str) -> Result<(), CallError> {
-        let cut = (self.cut.lock().unwrap()).contains(&(shopper.to_string(), service.to_string()));
-        if cut {
-            tokio::time::sleep(CALL_TIMEOUT).await;
-            return Err(CallError::NotSent(format!("partitioned from {service}")));
-        }
-        Ok(())
+    /// Close every door (the end of a run).
+    pub fn close(&self) {
+        self.doors.lock().unwrap().clear();
+    }
+
+    /// A client of the doors, calling as `caller`.
+    pub fn client(&self, caller: &str) -> Arc<dyn RpcClient> {
+        Arc::new(FrontClient {
+            front: self.clone(),
+            caller: caller.to_string(),
+        })
     }
 }
 
-pub struct FrontCheckout {
-    front: Front,
-    shopper: String,
+struct Door {
+    requests: mpsc::Receiver<Request>,
 }
 
 #[async_trait]
-impl Checkout for FrontCheckout {
-    async fn call(&self, req: &PaymentsCall) -> Result<PaymentReply, CallError> {
-        self.front.cut_off(&self.shopper, t::PAYMENTS).await?;
-        self.front.payments.call(t::PAYMENTS, req.clone()).await
-    }
-
-    async fn orders(&self, req: &OrdersCall) -> Result<OrdersReply, CallError> {
-        self.front.cut_off(&self.shopper, t::ORDERS).await?;
-        self.front.orders.call(t::ORDERS, req.clone()).await
+impl RpcListener for Door {
+    async fn next(&mut self) -> Option<Request> {
+        self.requests.recv().await
     }
 }
 
-/// Wraps an inventory member's consumer: when armed, its next offset commit
-/// asks the supervisor to crash the member instead of committing, so the
-/// effects of the batch are applied and their offsets are not.
+struct FrontClient {
+    front: Front,
+    caller: String,
+}
+
+#[async_trait]
+impl RpcClient for FrontClient {
+    async fn call(&self, host: &str, body: Value, timeout: Duration) -> Result<Value, CallError> {
+        let pair = (self.caller.clone(), host.to_string());
+        if self.front.cut.lock().unwrap().contains(&pair) {
+            tokio::time::sleep(timeout).await;
+            return Err(CallError::NotSent(format!("partitioned from {host}")));
+        }
+        let down = || CallError::NotSent(format!("{host} is down"));
+        let door = self.front.doors.lock().unwrap().get(host).cloned();
+        let door = door.ok_or_else(down)?;
+        let (request, reply) = Request::new(body);
+        door.send(request).await.map_err(|_| down())?;
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(CallError::NoReply(format!("{host} went away"))),
+            Err(_) => Err(CallError::NoReply("timed out".into())),
+        }
+    }
+}
+
+/// Wraps a host's group consumer: when armed, its next offset commit asks
+/// the supervisor to crash the host instead of committing, so the effects
+/// of the batch are applied and their offsets are not.
 pub struct CrashAtCommit {
     inner: Box<dyn Consumer>,
     armed: Arc<AtomicBool>,

@@ -8,9 +8,9 @@
 
 use crate::names::RunNames;
 use async_trait::async_trait;
-use pitfall_sim::history::{Event, History};
-use pitfall_system::codec::Codec;
-use pitfall_system::ports::{
+use pitfall_harness::history::{Event, History};
+use pitfall_ports::codec::Codec;
+use pitfall_ports::{
     Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
     ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
 };
@@ -25,13 +25,14 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The broker's maximum message size, as configured for the run's topics.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// The broker's maximum message size (Apache Kafka's default, which
+/// scripts/services.sh keeps).
+pub use pitfall_ports::MAX_MESSAGE_BYTES;
 
 /// librdkafka producer settings for a port configuration.
 pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<String, String> {
@@ -109,12 +110,42 @@ fn client_config(settings: &BTreeMap<String, String>) -> ClientConfig {
     c
 }
 
+/// The settings of every client a run made, by kind (`producer`,
+/// `consumer`), without the per-run addresses and names: what the report
+/// shows as pinned.
+#[derive(Clone, Default)]
+pub struct ClientLog(Arc<Mutex<BTreeMap<String, BTreeSet<Settings>>>>);
+
+/// One client's librdkafka settings.
+pub type Settings = BTreeMap<String, String>;
+
+impl ClientLog {
+    fn record(&self, kind: &str, settings: &BTreeMap<String, String>) {
+        let mut shown = settings.clone();
+        shown.remove("bootstrap.servers");
+        shown.remove("group.id");
+        let mut log = self.0.lock().unwrap();
+        log.entry(kind.to_string()).or_default().insert(shown);
+    }
+
+    /// Kind → every distinct set of settings.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<Settings>> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect()
+    }
+}
+
 /// A broker connection for one service host.
 pub struct KafkaBroker {
     bootstrap: String,
     names: Arc<RunNames>,
     process: String,
     history: History,
+    clients: ClientLog,
 }
 
 impl KafkaBroker {
@@ -124,13 +155,22 @@ impl KafkaBroker {
             names,
             process: process.to_string(),
             history,
+            clients: ClientLog::default(),
         }
+    }
+
+    /// Record the settings of every client this broker makes in `log`.
+    pub fn with_client_log(mut self, log: ClientLog) -> Self {
+        self.clients = log;
+        self
     }
 }
 
 impl Broker for KafkaBroker {
     fn producer(&self, config: &ProducerConfig) -> Arc<dyn Producer> {
-        let inner: FutureProducer = client_config(&producer_settings(&self.bootstrap, config))
+        let settings = producer_settings(&self.bootstrap, config);
+        self.clients.record("producer", &settings);
+        let inner: FutureProducer = client_config(&settings)
             .create()
             .expect("pinned producer settings are valid");
         Arc::new(KafkaProducer {
@@ -150,10 +190,11 @@ impl Broker for KafkaBroker {
             names: self.names.clone(),
             generation: AtomicU64::new(0),
         };
-        let inner: StreamConsumer<GroupContext> =
-            client_config(&consumer_settings(&self.bootstrap, &group, config))
-                .create_with_context(context)
-                .expect("pinned consumer settings are valid");
+        let settings = consumer_settings(&self.bootstrap, &group, config);
+        self.clients.record("consumer", &settings);
+        let inner: StreamConsumer<GroupContext> = client_config(&settings)
+            .create_with_context(context)
+            .expect("pinned consumer settings are valid");
         let topics: Vec<String> = config.topics.iter().map(|t| self.names.topic(t)).collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         inner

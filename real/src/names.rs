@@ -2,24 +2,26 @@
 //! group and object-store prefix carries the run's prefix, so concurrent or
 //! leftover runs never collide and cleanup can find everything.
 
-use pitfall_sim::topology::{INVENTORY_DB, ORDERS_DB, PAYMENTS_DB};
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunNames {
     prefix: String,
+    /// The run's logical DBs; a DB's tables are tagged by its place here.
+    dbs: Vec<String>,
 }
 
 /// The prefix every run's names start with.
 pub const PREFIX: &str = "pitfall_";
 
 impl RunNames {
-    /// `tag` must be short lowercase alphanumerics (the seed and a nonce).
-    pub fn new(tag: &str) -> Self {
+    /// `tag` must be short lowercase alphanumerics (the seed and a nonce);
+    /// `dbs` are the system's logical DBs.
+    pub fn new(tag: &str, dbs: &[String]) -> Self {
         debug_assert!(tag
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
         RunNames {
             prefix: format!("{PREFIX}{tag}"),
+            dbs: dbs.to_vec(),
         }
     }
 
@@ -27,31 +29,26 @@ impl RunNames {
         &self.prefix
     }
 
-    fn db_tag(db: &str) -> &'static str {
-        match db {
-            PAYMENTS_DB => "pay",
-            INVENTORY_DB => "inv",
-            ORDERS_DB => "ord",
-            other => panic!("unknown logical database {other}"),
-        }
+    fn db_tag(&self, db: &str) -> String {
+        let i = self
+            .dbs
+            .iter()
+            .position(|d| d == db)
+            .unwrap_or_else(|| panic!("unknown logical database {db}"));
+        format!("d{i}")
     }
 
     /// The Postgres table behind a logical DB's table.
     pub fn table(&self, db: &str, table: &str) -> String {
-        format!("{}_{}_{}", self.prefix, Self::db_tag(db), table)
+        format!("{}_{}_{}", self.prefix, self.db_tag(db), table)
     }
 
     /// The logical (db, table) of a physical table name of this run.
-    pub fn logical_table(&self, physical: &str) -> Option<(&'static str, String)> {
+    pub fn logical_table(&self, physical: &str) -> Option<(String, String)> {
         let rest = physical.strip_prefix(&self.prefix)?.strip_prefix('_')?;
         let (tag, table) = rest.split_once('_')?;
-        let db = match tag {
-            "pay" => PAYMENTS_DB,
-            "inv" => INVENTORY_DB,
-            "ord" => ORDERS_DB,
-            _ => return None,
-        };
-        Some((db, table.to_string()))
+        let i: usize = tag.strip_prefix('d')?.parse().ok()?;
+        Some((self.dbs.get(i)?.clone(), table.to_string()))
     }
 
     pub fn topic(&self, logical: &str) -> String {
@@ -82,19 +79,21 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        let n = RunNames::new("s7_ab12");
+        let dbs = ["payments-db".to_string(), "inventory-db".to_string()];
+        let n = RunNames::new("s7_ab12", &dbs);
         assert_eq!(
-            n.table(PAYMENTS_DB, "payments"),
-            "pitfall_s7_ab12_pay_payments"
+            n.table("payments-db", "payments"),
+            "pitfall_s7_ab12_d0_payments"
         );
         assert_eq!(
-            n.logical_table("pitfall_s7_ab12_inv_processed"),
-            Some((INVENTORY_DB, "processed".to_string()))
+            n.logical_table("pitfall_s7_ab12_d1_processed"),
+            Some(("inventory-db".to_string(), "processed".to_string()))
         );
-        assert_eq!(n.logical_table("pitfall_s8_ab12_inv_processed"), None);
+        assert_eq!(n.logical_table("pitfall_s8_ab12_d1_processed"), None);
+        assert_eq!(n.logical_table("pitfall_s7_ab12_d2_processed"), None);
         assert_eq!(
-            n.logical_table(&n.table(ORDERS_DB, "order_events")),
-            Some((ORDERS_DB, "order_events".to_string()))
+            n.logical_table(&n.table("inventory-db", "order_events")),
+            Some(("inventory-db".to_string(), "order_events".to_string()))
         );
         assert_eq!(n.logical_topic(&n.topic("payments")), Some("payments"));
         assert_eq!(n.logical_topic("other.payments"), None);

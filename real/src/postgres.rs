@@ -9,9 +9,7 @@
 
 use crate::names::RunNames;
 use async_trait::async_trait;
-use pitfall_system::ports::{
-    Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction,
-};
+use pitfall_ports::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres};
@@ -57,11 +55,11 @@ pub async fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error
 pub struct PgDb {
     pool: PgPool,
     names: Arc<RunNames>,
-    db: &'static str,
+    db: String,
 }
 
 impl PgDb {
-    pub fn new(pool: PgPool, names: Arc<RunNames>, db: &'static str) -> Self {
+    pub fn new(pool: PgPool, names: Arc<RunNames>, db: String) -> Self {
         PgDb { pool, names, db }
     }
 }
@@ -79,7 +77,7 @@ impl Database for PgDb {
         Ok(Box::new(PgTx {
             tx,
             names: self.names.clone(),
-            db: self.db,
+            db: self.db.clone(),
         }))
     }
 }
@@ -87,12 +85,12 @@ impl Database for PgDb {
 struct PgTx {
     tx: sqlx::Transaction<'static, Postgres>,
     names: Arc<RunNames>,
-    db: &'static str,
+    db: String,
 }
 
 impl PgTx {
     fn table(&self, table: &str) -> String {
-        self.names.table(self.db, table)
+        self.names.table(&self.db, table)
     }
 }
 
@@ -181,12 +179,12 @@ pub async fn create_tables(
     pool: &PgPool,
     names: &RunNames,
     db: &str,
-    tables: &[&str],
+    tables: &[impl AsRef<str>],
 ) -> Result<(), sqlx::Error> {
     for table in tables {
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, version bigint NOT NULL, data jsonb NOT NULL)",
-            names.table(db, table)
+            names.table(db, table.as_ref())
         );
         sqlx::query(AssertSqlSafe(sql)).execute(pool).await?;
     }
@@ -284,11 +282,11 @@ pub fn transactions(rows: &[(String, String)]) -> Vec<(Lsn, Vec<DecodedChange>)>
 pub struct PgFeed {
     pool: PgPool,
     names: Arc<RunNames>,
-    db: &'static str,
+    db: String,
 }
 
 impl PgFeed {
-    pub fn new(pool: PgPool, names: Arc<RunNames>, db: &'static str) -> Self {
+    pub fn new(pool: PgPool, names: Arc<RunNames>, db: String) -> Self {
         PgFeed { pool, names, db }
     }
 }

@@ -5,7 +5,7 @@
 //! forwarded (the connection is cut instead of delivering it), and a reset of
 //! every open connection.
 
-use pitfall_sim::seed::SimRng;
+use pitfall_harness::seed::SimRng;
 use rand::Rng;
 use std::io;
 use std::net::SocketAddr;

@@ -7,16 +7,37 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore as Store, ObjectStoreExt, PutPayload};
-use pitfall_sim::history::{Event, History};
-use pitfall_system::ports::{ObjectStore, StoreError};
+use pitfall_harness::history::{Event, History};
+use pitfall_harness::seed::SimRng;
+use pitfall_ports::{ObjectStore, StoreError};
+use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Faults injected in the adapter.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StoreFaults {
     pub down: bool,
-    pub delay_ms: Option<u64>,
+    /// Each operation is delayed by a uniform draw from this range.
+    pub delay_ms: Option<(u64, u64)>,
+    rng: SimRng,
+}
+
+impl Default for StoreFaults {
+    fn default() -> Self {
+        StoreFaults {
+            down: false,
+            delay_ms: None,
+            rng: pitfall_harness::seed::rng(0, "store-faults"),
+        }
+    }
+}
+
+impl StoreFaults {
+    fn delay(&mut self) -> Option<Duration> {
+        let (lo, hi) = self.delay_ms?;
+        Some(Duration::from_millis(self.rng.random_range(lo..=hi)))
+    }
 }
 
 pub type SharedStoreFaults = Arc<Mutex<StoreFaults>>;
@@ -70,11 +91,11 @@ impl RealStore {
 
     async fn gate(&self) -> Result<(), StoreError> {
         let (down, delay) = {
-            let f = self.faults.lock().unwrap();
-            (f.down, f.delay_ms)
+            let mut f = self.faults.lock().unwrap();
+            (f.down, f.delay())
         };
-        if let Some(ms) = delay {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
         if down {
             return Err(StoreError::Unavailable(

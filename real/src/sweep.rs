@@ -3,11 +3,10 @@
 //! written to disk for `pitfall check`; a panic fails only its seed.
 
 use crate::runner::{run_seed, RealWorld};
-use pitfall_sim::history::to_jsonl;
-use pitfall_sim::report::RealDetails;
-use pitfall_sim::runner::SeedStatus;
-use pitfall_sim::scenario::Scenario;
-use pitfall_sim::sweep::{summarize, SeedSummary, SeedSummaryParts};
+use pitfall_harness::history::to_jsonl;
+use pitfall_harness::scenario::Scenario;
+use pitfall_harness::sweep::{summarize, SeedStatus, SeedSummary, SeedSummaryParts};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +22,18 @@ pub fn history_path(dir: &Path, scenario: &str, seed: u64) -> PathBuf {
     dir.join(scenario).join(format!("seed-{seed}.jsonl"))
 }
 
+/// What a real-mode scenario report adds.
+#[derive(Clone, Debug, Serialize)]
+pub struct RealDetails {
+    /// The pinned librdkafka settings of the scenario's clients, by kind:
+    /// every distinct set.
+    pub client_config: BTreeMap<String, Vec<BTreeMap<String, String>>>,
+    /// Per fault in the seeds' plans: applied, emulated, or skipped and why.
+    pub faults: BTreeMap<String, String>,
+    /// Where each seed's history was written, for `pitfall check`.
+    pub histories: String,
+}
+
 /// Run every seed of every scenario against the real services.
 pub async fn run(
     world: Arc<RealWorld>,
@@ -34,6 +45,7 @@ pub async fn run(
     let mut details = Vec::new();
     for (idx, scenario) in scenarios.iter().enumerate() {
         let mut faults: BTreeMap<String, String> = BTreeMap::new();
+        let mut client_config = BTreeMap::new();
         for seed in opts.start_seed..opts.start_seed + opts.seeds {
             let w = world.clone();
             let s = scenario.clone();
@@ -43,8 +55,14 @@ pub async fn run(
             let wall_ms = started.elapsed().as_millis() as u64;
             let summary = match outcome {
                 Ok(real) => {
-                    for (kind, how) in real.fault_handling {
-                        faults.insert(kind.name().to_string(), how);
+                    faults.extend(real.fault_handling);
+                    for (kind, sets) in real.clients.snapshot() {
+                        let all: &mut Vec<_> = client_config.entry(kind).or_default();
+                        for set in sets {
+                            if !all.contains(&set) {
+                                all.push(set);
+                            }
+                        }
                     }
                     let run = real.run;
                     let path = history_path(&opts.history_dir, &scenario.name, seed);
@@ -58,6 +76,7 @@ pub async fn run(
                         failure.get_or_insert(format!("cannot write {}: {e}", path.display()));
                     }
                     summarize(
+                        scenario,
                         idx,
                         seed,
                         SeedSummaryParts {
@@ -70,6 +89,7 @@ pub async fn run(
                     )
                 }
                 Err(e) => summarize(
+                    scenario,
                     idx,
                     seed,
                     SeedSummaryParts {
@@ -85,7 +105,7 @@ pub async fn run(
             summaries.push(summary);
         }
         details.push(RealDetails {
-            client_config: world.client_settings(scenario),
+            client_config,
             faults,
             histories: opts.history_dir.join(&scenario.name).display().to_string(),
         });

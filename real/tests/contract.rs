@@ -3,16 +3,14 @@
 //! local services (`scripts/services.sh start`; `scripts/test.sh` does it).
 
 use async_trait::async_trait;
+use pitfall_harness::contract::{self, Fixture, DB, SLOT, TABLE, TOPICS};
+use pitfall_harness::history::History;
+use pitfall_harness::seed;
+use pitfall_ports::{Broker, ChangeFeed, Database};
 use pitfall_real::kafka::{KafkaAdmin, KafkaBroker};
 use pitfall_real::names::RunNames;
 use pitfall_real::postgres::{self, PgDb, PgFeed};
 use pitfall_real::proxy::FaultProxy;
-use pitfall_sim::contract::{self, Fixture, SLOT, TOPICS};
-use pitfall_sim::history::History;
-use pitfall_sim::seed;
-use pitfall_sim::topology::PAYMENTS_DB;
-use pitfall_system::ports::{Broker, ChangeFeed, Database};
-use pitfall_system::schema::PAYMENTS;
 use sqlx::postgres::PgPool;
 use sqlx::AssertSqlSafe;
 use std::sync::Arc;
@@ -35,7 +33,7 @@ impl Fixture for RealFixture {
         Arc::new(PgDb::new(
             self.pool.clone(),
             self.names.clone(),
-            PAYMENTS_DB,
+            DB.to_string(),
         ))
     }
 
@@ -43,7 +41,7 @@ impl Fixture for RealFixture {
         Arc::new(PgFeed::new(
             self.pool.clone(),
             self.names.clone(),
-            PAYMENTS_DB,
+            DB.to_string(),
         ))
     }
 
@@ -74,11 +72,14 @@ async fn the_real_adapters_keep_the_contract() {
     let proxy = FaultProxy::start(&kafka_proxy, &kafka, seed::rng(0, "contract"))
         .await
         .expect("the broker proxy port is free (is a real-mode run going on?)");
-    let names = Arc::new(RunNames::new(&format!("contract_{}", std::process::id())));
+    let names = Arc::new(RunNames::new(
+        &format!("contract_{}", std::process::id()),
+        &[DB.to_string()],
+    ));
     let pool = postgres::pool(&database, 8)
         .await
         .expect("Postgres is reachable (run scripts/services.sh start)");
-    postgres::create_tables(&pool, &names, PAYMENTS_DB, &[PAYMENTS])
+    postgres::create_tables(&pool, &names, DB, &[TABLE])
         .await
         .unwrap();
     let slot = names.slot(SLOT);
@@ -118,7 +119,7 @@ async fn the_real_adapters_keep_the_contract() {
         .bind(&slot)
         .execute(&pool)
         .await;
-    let drop = format!("DROP TABLE {}", names.table(PAYMENTS_DB, PAYMENTS));
+    let drop = format!("DROP TABLE {}", names.table(DB, TABLE));
     let table = sqlx::query(AssertSqlSafe(drop)).execute(&pool).await;
     let deleted = admin.delete_topics(&topics).await;
     dropped.expect("dropping the slot");

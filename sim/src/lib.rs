@@ -1,24 +1,16 @@
-//! The deterministic world for pitfall: the turmoil simulation of the
-//! reference system, the simulated servers and adapters, the fault model, the
-//! history, the invariant checkers, and the runner that ties one seed — and a
-//! sweep of many — together.
+//! The deterministic world: the turmoil simulation of any system described
+//! through the harness's `System` API. Simulated servers stand in for its
+//! DBs (with change feeds), the broker and the object store; simulated
+//! adapters hand its hosts the ports over turmoil TCP; the nemesis applies
+//! fault windows to the simulated network, servers and hosts.
 //!
-//! One seed flows: [`scenario`] → [`faults::draw`] → [`world::World::build`]
-//! → [`runner::run_seed`] (chaos, heal, drain) → [`history`] →
-//! [`checkers::check_all`] → [`sweep`] aggregates → [`report`].
+//! One seed: [`runner::run_seed`] builds a [`world::SimWorld`] and drives it
+//! with the harness's driver.
 
 pub mod adapters;
-pub mod checkers;
-pub mod contract;
-pub mod faults;
-pub mod history;
-pub mod report;
+pub mod infra;
+pub mod nemesis;
 pub mod runner;
-pub mod scenario;
-pub mod seed;
 pub mod servers;
-pub mod sweep;
-pub mod topology;
 pub mod wire;
-pub mod workload;
 pub mod world;

@@ -21,16 +21,7 @@ pub fn framed(stream: TcpStream) -> Conn {
     Framed::new(stream, codec)
 }
 
-/// Why a call got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// The request never left: nothing happened on the server.
-    #[error("not sent: {0}")]
-    NotSent(String),
-    /// The request was sent but no reply came: it may have been applied.
-    #[error("no reply: {0}")]
-    NoReply(String),
-}
+pub use pitfall_harness::rpc::CallError;
 
 pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, CallError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {

@@ -2,16 +2,16 @@
 //! in its own turmoil world.
 
 use async_trait::async_trait;
+use pitfall_harness::contract::{self, Fixture, DB, TOPICS};
+use pitfall_harness::history::History;
+use pitfall_harness::seed;
+use pitfall_harness::system::BROKER;
+use pitfall_ports::{Broker, ChangeFeed, Database};
 use pitfall_sim::adapters::broker::SimBroker;
 use pitfall_sim::adapters::db::SimDb;
-use pitfall_sim::contract::{self, Fixture, TOPICS};
-use pitfall_sim::history::History;
-use pitfall_sim::seed;
 use pitfall_sim::servers::broker::{BrokerServer, BrokerState};
 use pitfall_sim::servers::db::{DbServer, DbState};
 use pitfall_sim::servers::{ServerFaults, SharedFaults};
-use pitfall_sim::topology::{BROKER, PAYMENTS_DB};
-use pitfall_system::ports::{Broker, ChangeFeed, Database};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +23,11 @@ struct SimFixture {
 #[async_trait]
 impl Fixture for SimFixture {
     fn db(&self) -> Arc<dyn Database> {
-        Arc::new(SimDb::new(PAYMENTS_DB))
+        Arc::new(SimDb::new(DB))
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {
-        Arc::new(SimDb::new(PAYMENTS_DB))
+        Arc::new(SimDb::new(DB))
     }
 
     fn broker(&self) -> Arc<dyn Broker> {
@@ -50,12 +50,12 @@ fn run_case(name: &str) {
         .simulation_duration(Duration::from_secs(120))
         .build();
     let db = DbServer {
-        name: PAYMENTS_DB.into(),
+        name: DB.into(),
         state: Arc::new(Mutex::new(DbState::default())),
         faults: ServerFaults::shared(seed::rng(7, "db")),
         history: history.clone(),
     };
-    sim.host(PAYMENTS_DB, move || db.clone().serve());
+    sim.host(DB, move || db.clone().serve());
     let mut state = BrokerState::default();
     for topic in TOPICS {
         state.create_topic(topic, 1);

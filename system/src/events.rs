@@ -1,13 +1,14 @@
 //! Event payloads: the payments domain event and the CDC change envelope, and
 //! how a consumer turns either into a [`PaymentCompleted`].
 
-use crate::ports::{Change, ChangeOp, ConsumerRecord};
+use pitfall_ports::ConsumerRecord;
+#[cfg(test)]
+use pitfall_ports::{Change, ChangeOp};
 use serde::{Deserialize, Serialize};
 
-/// Record header naming the payload's type.
-pub const TYPE_HEADER: &str = "type";
+pub use pitfall_blocks::cdc::{ChangeEnvelope, CDC_CHANGE};
+pub use pitfall_blocks::publish::TYPE_HEADER;
 pub const PAYMENT_COMPLETED: &str = "payment-completed";
-pub const CDC_CHANGE: &str = "cdc-change";
 
 /// Where a payment stands. A refund moves it from `completed` (revision 1)
 /// to `refunded` (revision 2); consumers that care about order compare
@@ -54,30 +55,6 @@ impl PaymentCompleted {
     /// The event's own identity: what `dedupe-event-id` dedupes on.
     pub fn event_id(&self) -> String {
         format!("{}@{}", self.payment_id, self.revision)
-    }
-}
-
-/// A Debezium-style change event for one row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChangeEnvelope {
-    pub source_lsn: u64,
-    pub table: String,
-    pub op: ChangeOp,
-    pub key: String,
-    pub version: u64,
-    pub after: serde_json::Value,
-}
-
-impl From<&Change> for ChangeEnvelope {
-    fn from(c: &Change) -> Self {
-        ChangeEnvelope {
-            source_lsn: c.lsn,
-            table: c.table.clone(),
-            op: c.op,
-            key: c.key.clone(),
-            version: c.version,
-            after: c.data.clone(),
-        }
     }
 }
 

@@ -17,7 +17,7 @@ pub const RELEASES: &str = "releases";
 /// place — the state an order-aware consumer compares revisions against.
 pub const EFFECTS: &str = "payment_effects";
 /// Inventory DB: dedupe markers written in the same transaction as the effect.
-pub const PROCESSED: &str = "processed";
+pub const PROCESSED: &str = pitfall_blocks::consume::PROCESSED;
 
 /// The topic the payments service produces domain events to.
 pub const PAYMENTS_TOPIC: &str = "payments";
@@ -58,7 +58,7 @@ pub const ORDER_EVENTS_TOPIC: &str = "order-events";
 pub const ORDER_EVENTS_CDC_TOPIC: &str = "orders-db.order_events";
 
 /// Object-store prefix of the resilient producer's fallback.
-pub const FALLBACK_PREFIX: &str = "fallback/";
+pub const FALLBACK_PREFIX: &str = pitfall_blocks::publish::FALLBACK_PREFIX;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockRow {

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Pitfall 5: how the inventory service applies a consumed event (the
+/// consumer loop's strategy).
+pub use pitfall_blocks::consume::Idempotency;
+
 /// Pitfall 1: how the payments service gets its event out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -16,19 +20,6 @@ pub enum Publish {
     ResilientProducer,
     /// Commit only; a CDC connector tails the change log into the broker.
     Cdc,
-}
-
-/// Pitfall 5: how the inventory service applies a consumed event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Idempotency {
-    /// Apply the effect, then commit the offset.
-    Naive,
-    /// Dedupe on topic-partition-offset, stored in the effect's transaction.
-    DedupeOffset,
-    /// Dedupe on the event's identity (payment id + revision), stored in the
-    /// effect's transaction.
-    DedupeEventId,
 }
 
 impl Publish {
@@ -64,34 +55,6 @@ impl Publish {
         match self {
             Publish::Cdc => crate::schema::PAYMENTS_CDC_TOPIC,
             _ => crate::schema::PAYMENTS_TOPIC,
-        }
-    }
-}
-
-impl Idempotency {
-    pub const ALL: [Idempotency; 3] = [
-        Idempotency::Naive,
-        Idempotency::DedupeOffset,
-        Idempotency::DedupeEventId,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Idempotency::Naive => "naive",
-            Idempotency::DedupeOffset => "dedupe-offset",
-            Idempotency::DedupeEventId => "dedupe-event-id",
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Idempotency::Naive => "naive: apply the effect, then commit the offset",
-            Idempotency::DedupeOffset => {
-                "remedy (partial): dedupe on topic-partition-offset in the effect's transaction"
-            }
-            Idempotency::DedupeEventId => {
-                "remedy: dedupe on payment id + revision in the effect's transaction"
-            }
         }
     }
 }
@@ -221,4 +184,63 @@ impl OrdersModel {
             OrdersModel::CrudCdc => (crate::schema::ORDERS, crate::schema::ORDERS_CDC_TOPIC),
         }
     }
+}
+
+/// The variant switches, per pitfall, with the invariants that catch each
+/// pitfall's naive variants: what `pitfall list` shows.
+pub fn components() -> Vec<pitfall_harness::system::Component> {
+    use pitfall_blocks::payload::Strategy;
+    use pitfall_harness::system::Component;
+    vec![
+        Component {
+            pitfall: Some(1),
+            title: "dual write: how payments gets its event out",
+            key: "variants.producer",
+            variants: Publish::ALL.map(|p| (p.name(), p.describe())).to_vec(),
+            checked_by: vec!["no-lost-payment", "no-phantom", "queue"],
+        },
+        Component {
+            pitfall: Some(2),
+            title: "event sourcing everywhere: how the orders service keeps its order-status view",
+            key: "orders.model",
+            variants: OrdersModel::ALL.map(|m| (m.name(), m.describe())).to_vec(),
+            checked_by: vec![
+                "read-after-write",
+                "view-convergence",
+                "snapshot-consistency",
+            ],
+        },
+        Component {
+            pitfall: Some(3),
+            title: "context propagation: requestId/userId across every hop",
+            key: "variants.context",
+            variants: Context::ALL.map(|c| (c.name(), c.describe())).to_vec(),
+            checked_by: vec!["context-complete"],
+        },
+        Component {
+            pitfall: Some(4),
+            title: "large payloads: how an order's attachment reaches the archive",
+            key: "payloads.strategy",
+            variants: Strategy::ALL.map(|s| (s.name(), s.describe())).to_vec(),
+            checked_by: vec![
+                "payload-integrity",
+                "no-dangling-reference",
+                "no-partial-assembly",
+            ],
+        },
+        Component {
+            pitfall: Some(5),
+            title: "duplicates: how inventory applies what it consumes",
+            key: "variants.consumer",
+            variants: Idempotency::ALL.map(|c| (c.name(), c.describe())).to_vec(),
+            checked_by: vec!["no-double-effect", "stock-conservation"],
+        },
+        Component {
+            pitfall: Some(5),
+            title: "ordering: whether inventory discards stale revisions",
+            key: "variants.ordering",
+            variants: Ordering::ALL.map(|o| (o.name(), o.describe())).to_vec(),
+            checked_by: vec!["per-key-order"],
+        },
+    ]
 }

@@ -13,11 +13,11 @@
 //! group rebalances.
 
 use super::REQUEST_TIMEOUT;
-use crate::history::{Event, History};
 use crate::servers::broker::{BrokerError, BrokerRequest, BrokerResponse, PORT};
 use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
-use pitfall_system::ports::{
+use pitfall_harness::history::{Event, History};
+use pitfall_ports::{
     Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
     ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
 };

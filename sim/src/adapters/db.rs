@@ -6,7 +6,7 @@ use super::REQUEST_TIMEOUT;
 use crate::servers::db::{DbRequest, DbResponse, PORT};
 use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
-use pitfall_system::ports::{Change, ChangeFeed, Database, DbError, Lsn, Row, Transaction};
+use pitfall_ports::{Change, ChangeFeed, Database, DbError, Lsn, Row, Transaction};
 use serde_json::Value;
 
 /// A client of one simulated DB host.

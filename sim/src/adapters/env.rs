@@ -1,9 +1,9 @@
 //! The time/randomness port in simulation: turmoil's simulated clock and a
 //! generator seeded from the run's seed, the host and its incarnation.
 
-use crate::seed::SimRng;
 use async_trait::async_trait;
-use pitfall_system::ports::Env;
+use pitfall_harness::seed::SimRng;
+use pitfall_ports::Env;
 use rand::RngCore;
 use std::sync::Mutex;
 use std::time::Duration;

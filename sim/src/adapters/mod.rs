@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod db;
 pub mod env;
+pub mod rpc;
 pub mod store;
 
 use std::time::Duration;

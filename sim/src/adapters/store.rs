@@ -6,7 +6,7 @@ use super::REQUEST_TIMEOUT;
 use crate::servers::store::{StoreRequest, StoreResponse, PORT};
 use crate::wire::{self, CallError};
 use async_trait::async_trait;
-use pitfall_system::ports::{ObjectStore, StoreError};
+use pitfall_ports::{ObjectStore, StoreError};
 
 pub const PART_SIZE: usize = 1 << 20;
 

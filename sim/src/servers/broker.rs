@@ -6,10 +6,10 @@
 //! producer sequences survive a crash; group membership does not.
 
 use super::{before_request, peer_name, SharedFaults};
-use crate::history::{value_repr, Event, History};
 use crate::wire::{self, b64};
-use pitfall_system::codec::Codec;
-use pitfall_system::ports::TopicPartitionOffset;
+use pitfall_harness::history::{value_repr, Event, History};
+use pitfall_ports::codec::Codec;
+use pitfall_ports::TopicPartitionOffset;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use std::time::Duration;
 use turmoil::net::TcpListener;
 
 pub const PORT: u16 = 9092;
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = pitfall_ports::MAX_MESSAGE_BYTES;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many recent sequences per producer and partition the broker remembers
 /// to answer retried duplicates (Kafka keeps five batches).

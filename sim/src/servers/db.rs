@@ -5,9 +5,9 @@
 //! their connection and die with it.
 
 use super::{before_request, peer_name, SharedFaults};
-use crate::history::{Event, History};
 use crate::wire;
-use pitfall_system::ports::{Change, ChangeOp, DbError, Lsn, Row};
+use pitfall_harness::history::{Event, History};
+use pitfall_ports::{Change, ChangeOp, DbError, Lsn, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ pub mod broker;
 pub mod db;
 pub mod store;
 
-use crate::seed::SimRng;
+use pitfall_harness::seed::SimRng;
 use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! when the upload completes; a connection lost mid-upload leaves nothing.
 
 use super::{before_request, peer_name, SharedFaults};
-use crate::history::{Event, History};
 use crate::wire::{self, b64};
+use pitfall_harness::history::{Event, History};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

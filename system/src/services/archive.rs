@@ -7,13 +7,13 @@
 //! payload whose chunks are held only in memory (style b, seek back) pins
 //! the offset of its first chunk until it is complete.
 
-use crate::blocks::backoff::Backoff;
-use crate::blocks::consume::Poller;
-use crate::blocks::payload::{self, ChunkSource, PayloadError, Reassembler, Strategy};
-use crate::context::RequestContext;
-use crate::ports::{Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore};
 use crate::schema::{InvoiceRow, INVOICES};
 use async_trait::async_trait;
+use pitfall_blocks::backoff::Backoff;
+use pitfall_blocks::consume::Poller;
+use pitfall_blocks::payload::{self, ChunkSource, PayloadError, Reassembler, Strategy};
+use pitfall_ports::context::RequestContext;
+use pitfall_ports::{Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore};
 use std::sync::Arc;
 
 pub const GROUP: &str = "archive";

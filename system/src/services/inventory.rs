@@ -5,15 +5,15 @@
 //! whether a stale update (an older revision arriving after a newer one) can
 //! undo a newer one is its [`Ordering`] variant.
 
-use crate::blocks::consume::{ApplyError, Handler};
 use crate::events::{decode_payment, PaymentCompleted, PaymentStatus};
-use crate::ports::{ConsumerRecord, DbError, Env, Row, Transaction};
 use crate::schema::{
     EffectRow, EffectStatus, OutcomeRow, StockRow, EFFECTS, REJECTIONS, RELEASES, RESERVATIONS,
     STOCK,
 };
 use crate::variants::Ordering;
 use async_trait::async_trait;
+use pitfall_blocks::consume::{ApplyError, Handler};
+use pitfall_ports::{ConsumerRecord, DbError, Env, Row, Transaction};
 use std::sync::Arc;
 
 pub const GROUP: &str = "inventory";

@@ -2,16 +2,16 @@
 //! payment in its DB; how the event then reaches inventory is the pitfall 1
 //! variant.
 
-use crate::blocks::backoff::Backoff;
-use crate::blocks::payload::{
-    encode, send_payload, Attachment, Codec, PayloadError, Planned, Strategy,
-};
-use crate::blocks::publish::{self, ResilientProducer};
-use crate::context::RequestContext;
 use crate::events::{AttachmentRef, PaymentCompleted, PaymentStatus, PAYMENT_COMPLETED};
-use crate::ports::{Database, DbError, Env, ProduceError, Producer};
 use crate::schema::{RefundRow, INVOICES_TOPIC, PAYMENTS, PAYMENTS_TOPIC, REFUNDS};
 use crate::variants::Publish;
+use pitfall_blocks::backoff::Backoff;
+use pitfall_blocks::payload::{
+    encode, send_payload, Attachment, Codec, PayloadError, Planned, Strategy,
+};
+use pitfall_blocks::publish::{self, ResilientProducer};
+use pitfall_ports::context::RequestContext;
+use pitfall_ports::{Database, DbError, Env, ProduceError, Producer};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ pub struct AttachmentSpec {
 /// and where it sends to.
 pub struct PayloadOutlet {
     pub producer: Arc<dyn Producer>,
-    pub store: Arc<dyn crate::ports::ObjectStore>,
+    pub store: Arc<dyn pitfall_ports::ObjectStore>,
     pub strategy: Strategy,
     pub codec: Codec,
     pub chunk_bytes: usize,
@@ -122,7 +122,7 @@ impl PaymentsService {
         db: Arc<dyn Database>,
         env: Arc<dyn Env>,
         producer: Option<Arc<dyn Producer>>,
-        fallback: Option<Arc<dyn crate::ports::ObjectStore>>,
+        fallback: Option<Arc<dyn pitfall_ports::ObjectStore>>,
     ) -> Self {
         let need = |p: Option<Arc<dyn Producer>>| {
             p.unwrap_or_else(|| panic!("the {} variant needs a producer", publish.name()))
@@ -466,7 +466,7 @@ impl PaymentsService {
     }
 }
 
-fn event_record(payment: &PaymentCompleted) -> crate::ports::ProducerRecord {
+fn event_record(payment: &PaymentCompleted) -> pitfall_ports::ProducerRecord {
     let value = serde_json::to_vec(payment).expect("payment serializes");
     publish::record(PAYMENTS_TOPIC, &payment.order_id, PAYMENT_COMPLETED, value)
 }

@@ -10,16 +10,16 @@ use super::{
     event_key, GetOrder, OrderEventRow, OrderFact, OrderRow, OrderState, OrdersCall, OrdersError,
     PlaceOrder, SnapshotRow, ViewRow,
 };
-use crate::blocks::backoff::Backoff;
-use crate::blocks::consume::{ApplyError, Handler};
-use crate::context::RequestContext;
 use crate::events::{decode_payment, ChangeEnvelope, CDC_CHANGE, TYPE_HEADER};
-use crate::ports::{ConsumerRecord, Database, DbError, Env, Row, Transaction};
 use crate::schema::{
     EffectRow, RefundRow, EFFECTS, ORDERS, ORDER_EVENTS, ORDER_SNAPSHOTS, ORDER_VIEW, REFUNDS,
 };
 use crate::variants::OrdersModel;
 use async_trait::async_trait;
+use pitfall_blocks::backoff::Backoff;
+use pitfall_blocks::consume::{ApplyError, Handler};
+use pitfall_ports::context::RequestContext;
+use pitfall_ports::{ConsumerRecord, Database, DbError, Env, Row, Transaction};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::sync::Arc;

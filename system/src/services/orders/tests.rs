@@ -4,12 +4,12 @@
 use super::translator::translate;
 use super::view::Project;
 use super::*;
-use crate::blocks::consume::{ApplyError, Handler};
 use crate::events::{ChangeEnvelope, CDC_CHANGE, TYPE_HEADER};
-use crate::ports::{Change, ChangeOp, ConsumerRecord, Database, DbError, Env, Row, Transaction};
 use crate::schema::{EffectStatus, ORDERS, ORDER_EVENTS, ORDER_SNAPSHOTS};
 use crate::variants::OrdersModel;
 use async_trait::async_trait;
+use pitfall_blocks::consume::{ApplyError, Handler};
+use pitfall_ports::{Change, ChangeOp, ConsumerRecord, Database, DbError, Env, Row, Transaction};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

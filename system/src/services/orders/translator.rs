@@ -8,13 +8,13 @@
 //! change is produced again with the same revision, which readers discard.
 
 use super::{OrderEvent, OrderRow, ORDER_EVENT};
-use crate::blocks::backoff::Backoff;
-use crate::blocks::consume::Poller;
-use crate::blocks::publish;
-use crate::context::RequestContext;
 use crate::events::ChangeEnvelope;
-use crate::ports::{Consumer, ConsumerRecord, Env, Producer};
 use crate::schema::ORDER_EVENTS_TOPIC;
+use pitfall_blocks::backoff::Backoff;
+use pitfall_blocks::consume::Poller;
+use pitfall_blocks::publish;
+use pitfall_ports::context::RequestContext;
+use pitfall_ports::{Consumer, ConsumerRecord, Env, Producer};
 use std::sync::Arc;
 
 /// The translator's consumer group.

@@ -7,11 +7,11 @@
 
 use super::service::{insert, json, read};
 use super::{OrderEvent, OrderEventRow, OrderState, ViewRow, ORDER_EVENT};
-use crate::blocks::consume::{ApplyError, Handler};
 use crate::events::{ChangeEnvelope, CDC_CHANGE, TYPE_HEADER};
-use crate::ports::{ConsumerRecord, DbError, Transaction};
 use crate::schema::ORDER_VIEW;
 use async_trait::async_trait;
+use pitfall_blocks::consume::{ApplyError, Handler};
+use pitfall_ports::{ConsumerRecord, DbError, Transaction};
 
 /// The projection's consumer group.
 pub const GROUP: &str = "order-view";

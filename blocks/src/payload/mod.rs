@@ -1,0 +1,214 @@
+//! Large payloads (pitfall 4): getting an attachment bigger than the broker's
+//! maximum message size from a producer to a consumer.
+//!
+//! This module owns the payload itself ([`Attachment`], its SHA-256
+//! [`digest`]), the [`Codec`]s and the [`Strategy`] variants. The producer side
+//! ([`encode`], [`send_payload`]) turns an attachment into the steps a strategy
+//! performs; the consumer side ([`Reassembler`]) turns records back into the
+//! attachment and says whether its digest matches.
+//!
+//! Every record of a payload carries [`PAYLOAD_ID`], [`PAYLOAD_DIGEST`] and
+//! [`PAYLOAD_SIZE`] headers; chunks add [`CHUNK_INDEX`] and [`CHUNK_COUNT`],
+//! compressed records [`PAYLOAD_CODEC`].
+
+mod encode;
+mod reassemble;
+#[cfg(test)]
+mod tests;
+
+pub use encode::{encode, fits, record_size, send_payload, Planned, SentPayload};
+pub use reassemble::{Assembled, ChunkSource, Reassembler, CHUNKS};
+
+pub use pitfall_ports::codec::Codec;
+use pitfall_ports::{DbError, ProduceError, StoreError};
+use serde::{Deserialize, Serialize};
+
+pub const PAYLOAD_ID: &str = "payload-id";
+pub const PAYLOAD_DIGEST: &str = "payload-digest";
+pub const PAYLOAD_SIZE: &str = "payload-size";
+pub const PAYLOAD_CODEC: &str = "payload-codec";
+pub const CHUNK_INDEX: &str = "chunk-index";
+pub const CHUNK_COUNT: &str = "chunk-count";
+/// Where claim-check strategies upload attachments: `payloads/{id}`.
+pub const CLAIM_PREFIX: &str = "payloads/";
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    pitfall_ports::digest::sha256_hex(bytes)
+}
+
+/// An attachment to carry from producer to consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Words the generator draws from: enough variety to be non-trivial, few
+/// enough that real codecs find repeats, like the text of documents or logs.
+#[rustfmt::skip]
+const WORDS: [&str; 32] = [
+    "order", "payment", "invoice", "customer", "shipment", "warehouse", "amount", "currency",
+    "status", "pending", "settled", "refund", "address", "street", "city", "postcode", "item",
+    "quantity", "price", "discount", "tax", "total", "note", "gift", "express", "standard",
+    "created", "updated", "reference", "account", "ledger", "batch",
+];
+
+/// One step of splitmix64: content generation only, not a source of run
+/// randomness (that comes from the seeded [`pitfall_ports::Env`]).
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Attachment {
+    pub fn new(id: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Attachment {
+            id: id.into(),
+            bytes,
+        }
+    }
+
+    /// `size` bytes of text-like content (words, numbers, line breaks), the
+    /// same for the same seed. One PRNG draw per word, so 20 MiB is cheap.
+    pub fn generate(id: impl Into<String>, size: usize, seed: u64) -> Self {
+        use std::io::Write;
+        let mut state = seed;
+        let mut bytes = Vec::with_capacity(size + 32);
+        while bytes.len() < size {
+            let r = splitmix64(&mut state);
+            bytes.extend_from_slice(WORDS[(r % 32) as usize].as_bytes());
+            match (r >> 5) % 8 {
+                0 => write!(bytes, "={} ", (r >> 16) % 100_000).expect("writing to a Vec"),
+                1 => bytes.push(b'\n'),
+                _ => bytes.push(b' '),
+            }
+        }
+        bytes.truncate(size);
+        Attachment::new(id, bytes)
+    }
+
+    pub fn digest(&self) -> String {
+        digest(&self.bytes)
+    }
+}
+
+/// Pitfall 4: how a payload larger than the maximum message size travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The whole attachment in one record.
+    Inline,
+    /// The whole attachment in one record, compressed with a [`Codec`].
+    Compressed,
+    /// Chunks in order; the consumer keeps them in its DB until all arrived.
+    ChunkedStore,
+    /// Chunks in order; the consumer remembers where the first one was and,
+    /// once the last arrived, reads them back from the log.
+    ChunkedSeek,
+    /// Upload to the object store, then produce a reference to it.
+    ClaimCheck,
+    /// Produce the reference, then upload: the reference can dangle.
+    ClaimCheckNaive,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 6] = [
+        Strategy::Inline,
+        Strategy::Compressed,
+        Strategy::ChunkedStore,
+        Strategy::ChunkedSeek,
+        Strategy::ClaimCheck,
+        Strategy::ClaimCheckNaive,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Inline => "inline",
+            Strategy::Compressed => "compressed",
+            Strategy::ChunkedStore => "chunked-store",
+            Strategy::ChunkedSeek => "chunked-seek",
+            Strategy::ClaimCheck => "claim-check",
+            Strategy::ClaimCheckNaive => "claim-check-naive",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Strategy::Inline => "naive: the whole attachment in one record; the broker rejects it",
+            Strategy::Compressed => {
+                "partial: one record, batch-compressed by the producer; fits only while the ratio is good enough"
+            }
+            Strategy::ChunkedStore => {
+                "remedy: chunks, kept in the consumer's DB until all have arrived"
+            }
+            Strategy::ChunkedSeek => {
+                "remedy: chunks, read back from the log once the last has arrived"
+            }
+            Strategy::ClaimCheck => "remedy: upload to the object store, then produce a reference",
+            Strategy::ClaimCheckNaive => {
+                "naive: produce the reference, then upload; the reference can dangle"
+            }
+        }
+    }
+}
+
+/// What a claim-check record carries instead of the attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimReference {
+    pub object_key: String,
+    pub digest: String,
+    pub size: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("chunk size must be positive")]
+    InvalidChunkSize,
+    /// A record of this payload is over the maximum message size: found by
+    /// [`encode`] for chunks and references, by the broker for the rest.
+    #[error("payload {payload_id}: a {size}-byte record exceeds the maximum of {max} bytes")]
+    TooLarge {
+        payload_id: String,
+        size: usize,
+        max: usize,
+    },
+    #[error("payload {payload_id}: produce failed: {source}")]
+    Broker {
+        payload_id: String,
+        source: ProduceError,
+    },
+    #[error("object store, {object_key}: {source}")]
+    Store {
+        object_key: String,
+        source: StoreError,
+    },
+    /// A claim check whose object is not in the store.
+    #[error("dangling reference: object {object_key} does not exist")]
+    DanglingReference { object_key: String },
+    /// A record that is not a well-formed part of a payload.
+    #[error("record {topic}/{partition}@{offset}: {problem}")]
+    BadRecord {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        problem: String,
+    },
+    #[error(transparent)]
+    Decompress(#[from] pitfall_ports::codec::DecompressError),
+    /// The payload's parts are there but cannot be put together.
+    #[error("payload {payload_id}: {reason}")]
+    Corrupt { payload_id: String, reason: String },
+    #[error("payload {payload_id}: database: {source}")]
+    Db { payload_id: String, source: DbError },
+    /// A [`ChunkSource`] could not read the log back.
+    #[error("reading {topic}/{partition} back: {reason}")]
+    ChunkRead {
+        topic: String,
+        partition: u32,
+        reason: String,
+    },
+}

@@ -1,0 +1,128 @@
+//! context-complete: every event derived from request R carries R's
+//! requestId and userId as headers. An appended record is derived from R when
+//! its payload (or, for a change event, the changed row) names R.
+
+use crate::history::{Entry, Event};
+use pitfall_ports::context::{REQUEST_ID_HEADER, USER_ID_HEADER};
+use serde_json::Value;
+
+/// The (requestId, userId) a payload says it came from.
+fn origin(value: &Value) -> Option<(&str, &str)> {
+    fn fields(v: &Value) -> Option<(&str, &str)> {
+        Some((v.get("request_id")?.as_str()?, v.get("user_id")?.as_str()?))
+    }
+    fields(value).or_else(|| value.get("after").and_then(fields))
+}
+
+pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+    let mut found = Vec::new();
+    for (i, e) in history.iter().enumerate() {
+        let Event::Append {
+            topic,
+            partition,
+            offset,
+            key,
+            headers,
+            value,
+            ..
+        } = &e.event
+        else {
+            continue;
+        };
+        let Some((request, user)) = origin(value) else {
+            continue;
+        };
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let carried = (header(REQUEST_ID_HEADER), header(USER_ID_HEADER));
+        if carried != (Some(request), Some(user)) {
+            let show = |h: Option<&str>| h.map_or("(none)".to_string(), str::to_string);
+            found.push((
+                format!(
+                    "{topic}/{partition}@{offset} (key {key}) comes from request {request} of user {user} but carries requestId={}, userId={}",
+                    show(carried.0),
+                    show(carried.1)
+                ),
+                vec![i],
+            ));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+    use crate::history::{Entry, Event};
+    use serde_json::json;
+
+    fn append(headers: &[(&str, &str)], value: serde_json::Value) -> Entry {
+        Entry {
+            t: 1,
+            event: Event::Append {
+                topic: "t".into(),
+                partition: 0,
+                offset: 3,
+                key: "o1".into(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                producer: "p".into(),
+                value,
+                wire_bytes: None,
+            },
+        }
+    }
+
+    #[test]
+    fn holds_when_headers_carry_the_payloads_request() {
+        let h = vec![
+            append(
+                &[("requestId", "r1"), ("userId", "u1")],
+                json!({"request_id": "r1", "user_id": "u1"}),
+            ),
+            append(
+                &[
+                    ("type", "cdc-change"),
+                    ("requestId", "r2"),
+                    ("userId", "u2"),
+                ],
+                json!({"after": {"request_id": "r2", "user_id": "u2"}}),
+            ),
+            append(&[], json!({"bytes": 1234})),
+        ];
+        assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn catches_a_hop_that_dropped_or_changed_the_context() {
+        let h = vec![
+            append(
+                &[("type", "cdc-change")],
+                json!({"after": {"request_id": "r2", "user_id": "u2"}}),
+            ),
+            append(
+                &[("requestId", "r9"), ("userId", "u1")],
+                json!({"request_id": "r1", "user_id": "u1"}),
+            ),
+        ];
+        let v = check(&h);
+        assert_eq!(v.len(), 2);
+        assert!(
+            v[0].0.ends_with("carries requestId=(none), userId=(none)"),
+            "{}",
+            v[0].0
+        );
+        assert!(
+            v[1].0
+                .contains("from request r1 of user u1 but carries requestId=r9"),
+            "{}",
+            v[1].0
+        );
+    }
+}

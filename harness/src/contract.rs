@@ -1,0 +1,312 @@
+//! The contract suite: the same cases run against the simulated adapters
+//! (`sim/tests/contract.rs`) and the real ones (`real/tests/contract.rs`).
+//! Each case uses only the ports and a [`Fixture`], so the simulator cannot
+//! drift from what real Kafka clients and Postgres do without a test failing.
+
+use async_trait::async_trait;
+use pitfall_ports::{
+    Broker, ChangeFeed, ConsumerConfig, Database, DbError, ProducerConfig, ProducerRecord,
+    TopicPartitionOffset,
+};
+
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The table the DB cases write.
+pub const TABLE: &str = "contract_rows";
+/// The database the fixture's DB and feed serve.
+pub const DB: &str = "contract-db";
+/// The slot the change-log case reads through.
+pub const SLOT: &str = "contract";
+/// Single-partition topics the broker cases use, one per case.
+pub const TOPICS: [&str; 3] = ["contract-dup", "contract-idem", "contract-resume"];
+
+/// What a mode provides to the cases.
+#[async_trait]
+pub trait Fixture: Send + Sync {
+    /// A database with the [`TABLE`] table, fresh for this run.
+    fn db(&self) -> Arc<dyn Database>;
+    /// The change feed of that database; slot [`SLOT`] exists.
+    fn feed(&self) -> Arc<dyn ChangeFeed>;
+    /// A broker client; the [`TOPICS`] exist with one partition each.
+    fn broker(&self) -> Arc<dyn Broker>;
+    /// Lose the broker's next reply to a produce that it applied.
+    async fn lose_next_reply(&self);
+}
+
+pub type CaseResult = Result<(), String>;
+
+fn check(ok: bool, what: impl FnOnce() -> String) -> CaseResult {
+    if ok {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+/// Read every record of a single-partition topic through a fresh group;
+/// returns (offset, key) pairs.
+async fn read_topic(
+    f: &dyn Fixture,
+    topic: &str,
+    group: &str,
+    expect_at_least: usize,
+) -> Result<Vec<(u64, String)>, String> {
+    let mut consumer = f.broker().consumer(&ConsumerConfig {
+        group: group.into(),
+        topics: vec![topic.into()],
+        session_timeout_ms: 6_000,
+        max_poll_records: 100,
+    });
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        match consumer.poll(Duration::from_millis(500)).await {
+            Ok(records) => seen.extend(records.into_iter().map(|r| (r.offset, r.key))),
+            Err(e) => tracing::debug!(error = %e, "contract: poll failed"),
+        }
+        if seen.len() >= expect_at_least {
+            // Give stragglers one more poll.
+            if let Ok(records) = consumer.poll(Duration::from_millis(300)).await {
+                seen.extend(records.into_iter().map(|r| (r.offset, r.key)));
+            }
+            break;
+        }
+    }
+    Ok(seen)
+}
+
+fn record(topic: &str, key: &str) -> ProducerRecord {
+    ProducerRecord {
+        topic: topic.into(),
+        key: key.into(),
+        value: json!({ "key": key }).to_string().into_bytes(),
+        headers: vec![],
+    }
+}
+
+/// Send `key` with its first acknowledgement lost; return how many copies of
+/// it the log holds.
+async fn copies_after_lost_replies(
+    f: &dyn Fixture,
+    topic: &str,
+    idempotent: bool,
+) -> Result<usize, String> {
+    let producer = f.broker().producer(&ProducerConfig {
+        idempotent,
+        max_in_flight: 1,
+        retries: 10,
+        request_timeout_ms: 1_000,
+        delivery_timeout_ms: 20_000,
+        compression: None,
+    });
+    // Warm up: metadata and connections, acknowledged normally.
+    producer
+        .send(record(topic, "warm-up"))
+        .await
+        .map_err(|e| format!("warm-up send: {e}"))?;
+    f.lose_next_reply().await;
+    producer
+        .send(record(topic, "k"))
+        .await
+        .map_err(|e| format!("the retried send should succeed: {e}"))?;
+    let log = read_topic(f, topic, &format!("{topic}-reader"), 2).await?;
+    Ok(log.iter().filter(|(_, k)| k == "k").count())
+}
+
+/// Without idempotence, a retry after a lost ack appends a duplicate.
+pub async fn lost_ack_duplicates_without_idempotence(f: &dyn Fixture) -> CaseResult {
+    let copies = copies_after_lost_replies(f, TOPICS[0], false).await?;
+    check(copies >= 2, || {
+        format!("expected a duplicate after lost acks, found {copies} copy")
+    })
+}
+
+/// With idempotence, the same retries leave exactly one copy.
+pub async fn lost_ack_does_not_duplicate_with_idempotence(f: &dyn Fixture) -> CaseResult {
+    let copies = copies_after_lost_replies(f, TOPICS[1], true).await?;
+    check(copies == 1, || {
+        format!("expected exactly one copy with idempotence, found {copies}")
+    })
+}
+
+/// A group member that commits, then goes away: the next member of the group
+/// starts at the committed offset.
+pub async fn committed_offsets_resume(f: &dyn Fixture) -> CaseResult {
+    let topic = TOPICS[2];
+    let producer = f.broker().producer(&ProducerConfig::default());
+    for i in 0..4 {
+        producer
+            .send(record(topic, &format!("r{i}")))
+            .await
+            .map_err(|e| format!("send r{i}: {e}"))?;
+    }
+    let config = ConsumerConfig {
+        group: "contract-resume".into(),
+        topics: vec![topic.into()],
+        session_timeout_ms: 6_000,
+        max_poll_records: 2,
+    };
+    let mut first = f.broker().consumer(&config);
+    let mut got = Vec::new();
+    for _ in 0..60 {
+        got.extend(
+            first
+                .poll(Duration::from_millis(500))
+                .await
+                .unwrap_or_default(),
+        );
+        if got.len() >= 2 {
+            break;
+        }
+    }
+    check(got.len() >= 2, || {
+        format!("the first member saw {} records", got.len())
+    })?;
+    let next = got[1].offset + 1;
+    first
+        .commit(&[TopicPartitionOffset {
+            topic: topic.into(),
+            partition: 0,
+            offset: next,
+        }])
+        .await
+        .map_err(|e| format!("commit: {e}"))?;
+    drop(first);
+    let mut second = f.broker().consumer(&config);
+    for _ in 0..60 {
+        let records = second
+            .poll(Duration::from_millis(500))
+            .await
+            .unwrap_or_default();
+        if let Some(r) = records.first() {
+            return check(r.offset == next, || {
+                format!(
+                    "the next member started at offset {}, not the committed {next}",
+                    r.offset
+                )
+            });
+        }
+    }
+    Err("the next member of the group received nothing".into())
+}
+
+/// Inserting an existing key is a unique violation, also when two
+/// transactions race for a new key.
+pub async fn unique_key_conflicts_are_reported(f: &dyn Fixture) -> CaseResult {
+    let db = f.db();
+    let mut t1 = db.begin().await.map_err(|e| e.to_string())?;
+    t1.insert(TABLE, "u1", json!(1))
+        .await
+        .map_err(|e| e.to_string())?;
+    t1.commit().await.map_err(|e| e.to_string())?;
+    let mut t2 = db.begin().await.map_err(|e| e.to_string())?;
+    let again = t2.insert(TABLE, "u1", json!(2)).await;
+    check(
+        matches!(again, Err(DbError::UniqueViolation { .. })),
+        || format!("inserting an existing key gave {again:?}"),
+    )?;
+    t2.rollback().await;
+
+    // A race for a new key: exactly one transaction wins, and the other is
+    // told it lost with a unique violation, at its insert or its commit.
+    // (Which one wins differs: Postgres makes the second inserter wait for
+    // the first; an optimistic DB lets the first committer win.)
+    let race = |value: &'static str| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await?;
+            tx.insert(TABLE, "u2", json!(value)).await?;
+            if value == "a" {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            tx.commit().await
+        }
+    };
+    let a = tokio::spawn(race("a"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = tokio::spawn(race("b"));
+    let results = [
+        a.await.map_err(|e| e.to_string())?,
+        b.await.map_err(|e| e.to_string())?,
+    ];
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let lost = results
+        .iter()
+        .filter(|r| matches!(r, Err(DbError::UniqueViolation { .. })))
+        .count();
+    check(won == 1 && lost == 1, || {
+        format!("racing inserts gave {results:?}")
+    })
+}
+
+/// The change log is ordered by commit, not by when transactions began.
+pub async fn change_log_is_ordered_by_commit(f: &dyn Fixture) -> CaseResult {
+    let db = f.db();
+    let mut early = db.begin().await.map_err(|e| e.to_string())?;
+    early
+        .insert(TABLE, "c-early", json!(1))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut late = db.begin().await.map_err(|e| e.to_string())?;
+    late.insert(TABLE, "c-late", json!(2))
+        .await
+        .map_err(|e| e.to_string())?;
+    late.commit().await.map_err(|e| e.to_string())?;
+    early.commit().await.map_err(|e| e.to_string())?;
+    let feed = f.feed();
+    let from = feed.confirmed(SLOT).await.map_err(|e| e.to_string())?;
+    let changes = feed
+        .poll(SLOT, from, 100)
+        .await
+        .map_err(|e| e.to_string())?;
+    let order: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.key.starts_with("c-"))
+        .map(|c| c.key.as_str())
+        .collect();
+    check(order == ["c-late", "c-early"], || {
+        format!("change log order {order:?}")
+    })?;
+    let positions: BTreeMap<&str, u64> = changes.iter().map(|c| (c.key.as_str(), c.lsn)).collect();
+    check(positions["c-late"] < positions["c-early"], || {
+        format!("positions {positions:?}")
+    })?;
+    // Confirming moves the slot: the confirmed changes are not read again.
+    feed.confirm(SLOT, positions["c-early"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let from = feed.confirmed(SLOT).await.map_err(|e| e.to_string())?;
+    let again = feed
+        .poll(SLOT, from, 100)
+        .await
+        .map_err(|e| e.to_string())?;
+    check(!again.iter().any(|c| c.key.starts_with("c-")), || {
+        format!("confirmed changes read again: {again:?}")
+    })
+}
+
+/// A contract case: runs against a fixture, says what broke.
+pub type Case = for<'a> fn(&'a dyn Fixture) -> futures_util::future::BoxFuture<'a, CaseResult>;
+
+/// Every case, by name.
+pub fn cases() -> Vec<(&'static str, Case)> {
+    vec![
+        ("lost_ack_duplicates_without_idempotence", |f| {
+            Box::pin(lost_ack_duplicates_without_idempotence(f))
+        }),
+        ("lost_ack_does_not_duplicate_with_idempotence", |f| {
+            Box::pin(lost_ack_does_not_duplicate_with_idempotence(f))
+        }),
+        ("committed_offsets_resume", |f| {
+            Box::pin(committed_offsets_resume(f))
+        }),
+        ("unique_key_conflicts_are_reported", |f| {
+            Box::pin(unique_key_conflicts_are_reported(f))
+        }),
+        ("change_log_is_ordered_by_commit", |f| {
+            Box::pin(change_log_is_ordered_by_commit(f))
+        }),
+    ]
+}

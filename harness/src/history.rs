@@ -1,0 +1,399 @@
+//! The history of one run: every client-visible operation (invoke and its
+//! ok/fail/info outcome) and every fact the checkers need — DB commits with
+//! their row changes, broker appends, consumed records, offset commits,
+//! rebalances, object-store writes, faults and phases. Checkers are pure
+//! functions of it. It is exported as JSON Lines, one [`Entry`] per line.
+
+use pitfall_ports::{Change, Lsn};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One line of the history: simulated time in milliseconds and the event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub t: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultAction {
+    Start,
+    Stop,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The first line: what ran.
+    Run {
+        scenario: String,
+        seed: u64,
+        mode: String,
+        /// The system under test (histories from before systems had names
+        /// leave it out: the default system).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        system: String,
+        /// Component → variant (`producer`, `consumer`), so checkers and
+        /// `pitfall check` know what the history was allowed to show.
+        #[serde(default)]
+        variants: BTreeMap<String, String>,
+    },
+    /// A phase boundary: `chaos`, `heal`, `drained`.
+    Phase {
+        phase: String,
+    },
+    Fault {
+        action: FaultAction,
+        kind: String,
+        target: String,
+    },
+    /// A client invoked an operation.
+    Invoke {
+        process: String,
+        op: String,
+        request_id: String,
+        attempt: u32,
+        value: Value,
+    },
+    /// The operation definitely happened. A read carries what it returned.
+    Ok {
+        process: String,
+        op: String,
+        request_id: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Value>,
+    },
+    /// The operation definitely did not happen (the service said so).
+    Fail {
+        process: String,
+        op: String,
+        request_id: String,
+        attempt: u32,
+        error: String,
+    },
+    /// The outcome is unknown (timeout, lost reply, indeterminate error).
+    Info {
+        process: String,
+        op: String,
+        request_id: String,
+        attempt: u32,
+        error: String,
+    },
+    /// A DB transaction committed, with its row changes.
+    DbCommit {
+        db: String,
+        process: String,
+        lsn: Lsn,
+        changes: Vec<Change>,
+    },
+    /// The broker appended a record.
+    Append {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        key: String,
+        headers: Vec<(String, String)>,
+        producer: String,
+        value: Value,
+        /// The record's size on the wire when its producer compressed the
+        /// batch (Kafka's `compression.type`): what the broker's size limit
+        /// was checked against.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wire_bytes: Option<u64>,
+    },
+    /// A consumer handed a record to its application.
+    Consume {
+        process: String,
+        group: String,
+        topic: String,
+        partition: u32,
+        offset: u64,
+        key: String,
+    },
+    /// The broker accepted a group's offset commit.
+    OffsetCommit {
+        process: String,
+        group: String,
+        topic: String,
+        partition: u32,
+        offset: u64,
+    },
+    /// A group member (re)joined and took these partitions, resetting its
+    /// positions to the committed offsets.
+    Assigned {
+        process: String,
+        group: String,
+        generation: u64,
+        partitions: Vec<String>,
+    },
+    /// The broker served a group member from `to`, behind the `from` it asked
+    /// for (an injected redelivery).
+    Rewind {
+        group: String,
+        topic: String,
+        partition: u32,
+        from: u64,
+        to: u64,
+    },
+    /// A group changed generation; member → assigned "topic/partition"s.
+    Rebalance {
+        group: String,
+        generation: u64,
+        assignment: BTreeMap<String, Vec<String>>,
+    },
+    ObjectPut {
+        process: String,
+        key: String,
+        size: usize,
+    },
+    ObjectDelete {
+        process: String,
+        key: String,
+    },
+    /// A get answered by the object store: whether the object was there.
+    ObjectGet {
+        process: String,
+        key: String,
+        found: bool,
+    },
+    /// The end of the drain: whether the system converged, and if not, what
+    /// was still pending.
+    Drain {
+        converged: bool,
+        pending: Vec<String>,
+    },
+}
+
+/// A record value as the history shows it: parsed JSON when it is JSON and
+/// small, otherwise its size and SHA-256 (so equal values compare equal and
+/// different ones do not).
+pub fn value_repr(bytes: &[u8]) -> Value {
+    const INLINE_LIMIT: usize = 4096;
+    if bytes.len() <= INLINE_LIMIT {
+        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+            return v;
+        }
+    }
+    serde_json::json!({ "bytes": bytes.len(), "sha256": pitfall_ports::digest::sha256_hex(bytes) })
+}
+
+/// Where event times come from: the simulation runner sets them before each
+/// step; in real mode they are milliseconds since the run started.
+#[derive(Clone)]
+enum Clock {
+    Manual(Arc<AtomicU64>),
+    Since(tokio::time::Instant),
+}
+
+/// The recorder shared by every host of one run. Events are appended in the
+/// order the (deterministic) simulation produces them.
+#[derive(Clone)]
+pub struct History {
+    entries: Arc<Mutex<Vec<Entry>>>,
+    clock: Clock,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            entries: Arc::default(),
+            clock: Clock::Manual(Arc::default()),
+        }
+    }
+}
+
+impl History {
+    /// A history whose clock the simulation runner sets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A history stamped with time elapsed since now (real mode).
+    pub fn since_now() -> Self {
+        History {
+            entries: Arc::default(),
+            clock: Clock::Since(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Set the time stamped on events from now on (the simulation runner
+    /// does this each step). No effect on a real-time history.
+    pub fn set_now_ms(&self, t: u64) {
+        if let Clock::Manual(c) = &self.clock {
+            c.store(t, Ordering::Relaxed);
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        match &self.clock {
+            Clock::Manual(c) => c.load(Ordering::Relaxed),
+            Clock::Since(start) => start.elapsed().as_millis() as u64,
+        }
+    }
+
+    pub fn record(&self, event: Event) {
+        self.record_at(self.now_ms(), event);
+    }
+
+    /// Record an event that happened at `t` (facts collected after the fact,
+    /// such as a real broker's log); see [`History::sorted_entries`].
+    pub fn record_at(&self, t: u64, event: Event) {
+        self.entries.lock().unwrap().push(Entry { t, event });
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    /// The entries in time order; events with equal times keep the order
+    /// they were recorded in.
+    pub fn sorted_entries(&self) -> Vec<Entry> {
+        let mut entries = self.entries();
+        entries.sort_by_key(|e| e.t);
+        entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Serialize entries as JSON Lines.
+pub fn to_jsonl(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        out.push_str(&serde_json::to_string(e).expect("history entries serialize"));
+        out.push('\n');
+    }
+    out
+}
+
+/// A malformed history line.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}:{line}: {message}")]
+pub struct ParseError {
+    pub source_name: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parse JSON Lines; `source_name` names the file in errors.
+pub fn parse_jsonl(text: &str, source_name: &str) -> Result<Vec<Entry>, ParseError> {
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry = serde_json::from_str(line).map_err(|e| ParseError {
+            source_name: source_name.to_string(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        entries.push(entry);
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(ParseError {
+            source_name: source_name.to_string(),
+            line: text.lines().count(),
+            message: "truncated: the last line has no newline".into(),
+        });
+    }
+    Ok(entries)
+}
+
+/// The first line at which two serialized histories differ, with both lines.
+pub fn first_divergence(a: &str, b: &str) -> Option<(usize, String, String)> {
+    let mut la = a.lines();
+    let mut lb = b.lines();
+    let mut n = 0;
+    loop {
+        n += 1;
+        match (la.next(), lb.next()) {
+            (None, None) => return None,
+            (x, y) if x == y => continue,
+            (x, y) => {
+                let show = |l: Option<&str>| l.unwrap_or("<end of history>").to_string();
+                return Some((n, show(x), show(y)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_round_trips() {
+        let entries = vec![
+            Entry {
+                t: 0,
+                event: Event::Run {
+                    scenario: "s".into(),
+                    seed: 3,
+                    mode: "sim".into(),
+                    system: "toy".into(),
+                    variants: BTreeMap::new(),
+                },
+            },
+            Entry {
+                t: 12,
+                event: Event::Ok {
+                    process: "client-1".into(),
+                    op: "pay".into(),
+                    request_id: "r1".into(),
+                    attempt: 1,
+                    value: None,
+                },
+            },
+        ];
+        let text = to_jsonl(&entries);
+        assert!(text.starts_with("{\"t\":0,\"type\":\"run\""), "{text}");
+        assert_eq!(parse_jsonl(&text, "h.jsonl").unwrap(), entries);
+    }
+
+    #[test]
+    fn malformed_and_truncated_lines_are_located() {
+        let err = parse_jsonl(
+            "{\"t\":0,\"type\":\"phase\",\"phase\":\"chaos\"}\n{\"t\":1,\"type\":\"nope\"}\n",
+            "h.jsonl",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(
+            err.to_string()
+                .starts_with("h.jsonl:2: unknown variant `nope`"),
+            "{err}"
+        );
+
+        let err = parse_jsonl(
+            "{\"t\":0,\"type\":\"phase\",\"phase\":\"chaos\"}\n{\"t\":1,\"ty",
+            "h.jsonl",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 2);
+    }
+
+    #[test]
+    fn divergence_names_the_first_differing_line() {
+        assert_eq!(first_divergence("a\nb\n", "a\nb\n"), None);
+        assert_eq!(
+            first_divergence("a\nb\nc\n", "a\nx\nc\n"),
+            Some((2, "b".into(), "x".into()))
+        );
+        assert_eq!(
+            first_divergence("a\n", "a\nb\n"),
+            Some((2, "<end of history>".into(), "b".into()))
+        );
+    }
+}

@@ -1,0 +1,600 @@
+//! Scenario files: TOML, parsed strictly. The harness reads the common part
+//! (name, system, expectation, faults, run timing); the system reads its own
+//! sections ([`crate::system::System::configure`]). Any mistake — an unknown
+//! key, a wrong type, an unknown variant, fault or invariant, a fault the
+//! configured system cannot have — is an error naming the file, line and
+//! column.
+
+use crate::faults::{self, DrawnConfig, FaultPlan, FaultSpec};
+use crate::system::{Config, Registry, System, Topology};
+use serde::de::{self, DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+/// A value with its place in the file, for located errors in a system's
+/// own checks ([`ScenarioText::error_at`] its `span().start`).
+pub use toml::Spanned;
+
+/// What a scenario expects of the sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every invariant holds on every seed.
+    Holds,
+    /// Each listed invariant is violated in at least one seed; every other
+    /// invariant holds (unless tolerated).
+    Violated(Vec<String>),
+}
+
+impl Expect {
+    pub fn expected(&self) -> &[String] {
+        match self {
+            Expect::Holds => &[],
+            Expect::Violated(list) => list,
+        }
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Holds => f.write_str("holds"),
+            Expect::Violated(list) => write!(f, "violates {}", list.join(", ")),
+        }
+    }
+}
+
+impl Serialize for Expect {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Expect::Holds => s.serialize_str("holds"),
+            Expect::Violated(list) => {
+                #[derive(Serialize)]
+                struct V<'a> {
+                    violated: &'a [String],
+                }
+                V { violated: list }.serialize(s)
+            }
+        }
+    }
+}
+
+/// `expect` as written: `"holds"` or `{ violated = [...] }`, the names
+/// located for the checks against the system's invariants.
+enum ExpectFile {
+    Holds,
+    Violated(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for ExpectFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ExpectVisitor;
+        impl<'de> Visitor<'de> for ExpectVisitor {
+            type Value = ExpectFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""holds" or { violated = ["invariant", ...] }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ExpectFile, E> {
+                match v {
+                    "holds" => Ok(ExpectFile::Holds),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExpectFile, A::Error> {
+                let mut violated = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "violated" => violated = Some(map.next_value()?),
+                        other => return Err(de::Error::unknown_field(other, &["violated"])),
+                    }
+                }
+                match violated {
+                    Some(list) if Vec::is_empty(&list) => Err(de::Error::custom(
+                        "`violated` must name at least one invariant",
+                    )),
+                    Some(list) => Ok(ExpectFile::Violated(list)),
+                    None => Err(de::Error::missing_field("violated")),
+                }
+            }
+        }
+        d.deserialize_any(ExpectVisitor)
+    }
+}
+
+/// Timing and sizing of a run; all optional.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunParams {
+    /// Length of the chaos phase (simulated seconds).
+    pub chaos_seconds: f64,
+    /// Bound on the heal-and-drain phase (simulated seconds).
+    pub drain_seconds: f64,
+    /// Partitions per topic.
+    pub partitions: u32,
+    /// Simulated time per turmoil step, in milliseconds. Message latencies
+    /// and timers are rounded up to it; smaller is finer and slower.
+    pub tick_ms: u64,
+}
+
+impl Default for RunParams {
+    fn default() -> Self {
+        RunParams {
+            chaos_seconds: 20.0,
+            drain_seconds: 60.0,
+            partitions: 3,
+            tick_ms: 5,
+        }
+    }
+}
+
+impl RunParams {
+    pub fn chaos_ms(&self) -> u64 {
+        (self.chaos_seconds * 1000.0) as u64
+    }
+
+    pub fn drain_ms(&self) -> u64 {
+        (self.drain_seconds * 1000.0) as u64
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        let checks = [
+            (
+                self.chaos_seconds > 0.0 && self.chaos_seconds <= 3600.0,
+                "run.chaos_seconds must be in (0, 3600]",
+            ),
+            (
+                self.drain_seconds > 0.0 && self.drain_seconds <= 3600.0,
+                "run.drain_seconds must be in (0, 3600]",
+            ),
+            (
+                (1..=64).contains(&self.partitions),
+                "run.partitions must be 1 to 64",
+            ),
+            (
+                (1..=50).contains(&self.tick_ms),
+                "run.tick_ms must be 1 to 50",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(message),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The keys every scenario file may have, whatever its system.
+const COMMON_KEYS: [&str; 8] = [
+    "name",
+    "description",
+    "pitfall",
+    "system",
+    "expect",
+    "tolerate",
+    "faults",
+    "run",
+];
+
+#[derive(Deserialize)]
+struct Common {
+    name: Spanned<String>,
+    description: String,
+    pitfall: Option<Spanned<u8>>,
+    expect: ExpectFile,
+    #[serde(default)]
+    tolerate: Vec<Spanned<String>>,
+    faults: FileFaults,
+    run: Option<Spanned<RunParams>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFaults {
+    allowed: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+struct WhichSystem {
+    system: Option<Spanned<String>>,
+}
+
+/// A parsed, validated scenario.
+#[derive(Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Which of the five pitfalls it shows (0 for all of them), if any.
+    pub pitfall: Option<u8>,
+    pub system: Arc<dyn System>,
+    pub config: Arc<dyn Config>,
+    pub topology: Topology,
+    pub expect: Expect,
+    /// Invariants a `violated` scenario may also break without failing.
+    pub tolerate: Vec<String>,
+    /// The faults it allows, in the order the draw walks them.
+    pub faults: Vec<FaultSpec>,
+    pub run: RunParams,
+    pub path: PathBuf,
+}
+
+impl fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scenario")
+            .field("name", &self.name)
+            .field("system", &self.system.name())
+            .field("variants", &self.variants())
+            .field("expect", &self.expect)
+            .field("faults", &self.faults)
+            .field("run", &self.run)
+            .finish()
+    }
+}
+
+impl Scenario {
+    /// Component → variant name, as the history's run header records it.
+    pub fn variants(&self) -> BTreeMap<String, String> {
+        self.config.variants()
+    }
+
+    /// The drawn configuration and fault plan of a seed.
+    pub fn plan(&self, seed: u64) -> (DrawnConfig, FaultPlan) {
+        faults::draw(seed, &self.faults, self.run.chaos_ms())
+    }
+
+    /// Every invariant checked on this scenario's histories.
+    pub fn invariants(&self) -> Vec<crate::checkers::Invariant> {
+        crate::checkers::all(&self.system)
+    }
+}
+
+/// A located problem with an input file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), location(*line, *column))]
+pub struct InputError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
+}
+
+impl InputError {
+    pub fn whole_file(path: &Path, message: impl Into<String>) -> Self {
+        InputError {
+            path: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// One scenario file's text, as a system reads its sections from it.
+#[derive(Clone, Copy)]
+pub struct ScenarioText<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl ScenarioText<'_> {
+    /// Deserialize the whole file into `T`, which names the sections it
+    /// reads and ignores the others (the harness checks the top-level
+    /// keys). Errors are located.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, InputError> {
+        toml::from_str(self.text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            match e.span() {
+                Some(span) => self.error_at(span.start, message),
+                None => InputError::whole_file(self.path, message),
+            }
+        })
+    }
+
+    /// Check a section's values: the first check that fails is an error at
+    /// `at` (the section's [`Spanned`] start) with its message.
+    pub fn require(&self, at: usize, checks: &[(bool, &str)]) -> Result<(), InputError> {
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(self.error_at(at, *message)),
+            None => Ok(()),
+        }
+    }
+
+    /// An error at a byte offset of the file (a [`Spanned`] value's start).
+    pub fn error_at(&self, offset: usize, message: impl Into<String>) -> InputError {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        InputError {
+            path: self.path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parse and validate one scenario file's text.
+pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, InputError> {
+    let file = ScenarioText { path, text };
+    let system = which_system(&file, registry)?;
+    check_top_level_keys(&file, system.sections())?;
+    let common: Common = file.parse()?;
+    let err = |offset: usize, message: String| file.error_at(offset, message);
+
+    let name = common.name.get_ref();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(err(
+            common.name.span().start,
+            format!("name {name:?} must be non-empty lowercase letters, digits and dashes"),
+        ));
+    }
+    let pitfall = match &common.pitfall {
+        Some(p) if *p.get_ref() > 5 => {
+            return Err(err(
+                p.span().start,
+                format!(
+                    "pitfall must be 1 to 5 (or 0 for all of them), not {}",
+                    p.get_ref()
+                ),
+            ))
+        }
+        p => p.as_ref().map(|p| *p.get_ref()),
+    };
+    let run_offset = common.run.as_ref().map_or(0, |r| r.span().start);
+    let run = common.run.map(Spanned::into_inner).unwrap_or_default();
+    run.check().map_err(|m| err(run_offset, m.to_string()))?;
+
+    let config = system.configure(&file)?;
+    let topology = config.topology();
+    topology
+        .validate()
+        .map_err(|m| InputError::whole_file(path, format!("the system's topology: {m}")))?;
+
+    let known: Vec<&str> = crate::checkers::all(&system)
+        .iter()
+        .map(|i| i.name)
+        .collect();
+    let invariant = |s: &Spanned<String>| -> Result<String, InputError> {
+        if known.contains(&s.get_ref().as_str()) {
+            Ok(s.get_ref().clone())
+        } else {
+            Err(err(
+                s.span().start,
+                format!(
+                    "unknown invariant `{}`, expected one of {}",
+                    s.get_ref(),
+                    known.join(", ")
+                ),
+            ))
+        }
+    };
+    let expect = match &common.expect {
+        ExpectFile::Holds => Expect::Holds,
+        ExpectFile::Violated(violated) => {
+            Expect::Violated(violated.iter().map(invariant).collect::<Result<_, _>>()?)
+        }
+    };
+    let tolerate = common
+        .tolerate
+        .iter()
+        .map(invariant)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut faults: Vec<FaultSpec> = Vec::new();
+    for name in &common.faults.allowed {
+        let spec =
+            FaultSpec::resolve(name.get_ref(), &topology).map_err(|m| err(name.span().start, m))?;
+        if !faults.iter().any(|f| f.name == spec.name) {
+            faults.push(spec);
+        }
+    }
+    faults::canonical_order(&mut faults);
+    Ok(Scenario {
+        name: common.name.into_inner(),
+        description: common.description,
+        pitfall,
+        system,
+        config,
+        topology,
+        expect,
+        tolerate,
+        faults,
+        run,
+        path: path.to_path_buf(),
+    })
+}
+
+/// The system a file names, or the registry's default.
+fn which_system(
+    file: &ScenarioText<'_>,
+    registry: &Registry,
+) -> Result<Arc<dyn System>, InputError> {
+    let which: WhichSystem = file.parse()?;
+    match which.system {
+        None => Ok(registry.default_system().clone()),
+        Some(name) => registry.get(name.get_ref()).cloned().ok_or_else(|| {
+            file.error_at(
+                name.span().start,
+                format!(
+                    "unknown system `{}`, expected one of {}",
+                    name.get_ref(),
+                    registry.names().join(", ")
+                ),
+            )
+        }),
+    }
+}
+
+/// Every top-level key is a common one or one of the system's sections.
+fn check_top_level_keys(file: &ScenarioText<'_>, sections: &[&str]) -> Result<(), InputError> {
+    let keys: BTreeMap<Spanned<String>, IgnoredAny> = file.parse()?;
+    for key in keys.keys() {
+        let k = key.get_ref().as_str();
+        if !COMMON_KEYS.contains(&k) && !sections.contains(&k) {
+            let mut expected: Vec<&str> = COMMON_KEYS.to_vec();
+            expected.extend(sections);
+            return Err(file.error_at(
+                key.span().start,
+                format!(
+                    "unknown field `{k}`, expected one of {}",
+                    expected.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn load_file(path: &Path, registry: &Registry) -> Result<Scenario, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::whole_file(path, format!("cannot read: {e}")))?;
+    parse(path, &text, registry)
+}
+
+/// Load scenario files and folders (a folder's `*.toml`, sorted). Names must
+/// be unique.
+pub fn load(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Scenario>, InputError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| InputError::whole_file(path, format!("cannot read folder: {e}")))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(InputError::whole_file(
+                    path,
+                    "no scenario files (*.toml) in this folder",
+                ));
+            }
+            files.extend(found);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(InputError::whole_file(path, "no such file or folder"));
+        }
+    }
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for file in files {
+        let s = load_file(&file, registry)?;
+        if let Some(other) = scenarios.iter().find(|o| o.name == s.name) {
+            return Err(InputError::whole_file(
+                &file,
+                format!(
+                    "scenario name `{}` is already used by {}",
+                    s.name,
+                    other.path.display()
+                ),
+            ));
+        }
+        scenarios.push(s);
+    }
+    Ok(scenarios)
+}
+
+/// Find a scenario by name in `dir`, or load it as a path.
+pub fn find(name_or_path: &str, dir: &Path, registry: &Registry) -> Result<Scenario, InputError> {
+    let as_path = Path::new(name_or_path);
+    if as_path.is_file() {
+        return load_file(as_path, registry);
+    }
+    let all = load(&[dir.to_path_buf()], registry)?;
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    all.iter()
+        .find(|s| s.name == name_or_path)
+        .cloned()
+        .ok_or_else(|| {
+            InputError::whole_file(
+                dir,
+                format!(
+                    "no scenario named `{name_or_path}`; known: {}",
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::ToySystem;
+
+    const GOOD: &str = r#"
+name = "toy"
+description = "a toy"
+pitfall = 1
+expect = { violated = ["toy-invariant"] }
+
+[variants]
+mode = "naive"
+
+[faults]
+allowed = ["broker-outage", "crash-workers"]
+"#;
+
+    fn registry() -> Registry {
+        Registry::new(vec![Arc::new(ToySystem)]).unwrap()
+    }
+
+    fn parse_str(text: &str) -> Result<Scenario, InputError> {
+        parse(Path::new("s.toml"), text, &registry())
+    }
+
+    fn error_of(text: &str) -> String {
+        parse_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let s = parse_str(GOOD).unwrap();
+        assert_eq!(s.expect, Expect::Violated(vec!["toy-invariant".into()]));
+        assert_eq!(s.system.name(), "toy");
+        assert_eq!(s.variants()["mode"], "naive");
+        let names: Vec<&str> = s.faults.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["broker-outage", "crash-workers"]);
+        assert_eq!(s.faults[1].targets, ["worker"]);
+        assert_eq!(s.run, RunParams::default());
+        let holds =
+            parse_str(&GOOD.replace(r#"{ violated = ["toy-invariant"] }"#, r#""holds""#)).unwrap();
+        assert_eq!(holds.expect, Expect::Holds);
+        let generic = parse_str(&GOOD.replace("toy-invariant", "queue")).unwrap();
+        assert_eq!(generic.expect, Expect::Violated(vec!["queue".into()]));
+    }
+
+    #[test]
+    fn bad_files_get_located_messages() {
+        insta::assert_snapshot!(error_of(&GOOD.replace("mode = \"naive\"", "mode = \"naiv\"")),
+            @"s.toml:8:8: unknown variant `naiv`, expected `naive` or `careful`");
+        insta::assert_snapshot!(error_of(&GOOD.replace("[variants]", "colour = 1\n[variants]")),
+            @"s.toml:7:1: unknown field `colour`, expected one of name, description, pitfall, system, expect, tolerate, faults, run, variants");
+        insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-workers\"", "\"crash-nobody\"")),
+            @"s.toml:11:29: unknown fault `crash-nobody`, expected one of db-outage, db-slow, db-crash, db-lost-ack, broker-outage, broker-slow, broker-crash, broker-lost-ack, store-outage, store-slow, partition, crash, duplicate-delivery, reorder, crash-workers, crash:<host>");
+        insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-workers\"", "\"crash:db\"")),
+            @"s.toml:11:29: `crash:db`: no service host `db`; the services are api, worker");
+        insta::assert_snapshot!(error_of(&GOOD.replace("toy-invariant", "toy-invariannt")),
+            @"s.toml:5:24: unknown invariant `toy-invariannt`, expected one of toy-invariant, converges, queue, context-complete");
+        insta::assert_snapshot!(error_of(&GOOD.replace(r#"{ violated = ["toy-invariant"] }"#, r#""mostly""#)),
+            @r#"s.toml:5:10: invalid value: string "mostly", expected "holds" or { violated = ["invariant", ...] }"#);
+        insta::assert_snapshot!(error_of(&format!("{GOOD}\n[run]\ntick_ms = 0\n")),
+            @"s.toml:13:1: run.tick_ms must be 1 to 50");
+        insta::assert_snapshot!(error_of(&GOOD.replace("pitfall = 1", "pitfall = 9")),
+            @"s.toml:4:11: pitfall must be 1 to 5 (or 0 for all of them), not 9");
+        insta::assert_snapshot!(error_of(&GOOD.replace("[faults]\nallowed = [\"broker-outage\", \"crash-workers\"]\n", "")),
+            @"s.toml:1:1: missing field `faults`");
+        insta::assert_snapshot!(error_of(&format!("system = \"bank\"\n{GOOD}")),
+            @"s.toml:1:10: unknown system `bank`, expected one of toy");
+    }
+}

@@ -1,0 +1,416 @@
+//! Runs many seeds of many scenarios in parallel, isolating each seed: a panic
+//! or a hang fails that seed with its repro command and never the sweep.
+//!
+//! This module is the one place outside the simulation that uses OS threads
+//! and the wall clock: a worker pool (one simulation per thread at a time) and
+//! a watchdog that abandons a worker stuck inside a single simulation step.
+
+use crate::checkers::Violation;
+use crate::faults::{DrawnConfig, FaultPlan};
+use crate::history::{first_divergence, to_jsonl, Entry};
+use crate::scenario::Scenario;
+use serde::Serialize;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+/// Wall-clock limit of one seed, checked between simulation steps. A step
+/// that never returns is the sweep's watchdog's business.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub wall: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SeedStatus {
+    Completed,
+    /// The seed itself failed (panic, hang, simulation error): a harness or
+    /// system bug, never an expected violation.
+    Failed {
+        reason: String,
+    },
+}
+
+/// Everything one seed's run produced.
+pub struct SeedRun {
+    pub seed: u64,
+    pub status: SeedStatus,
+    pub config: DrawnConfig,
+    pub plan: FaultPlan,
+    pub history: Vec<Entry>,
+    pub violations: Vec<Violation>,
+    /// Simulated time, or elapsed real time in real mode.
+    pub sim_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    pub seeds: u64,
+    pub start_seed: u64,
+    pub jobs: usize,
+    pub check_determinism: bool,
+    pub limits: Limits,
+}
+
+/// The outcome of one seed, small enough to keep for every seed.
+#[derive(Clone, Debug)]
+pub struct SeedSummary {
+    pub scenario: usize,
+    pub seed: u64,
+    /// Set when the seed failed to run (panic, hang, simulation error) or
+    /// diverged between two runs.
+    pub failure: Option<String>,
+    pub violated: BTreeSet<String>,
+    /// The first violation of each invariant, for the report.
+    pub examples: BTreeMap<String, Violation>,
+    pub sim_ms: u64,
+    pub wall_ms: u64,
+    pub history_lines: usize,
+    /// The system's figures of this seed, if it has any.
+    pub figures: Option<Value>,
+}
+
+thread_local! {
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    static CAPTURING: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// Install (once) a panic hook that, on sweep workers, records the panic
+/// message and location for the seed instead of printing it.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if CAPTURING.with(|c| *c.borrow()) {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic".into());
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                PANIC.with(|p| {
+                    p.borrow_mut().get_or_insert(format!("panic: {msg}{at}"));
+                });
+            } else {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// What runs one seed: the simulation's runner in production; tests
+/// substitute misbehaving ones to prove the isolation.
+pub type SeedFn = fn(&Scenario, u64, Limits) -> SeedRun;
+
+/// Run one seed with panics contained. Returns the history too, for the
+/// determinism check.
+#[allow(clippy::disallowed_methods)] // wall time of a seed is reported, not simulated
+pub fn run_isolated(
+    seed_fn: SeedFn,
+    scenario: &Scenario,
+    seed: u64,
+    limits: Limits,
+) -> (SeedSummaryParts, Vec<Entry>) {
+    install_panic_hook();
+    CAPTURING.with(|c| *c.borrow_mut() = true);
+    PANIC.with(|p| p.borrow_mut().take());
+    let start = std::time::Instant::now();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| seed_fn(scenario, seed, limits)));
+    CAPTURING.with(|c| *c.borrow_mut() = false);
+    let wall_ms = start.elapsed().as_millis() as u64;
+    let recorded = PANIC.with(|p| p.borrow_mut().take());
+    match result {
+        Ok(run) => {
+            let failure = match (&run.status, recorded) {
+                (SeedStatus::Failed { reason }, Some(panic)) => Some(format!("{reason} ({panic})")),
+                (SeedStatus::Failed { reason }, None) => Some(reason.clone()),
+                // A panic in a spawned task that the runtime swallowed.
+                (SeedStatus::Completed, Some(panic)) => Some(panic),
+                (SeedStatus::Completed, None) => None,
+            };
+            let parts = SeedSummaryParts {
+                failure,
+                violations: run.violations,
+                sim_ms: run.sim_ms,
+                wall_ms,
+            };
+            (parts, run.history)
+        }
+        Err(_) => (
+            SeedSummaryParts {
+                failure: Some(recorded.unwrap_or_else(|| "panic".into())),
+                violations: Vec::new(),
+                sim_ms: 0,
+                wall_ms,
+            },
+            Vec::new(),
+        ),
+    }
+}
+
+/// What one isolated run yields.
+pub struct SeedSummaryParts {
+    pub failure: Option<String>,
+    pub violations: Vec<Violation>,
+    pub sim_ms: u64,
+    pub wall_ms: u64,
+}
+
+/// Boil one seed's outcome down to what the report needs.
+pub fn summarize(
+    scenario: &Scenario,
+    index: usize,
+    seed: u64,
+    parts: SeedSummaryParts,
+    history: &[Entry],
+) -> SeedSummary {
+    let mut examples = BTreeMap::new();
+    for v in parts.violations {
+        examples.entry(v.invariant.clone()).or_insert(v);
+    }
+    SeedSummary {
+        scenario: index,
+        seed,
+        failure: parts.failure,
+        violated: examples.keys().cloned().collect(),
+        examples,
+        sim_ms: parts.sim_ms,
+        wall_ms: parts.wall_ms,
+        history_lines: history.len(),
+        figures: scenario.system.figures(history),
+    }
+}
+
+fn run_item(
+    seed_fn: SeedFn,
+    scenarios: &[Scenario],
+    (idx, seed): (usize, u64),
+    opts: &SweepOptions,
+) -> SeedSummary {
+    let scenario = &scenarios[idx];
+    let (parts, history) = run_isolated(seed_fn, scenario, seed, opts.limits);
+    if opts.check_determinism && parts.failure.is_none() {
+        let (again, history2) = run_isolated(seed_fn, scenario, seed, opts.limits);
+        let (a, b) = (to_jsonl(&history), to_jsonl(&history2));
+        let failure = match (again.failure, first_divergence(&a, &b)) {
+            (Some(f), _) => Some(format!("second run failed: {f}")),
+            (None, Some((line, x, y))) => Some(format!(
+                "nondeterministic: the two runs diverge at history line {line}:\n  first:  {x}\n  second: {y}"
+            )),
+            (None, None) => None,
+        };
+        if let Some(failure) = failure {
+            let parts = SeedSummaryParts {
+                failure: Some(failure),
+                ..parts
+            };
+            return summarize(scenario, idx, seed, parts, &history);
+        }
+    }
+    summarize(scenario, idx, seed, parts, &history)
+}
+
+/// What each worker is running — (scenario, seed) — and since when.
+type Running = BTreeMap<usize, ((usize, u64), std::time::Instant)>;
+
+/// Run every seed of every scenario with `seed_fn`. `progress` is called
+/// once per finished seed, in completion order. Results come back sorted by
+/// scenario and seed.
+#[allow(clippy::disallowed_methods)] // worker threads and the watchdog live outside the simulation
+pub fn run(
+    seed_fn: SeedFn,
+    scenarios: &[Scenario],
+    opts: &SweepOptions,
+    mut progress: impl FnMut(&SeedSummary),
+) -> Vec<SeedSummary> {
+    let queue: VecDeque<(usize, u64)> = (0..scenarios.len())
+        .flat_map(|i| (opts.start_seed..opts.start_seed + opts.seeds).map(move |s| (i, s)))
+        .collect();
+    let total = queue.len();
+    let queue = Arc::new(Mutex::new(queue));
+    let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
+    let (tx, rx) = mpsc::channel::<(usize, SeedSummary)>();
+    let running: Arc<Mutex<Running>> = Arc::default();
+
+    let spawn_worker = |id: usize| {
+        let queue = queue.clone();
+        let scenarios = scenarios.clone();
+        let tx = tx.clone();
+        let running = running.clone();
+        let opts = opts.clone();
+        std::thread::Builder::new()
+            .name(format!("seed-worker-{id}"))
+            .stack_size(64 << 20)
+            .spawn(move || loop {
+                let Some(item) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                running
+                    .lock()
+                    .unwrap()
+                    .insert(id, (item, std::time::Instant::now()));
+                let summary = run_item(seed_fn, &scenarios, item, &opts);
+                running.lock().unwrap().remove(&id);
+                if tx.send((id, summary)).is_err() {
+                    return;
+                }
+            })
+            .expect("spawn a seed worker");
+    };
+    let jobs = opts.jobs.max(1);
+    for id in 0..jobs {
+        spawn_worker(id);
+    }
+    let mut next_worker = jobs;
+    let mut results = Vec::with_capacity(total);
+    let mut done: BTreeSet<(usize, u64)> = BTreeSet::new();
+    // A worker stuck in one step for this long is abandoned.
+    let stuck_after = opts.limits.wall + opts.limits.wall / 2 + Duration::from_secs(5);
+    while results.len() < total {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok((_, summary)) => {
+                // An abandoned worker that came back late: already reported.
+                if !done.insert((summary.scenario, summary.seed)) {
+                    continue;
+                }
+                progress(&summary);
+                results.push(summary);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let stuck: Vec<(usize, (usize, u64))> = running
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, (_, since))| since.elapsed() > stuck_after)
+                    .map(|(id, (item, _))| (*id, *item))
+                    .collect();
+                for (id, (scenario, seed)) in stuck {
+                    running.lock().unwrap().remove(&id);
+                    done.insert((scenario, seed));
+                    let summary = SeedSummary {
+                        scenario,
+                        seed,
+                        failure: Some(format!(
+                            "hang: a single simulation step ran longer than {stuck_after:?} of wall-clock time"
+                        )),
+                        violated: BTreeSet::new(),
+                        examples: BTreeMap::new(),
+                        sim_ms: 0,
+                        wall_ms: stuck_after.as_millis() as u64,
+                        history_lines: 0,
+                        figures: None,
+                    };
+                    progress(&summary);
+                    results.push(summary);
+                    // The stuck thread is left behind; replace it.
+                    spawn_worker(next_worker);
+                    next_worker += 1;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    results.sort_by_key(|s| (s.scenario, s.seed));
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+    use crate::system::Registry;
+    use crate::testing::ToySystem;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn scenario() -> Scenario {
+        parse(
+            Path::new("t.toml"),
+            r#"
+name = "t"
+description = "sweep isolation"
+pitfall = 1
+expect = "holds"
+[variants]
+mode = "careful"
+[faults]
+allowed = []
+"#,
+            &Registry::new(vec![Arc::new(ToySystem)]).unwrap(),
+        )
+        .unwrap()
+    }
+
+    static RELEASE_HANG: AtomicBool = AtomicBool::new(false);
+
+    /// Panics on seed 1, spins (never yielding) on seed 2, completes cleanly
+    /// otherwise.
+    fn misbehaving(s: &Scenario, seed: u64, _: Limits) -> SeedRun {
+        match seed {
+            1 => panic!("boom in seed {seed}"),
+            2 => {
+                while !RELEASE_HANG.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+            _ => {}
+        }
+        let (config, plan) = s.plan(seed);
+        SeedRun {
+            seed,
+            status: SeedStatus::Completed,
+            config,
+            plan,
+            history: Vec::new(),
+            violations: Vec::new(),
+            sim_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_panic_or_a_hang_fails_only_its_own_seed() {
+        let opts = SweepOptions {
+            seeds: 5,
+            start_seed: 0,
+            jobs: 2,
+            check_determinism: false,
+            limits: Limits {
+                wall: Duration::from_millis(200),
+            },
+        };
+        let results = run(misbehaving, &[scenario()], &opts, |_| {});
+        RELEASE_HANG.store(true, Ordering::Relaxed);
+        let failures: Vec<(u64, &str)> = results
+            .iter()
+            .filter_map(|r| r.failure.as_deref().map(|f| (r.seed, f)))
+            .collect();
+        assert_eq!(results.len(), 5, "every seed is reported once");
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert_eq!(failures[0].0, 1);
+        assert!(
+            failures[0].1.starts_with("panic: boom in seed 1 at "),
+            "{}",
+            failures[0].1
+        );
+        assert_eq!(failures[1].0, 2);
+        assert!(failures[1].1.starts_with("hang: "), "{}", failures[1].1);
+    }
+}

@@ -1,0 +1,166 @@
+//! The broker port, with Kafka semantics: keyed records with headers land on a
+//! partition at an offset; consumers in a group poll assigned partitions and
+//! commit offsets explicitly.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A record to produce. The partition is chosen from the key by the adapter,
+/// the way Kafka's default partitioner does (murmur2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProducerRecord {
+    pub topic: String,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Where an acknowledged record landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Why a produce failed after the producer's own retries.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ProduceError {
+    /// Not acknowledged within the delivery timeout. It may still have been
+    /// appended (the ack may have been lost).
+    #[error("produce timed out: {0}")]
+    Timeout(String),
+    /// The record is larger than the broker's maximum message size.
+    #[error("record of {size} bytes exceeds the maximum message size of {max} bytes")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("produce failed: {0}")]
+    Fatal(String),
+}
+
+/// The broker's maximum message size: Apache Kafka's default
+/// `message.max.bytes` (1 MiB), which the simulated broker enforces too.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Producer settings that change delivery semantics. Adapters must apply all
+/// of them explicitly rather than rely on client defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducerConfig {
+    /// Idempotent producer: the broker drops retried duplicates and rejects
+    /// out-of-sequence batches, so retries neither duplicate nor reorder.
+    pub idempotent: bool,
+    /// Requests in flight per connection. Above 1, a retried request can land
+    /// after a later one (reordering) unless the producer is idempotent.
+    pub max_in_flight: u32,
+    /// Resends after a failed or unacknowledged request.
+    pub retries: u32,
+    pub request_timeout_ms: u64,
+    /// Upper bound on the whole send, retries included.
+    pub delivery_timeout_ms: u64,
+    /// Batch compression (Kafka's `compression.type`). The broker's maximum
+    /// message size then applies to the compressed batch.
+    pub compression: Option<crate::codec::Codec>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            idempotent: false,
+            max_in_flight: 5,
+            retries: 3,
+            request_timeout_ms: 500,
+            delivery_timeout_ms: 2_000,
+            compression: None,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Producer: Send + Sync {
+    /// Send one record and wait for its acknowledgement. Headers from the
+    /// current request context are the caller's business (see
+    /// `blocks::publish`), not the adapter's.
+    async fn send(&self, record: ProducerRecord) -> Result<Delivery, ProduceError>;
+}
+
+/// A record as a consumer sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ConsumerRecord {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A committed position: `offset` is the next offset to consume, as in Kafka.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartitionOffset {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The group rebalanced; the commit was rejected and uncommitted records
+    /// will be delivered again (possibly to another member).
+    #[error("commit rejected after a rebalance: {0}")]
+    CommitFailed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerConfig {
+    pub group: String,
+    pub topics: Vec<String>,
+    /// A member that does not poll for this long is removed and its
+    /// partitions are handed to the others.
+    pub session_timeout_ms: u64,
+    pub max_poll_records: usize,
+}
+
+/// A group member. Auto-commit is always off: offsets move only by `commit`.
+#[async_trait]
+pub trait Consumer: Send + Sync {
+    /// Records from the assigned partitions, waiting at most `max_wait` when
+    /// there are none. An empty result is normal.
+    async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError>;
+    /// Commit offsets of records this member polled. Offsets of partitions
+    /// reassigned since their records were polled are not committed (that
+    /// would rewind the new owner): the rest are, and the call then returns
+    /// [`ConsumeError::CommitFailed`].
+    async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError>;
+}
+
+/// Reads a partition by offset outside any consumer group: the seek a
+/// consumer does to read again records it has already seen.
+#[async_trait]
+pub trait LogReader: Send + Sync {
+    /// The records of `topic`/`partition` from `from` to `to`, inclusive.
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<ConsumerRecord>, ConsumeError>;
+}
+
+/// A broker connection that makes producers, consumers and log readers.
+pub trait Broker: Send + Sync {
+    fn producer(&self, config: &ProducerConfig) -> std::sync::Arc<dyn Producer>;
+    fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer>;
+    fn reader(&self) -> std::sync::Arc<dyn LogReader>;
+}

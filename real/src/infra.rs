@@ -1,0 +1,232 @@
+//! What real mode hands a host: Postgres through the proxy of the host's
+//! link to each DB, the Kafka-compatible broker through pitfall's broker
+//! proxy (group consumers wrapped so a crash can land at an offset commit),
+//! the object store with adapter-injected faults, real time with the seed's
+//! randomness, and the in-process front doors.
+
+use crate::hosts::{CrashAtCommit, Front, RealEnv};
+use crate::kafka::{ClientLog, KafkaBroker};
+use crate::names::RunNames;
+use crate::postgres::{PgDb, PgFeed};
+use crate::store::{RealStore, SharedStoreFaults};
+use pitfall_harness::history::History;
+use pitfall_harness::rpc::{RpcClient, RpcListener};
+use pitfall_harness::seed;
+use pitfall_harness::system::{Infra, Topology};
+use pitfall_ports::{
+    Broker, ChangeFeed, Consumer, ConsumerConfig, Database, Env, LogReader, ObjectStore, Producer,
+    ProducerConfig,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What every host of one seed shares.
+pub struct RunCtx {
+    pub seed: u64,
+    pub names: Arc<RunNames>,
+    pub history: History,
+    pub start: Instant,
+    pub topology: Arc<Topology>,
+    /// The broker's address for clients: pitfall's broker proxy.
+    pub bootstrap: String,
+    /// Per (host, DB) link: connection options through that link's proxy.
+    pub links: BTreeMap<(String, String), PgConnectOptions>,
+    pub store: (Arc<dyn object_store::ObjectStore>, object_store::path::Path),
+    pub store_faults: SharedStoreFaults,
+    pub front: Front,
+    /// Where a consumer armed to crash at its next commit asks for it.
+    pub crash_tx: mpsc::UnboundedSender<String>,
+    /// The settings of every Kafka client the run made.
+    pub clients: ClientLog,
+    /// Per host that consumes in a group: whether its next offset commit
+    /// crashes it.
+    pub armed: Mutex<BTreeMap<String, Arc<AtomicBool>>>,
+    incarnations: Mutex<BTreeMap<String, u32>>,
+}
+
+impl RunCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        seed: u64,
+        names: Arc<RunNames>,
+        history: History,
+        start: Instant,
+        topology: Arc<Topology>,
+        bootstrap: String,
+        links: BTreeMap<(String, String), PgConnectOptions>,
+        store: (Arc<dyn object_store::ObjectStore>, object_store::path::Path),
+        crash_tx: mpsc::UnboundedSender<String>,
+        clients: ClientLog,
+    ) -> Self {
+        RunCtx {
+            seed,
+            names,
+            history,
+            start,
+            topology,
+            bootstrap,
+            links,
+            store,
+            store_faults: SharedStoreFaults::default(),
+            front: Front::default(),
+            crash_tx,
+            clients,
+            armed: Mutex::default(),
+            incarnations: Mutex::default(),
+        }
+    }
+
+    /// The next incarnation of `host`'s infrastructure.
+    pub fn infra(self: &Arc<Self>, host: &str) -> RealInfra {
+        let mut inc = self.incarnations.lock().unwrap();
+        let n = inc.entry(host.to_string()).or_insert(0);
+        let env = RealEnv::new(
+            self.start,
+            seed::rng(self.seed, &format!("host/{host}/{n}")),
+        );
+        *n += 1;
+        RealInfra {
+            ctx: self.clone(),
+            host: host.to_string(),
+            env: Arc::new(env),
+        }
+    }
+
+    /// `host`'s crash-at-commit switch, if it consumes in a group.
+    pub fn armed(&self, host: &str) -> Option<Arc<AtomicBool>> {
+        self.armed.lock().unwrap().get(host).cloned()
+    }
+
+    /// The object store as `process` sees it, with the run's faults.
+    pub fn object_store(&self, process: &str, faults: SharedStoreFaults) -> RealStore {
+        RealStore::new(
+            self.store.0.clone(),
+            &self.store.1,
+            &self.names.store_folder(),
+            faults,
+            self.history.clone(),
+            process,
+        )
+    }
+}
+
+/// One incarnation of a host's infrastructure.
+pub struct RealInfra {
+    ctx: Arc<RunCtx>,
+    host: String,
+    env: Arc<dyn Env>,
+}
+
+impl RealInfra {
+    fn pool(&self, db: &str) -> PgPool {
+        let options = self
+            .ctx
+            .links
+            .get(&(self.host.clone(), db.to_string()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "host `{}` uses DB `{db}`, but the system's topology does not link them",
+                    self.host
+                )
+            });
+        PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy_with(options.clone())
+    }
+}
+
+impl Infra for RealInfra {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn db(&self, name: &str) -> Arc<dyn Database> {
+        Arc::new(PgDb::new(
+            self.pool(name),
+            self.ctx.names.clone(),
+            name.to_string(),
+        ))
+    }
+
+    fn feed(&self, name: &str) -> Arc<dyn ChangeFeed> {
+        Arc::new(PgFeed::new(
+            self.pool(name),
+            self.ctx.names.clone(),
+            name.to_string(),
+        ))
+    }
+
+    fn broker(&self) -> Arc<dyn Broker> {
+        Arc::new(HostBroker {
+            inner: KafkaBroker::new(
+                &self.ctx.bootstrap,
+                self.ctx.names.clone(),
+                &self.host,
+                self.ctx.history.clone(),
+            )
+            .with_client_log(self.ctx.clients.clone()),
+            ctx: self.ctx.clone(),
+            host: self.host.clone(),
+        })
+    }
+
+    fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            self.ctx
+                .object_store(&self.host, self.ctx.store_faults.clone()),
+        )
+    }
+
+    fn env(&self) -> Arc<dyn Env> {
+        self.env.clone()
+    }
+
+    fn listen(&self) -> Box<dyn RpcListener> {
+        self.ctx.front.open(&self.host)
+    }
+
+    fn rpc(&self) -> Arc<dyn RpcClient> {
+        self.ctx.front.client(&self.host)
+    }
+}
+
+/// The broker as one host sees it: its group consumers crash it at an
+/// offset commit when the nemesis arms them.
+struct HostBroker {
+    inner: KafkaBroker,
+    ctx: Arc<RunCtx>,
+    host: String,
+}
+
+impl Broker for HostBroker {
+    fn producer(&self, config: &ProducerConfig) -> Arc<dyn Producer> {
+        self.inner.producer(config)
+    }
+
+    fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer> {
+        let armed = self
+            .ctx
+            .armed
+            .lock()
+            .unwrap()
+            .entry(self.host.clone())
+            .or_default()
+            .clone();
+        Box::new(CrashAtCommit::new(
+            self.inner.consumer(config),
+            armed,
+            &self.host,
+            self.ctx.crash_tx.clone(),
+        ))
+    }
+
+    fn reader(&self) -> Arc<dyn LogReader> {
+        self.inner.reader()
+    }
+}

@@ -1,0 +1,180 @@
+//! Real mode's nemesis: how each fault window starts and stops against real
+//! services — at the fault proxies (the broker's and one per host→DB link),
+//! in the object-store adapter, at the in-process front doors, and by
+//! aborting and restarting hosts' tasks — and the heal before the drain.
+//! Every parameter comes from the window; [`support`] says which kinds a
+//! real broker cannot be made to show.
+
+use crate::live::Live;
+use crate::proxy::FaultProxy;
+use pitfall_harness::driver::Applied;
+use pitfall_harness::faults::{FaultKind, FaultWindow};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How real mode handles a fault kind: applied (how), or skipped (why).
+pub fn support(kind: FaultKind, broker_proxied: bool) -> Result<String, String> {
+    let broker = |what: &str| {
+        if broker_proxied {
+            Ok(what.to_string())
+        } else {
+            Err("skipped: the broker does not advertise the fault proxy's address".to_string())
+        }
+    };
+    match kind {
+        FaultKind::DbOutage => Ok("applied at the DB proxies (refuse, or blackhole then reset)".into()),
+        FaultKind::DbSlow => Ok("applied at the DB proxies (the window's delay per chunk)".into()),
+        FaultKind::DbCrash => Ok("emulated: the DB proxies reset every connection and refuse new ones; Postgres keeps running".into()),
+        FaultKind::DbLostAck => Ok("applied at the DB proxies (a reply is dropped and the connection cut)".into()),
+        FaultKind::BrokerOutage | FaultKind::BrokerSlow | FaultKind::BrokerLostAck => {
+            broker("applied at the broker proxy")
+        }
+        FaultKind::BrokerCrash => Err("skipped: pitfall does not own the broker's process (scripts/services.sh starts it); broker-outage at the proxy covers its unavailability".into()),
+        FaultKind::StoreOutage | FaultKind::StoreSlow => Ok("injected in the object-store adapter (a local folder has no network)".into()),
+        FaultKind::Partition => Ok("host→DB links at their proxies; client→service links at the in-process front doors; links to the broker or the object store skipped (clients reconnect to the one advertised address)".into()),
+        FaultKind::Crash => Ok("applied: the host's tasks are aborted and started again; a host that consumes in a group crashes at its next offset commit (after applying, before committing), or after the window's grace".into()),
+        FaultKind::DuplicateDelivery => Err("skipped: a real broker cannot be told to redeliver; redelivery comes from crashes and rebalances".into()),
+        FaultKind::Reorder => Err("skipped: a real broker never reorders a partition; reordering comes from retries with several requests in flight".into()),
+    }
+}
+
+/// Start or stop one fault window.
+pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
+    if support(w.kind, live.run.world.broker_proxied).is_err() {
+        return Applied::Skipped;
+    }
+    match w.kind {
+        FaultKind::DbOutage | FaultKind::BrokerOutage => {
+            for p in proxies(live, w) {
+                if w.blackhole {
+                    p.set(|f| f.blackhole = start);
+                    if !start {
+                        p.reset_connections();
+                    }
+                } else {
+                    p.set(|f| f.refuse = start);
+                    if start {
+                        p.reset_connections();
+                    }
+                }
+            }
+        }
+        FaultKind::DbCrash => {
+            for p in proxies(live, w) {
+                p.set(|f| f.refuse = start);
+                if start {
+                    p.reset_connections();
+                }
+            }
+        }
+        FaultKind::DbSlow | FaultKind::BrokerSlow => {
+            for p in proxies(live, w) {
+                p.set(|f| f.latency_ms = w.delay_ms.filter(|_| start));
+            }
+        }
+        FaultKind::DbLostAck | FaultKind::BrokerLostAck => {
+            let p = if start {
+                w.probability.unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            for proxy in proxies(live, w) {
+                proxy.set(|f| f.lost_response = p);
+            }
+        }
+        FaultKind::StoreOutage => live.ctx.store_faults.lock().unwrap().down = start,
+        FaultKind::StoreSlow => {
+            live.ctx.store_faults.lock().unwrap().delay_ms = w.delay_ms.filter(|_| start)
+        }
+        FaultKind::Partition => return partition(live, w, start),
+        FaultKind::Crash => return crash(live, w, start),
+        FaultKind::BrokerCrash | FaultKind::DuplicateDelivery | FaultKind::Reorder => {
+            return Applied::Skipped
+        }
+    }
+    Applied::Now
+}
+
+/// The proxies a DB or broker window acts on.
+fn proxies<'a>(live: &'a Live<'_, '_>, w: &FaultWindow) -> Vec<&'a FaultProxy> {
+    match w.kind {
+        FaultKind::BrokerOutage | FaultKind::BrokerSlow | FaultKind::BrokerLostAck => {
+            vec![&live.run.world.broker_proxy]
+        }
+        _ => live
+            .run
+            .proxies
+            .iter()
+            .filter(|((_, db), _)| *db == w.target)
+            .map(|(_, p)| p)
+            .collect(),
+    }
+}
+
+/// A host→DB link at its proxy, a client→service link at the front door.
+fn partition(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
+    let (a, b) = w.target.split_once('|').expect("partition targets are a|b");
+    let topology = &live.run.scenario.topology;
+    if let Some(p) = live.run.proxies.get(&(a.to_string(), b.to_string())) {
+        p.set(|f| f.blackhole = start);
+        if !start {
+            p.reset_connections();
+        }
+        Applied::Now
+    } else if topology.services.iter().any(|s| s == b) {
+        live.ctx.front.set_cut(a, b, start);
+        Applied::Now
+    } else {
+        Applied::Skipped
+    }
+}
+
+/// A host that consumes in a group crashes between applying and committing:
+/// at its next offset commit, or after the window's grace if none comes.
+/// Any other host crashes at once.
+fn crash(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
+    let host = w.target.clone();
+    let armed = live.ctx.armed(&host);
+    if !start {
+        if let Some(flag) = &armed {
+            flag.store(false, Ordering::SeqCst);
+        }
+        live.armed_for.remove(&host);
+        live.restart(&host);
+        return Applied::Now;
+    }
+    let Some(flag) = armed else {
+        live.crash(&host);
+        return Applied::Now;
+    };
+    flag.store(true, Ordering::SeqCst);
+    live.armed_for.insert(host.clone(), w.fault.clone());
+    let crash_tx = live.ctx.crash_tx.clone();
+    let grace = Duration::from_millis(w.grace_ms.unwrap_or(0));
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        if flag.swap(false, Ordering::SeqCst) {
+            let _ = crash_tx.send(host);
+        }
+    });
+    Applied::Later
+}
+
+/// Stop every fault: proxies healed and their connections reset, the store
+/// and the front doors clear.
+pub fn heal(live: &mut Live<'_, '_>) {
+    for proxy in live
+        .run
+        .proxies
+        .values()
+        .chain(std::iter::once(&live.run.world.broker_proxy))
+    {
+        proxy.heal();
+        proxy.reset_connections();
+    }
+    let mut store = live.ctx.store_faults.lock().unwrap();
+    store.down = false;
+    store.delay_ms = None;
+    drop(store);
+    live.ctx.front.heal();
+}

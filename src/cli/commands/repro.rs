@@ -1,0 +1,97 @@
+//! `pitfall repro`: rerun one seed and print what it drew, the fault timeline
+//! and every violation with the history lines that show it. Its output
+//! depends only on the scenario, the seed and the build.
+
+use crate::cli::BAD_INPUT;
+use pitfall_harness::faults::render_timeline;
+use pitfall_harness::history::to_jsonl;
+use pitfall_harness::scenario::{self, Scenario};
+use pitfall_harness::sweep::{run_isolated, Limits};
+use pitfall_harness::system::Registry;
+use pitfall_sim::runner::run_seed;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Scenario name (looked up in --scenarios) or path to a scenario file.
+    scenario: String,
+    #[arg(long)]
+    seed: u64,
+    /// Write the seed's history here as JSON Lines.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Folder of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Print the services' log lines at this level and above (error, warn,
+    /// info, debug, trace) to stderr, stamped with simulated time and host.
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<tracing::Level>,
+}
+
+/// `scenario NAME (system S, pitfall N), seed N`: what a repro reruns.
+pub fn title(scenario: &Scenario, seed: u64) -> String {
+    let pitfall = scenario
+        .pitfall
+        .map_or(String::new(), |p| format!(", pitfall {p}"));
+    format!(
+        "scenario {} (system {}{pitfall}), seed {seed}",
+        scenario.name,
+        scenario.system.name()
+    )
+}
+
+pub fn run(args: Args, registry: &Registry) -> u8 {
+    let scenario = match scenario::find(&args.scenario, &args.scenarios, registry) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    let (config, plan) = scenario.plan(args.seed);
+    println!("{}", title(&scenario, args.seed));
+    let variants: Vec<String> = scenario
+        .variants()
+        .into_iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    println!("variants: {}", variants.join(", "));
+    let names = |ks: &[String]| {
+        if ks.is_empty() {
+            "(none)".to_string()
+        } else {
+            ks.join(", ")
+        }
+    };
+    println!("faults on:  {}", names(&config.enabled));
+    println!("faults off: {}", names(&config.disabled));
+    println!(
+        "network latency: {}–{} ms",
+        config.latency_ms.0, config.latency_ms.1
+    );
+    println!("fault plan:");
+    print!("{}", render_timeline(&plan));
+
+    if let Some(level) = args.log {
+        super::logs::to_stderr(level);
+    }
+    let (parts, history) = run_isolated(run_seed, &scenario, args.seed, Limits::default());
+    if let Some(path) = &args.history {
+        if let Err(e) = std::fs::write(path, to_jsonl(&history)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return BAD_INPUT;
+        }
+        println!("history: {} ({} lines)", path.display(), history.len());
+    }
+    println!(
+        "ran {:.3} simulated seconds, {} history lines",
+        parts.sim_ms as f64 / 1000.0,
+        history.len()
+    );
+    if let Some(failure) = &parts.failure {
+        println!("SEED FAILED: {failure}");
+        return 1;
+    }
+    super::verdicts::print(&scenario.invariants(), &history, &parts.violations)
+}

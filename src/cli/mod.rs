@@ -1,0 +1,76 @@
+//! `pitfall`'s command line, for any set of systems: run, repro, trace,
+//! check and list. A crate that describes its own system gets the whole
+//! command line by calling [`main`] from its own `main` with its systems
+//! registered. Subcommands live in [`commands`]; this module only parses
+//! arguments and maps outcomes to exit codes (0 met / clean, 1 a violation
+//! or unmet expectation, 2 bad input).
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use pitfall_harness::system::{Registry, System};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "pitfall",
+    version,
+    about = "Deterministic simulation and chaos testing of event-driven systems"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario suites across many seeds and check every invariant.
+    Run(commands::run::Args),
+    /// Rerun one seed and show its faults, violations and evidence.
+    Repro(commands::repro::Args),
+    /// Run the checkers on a recorded history from either mode.
+    Check(commands::check::Args),
+    /// Follow one request through a seed: operations, commits, records,
+    /// effects and log lines, in simulated-time order.
+    Trace(commands::trace::Args),
+    /// List the systems, and for each its scenarios, variants, fault kinds
+    /// and invariants.
+    List {
+        /// Folder of scenario files.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+    },
+}
+
+/// Exit code for bad input.
+pub const BAD_INPUT: u8 = 2;
+
+/// The command line, over `systems` (the first is the default for scenario
+/// files that name none).
+pub fn main(systems: Vec<Arc<dyn System>>) -> ExitCode {
+    // Die quietly when stdout is a closed pipe (`pitfall list | head`), as
+    // Unix tools do, instead of panicking inside println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any other
+    // thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let registry = match Registry::new(systems) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => commands::run::run(args, &registry),
+        Command::Repro(args) => commands::repro::run(args, &registry),
+        Command::Check(args) => commands::check::run(args, &registry),
+        Command::Trace(args) => commands::trace::run(args, &registry),
+        Command::List { scenarios } => commands::list::run(&scenarios, &registry),
+    };
+    ExitCode::from(code)
+}

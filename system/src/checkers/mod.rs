@@ -1,0 +1,186 @@
+//! The reference system's invariants: pure functions of the history, one
+//! module each, beside the harness's generic ones (queue, context-complete,
+//! converges). Also the queue policy (which anomalies each producer variant
+//! may show) and pitfall 4's figures for the report.
+
+mod state;
+
+mod no_double_effect;
+mod no_lost_payment;
+mod no_phantom;
+pub mod orders;
+pub mod payload;
+mod per_key_order;
+mod stock_conservation;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+use pitfall_harness::checkers::{Anomaly, Invariant};
+use pitfall_harness::system::Figures;
+use serde_json::Value;
+
+/// The reference system's invariants, in the order verdicts are printed.
+pub fn invariants() -> Vec<Invariant> {
+    vec![
+        Invariant::new(
+            "stock-conservation",
+            "for every product, initial stock = current stock + reserved quantity, and stock is never negative",
+            stock_conservation::check,
+        ),
+        Invariant::new(
+            "no-lost-payment",
+            "every committed payment has a reservation outcome (reserved or rejected) after the drain",
+            no_lost_payment::check,
+        ),
+        Invariant::new(
+            "no-double-effect",
+            "no payment's side effect is applied more than once",
+            no_double_effect::check,
+        ),
+        Invariant::new(
+            "no-phantom",
+            "no reservation outcome exists without a payment committed before it",
+            no_phantom::check,
+        ),
+        Invariant::new(
+            "per-key-order",
+            "for every payment, the inventory's final effect matches its highest revision, and no older revision is applied after a newer one",
+            per_key_order::check,
+        ),
+        Invariant::new(
+            "payload-integrity",
+            "every attachment a committed payment names is archived exactly once, intact (size and SHA-256 match)",
+            payload::check_integrity,
+        ),
+        Invariant::new(
+            "no-dangling-reference",
+            "a claim-check reference never points at an object that does not exist yet",
+            payload::check_no_dangling_reference,
+        ),
+        Invariant::new(
+            "no-partial-assembly",
+            "no archived attachment is ever visible incomplete or misassembled",
+            payload::check_no_partial_assembly,
+        ),
+        Invariant::new(
+            "read-after-write",
+            "once a shopper got OK for placing an order, the orders service's read endpoint shows it placed",
+            orders::check_read_after_write,
+        ),
+        Invariant::new(
+            "view-convergence",
+            "after the drain, the orders service's state agrees with payments, inventory and refunds, and every materialized view and snapshot equals it",
+            orders::check_view_convergence,
+        ),
+        Invariant::new(
+            "snapshot-consistency",
+            "an event-sourced snapshot never disagrees with a replay of the events up to it",
+            orders::check_snapshot_consistency,
+        ),
+    ]
+}
+
+/// The queue policy: producer variant → the anomalies it may show.
+/// Producers without idempotence retry into duplicates, and with several
+/// requests in flight they reorder; the resilient producer's recovery
+/// re-produces and reorders; CDC re-produces after a restart but keeps
+/// per-key order. No variant may lose a record or leave one unconsumed, no
+/// broker may disagree with itself about an offset, and no consumer may go
+/// back or skip without a reason the history shows.
+pub const ALLOWED: &[(&str, &[Anomaly])] = &[
+    (
+        "dual-write",
+        &[Anomaly::Duplicate, Anomaly::NonmonotonicSend],
+    ),
+    (
+        "produce-first",
+        &[Anomaly::Duplicate, Anomaly::NonmonotonicSend],
+    ),
+    (
+        "resilient-producer",
+        &[Anomaly::Duplicate, Anomaly::NonmonotonicSend],
+    ),
+    ("cdc", &[Anomaly::Duplicate]),
+];
+
+/// The anomalies a producer variant may show; none for an unknown one.
+pub fn allowed(producer: &str) -> &'static [Anomaly] {
+    ALLOWED
+        .iter()
+        .find(|(v, _)| *v == producer)
+        .map_or(&[], |(_, a)| a)
+}
+
+/// Pitfall 4's figures over many seeds: attachments, what was archived, the
+/// largest attachment, the archive's peak reassembly memory and the
+/// compression ratio of compressed records.
+pub fn total_payload_figures(seeds: &[&Value]) -> Option<Figures> {
+    let figures: Vec<payload::PayloadFigures> = seeds
+        .iter()
+        .filter_map(|v| serde_json::from_value((*v).clone()).ok())
+        .collect();
+    if figures.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&payload::PayloadFigures) -> u64| figures.iter().map(f).sum::<u64>();
+    let max = |f: fn(&payload::PayloadFigures) -> u64| figures.iter().map(f).max().unwrap_or(0);
+    let (raw, packed) = (sum(|f| f.uncompressed_bytes), sum(|f| f.compressed_bytes));
+    let ratio = (packed > 0).then(|| (raw as f64 / packed as f64 * 100.0).round() / 100.0);
+    let (attachments, archived) = (sum(|f| f.attachments), sum(|f| f.archived));
+    let (largest, peak) = (max(|f| f.largest_bytes), max(|f| f.peak_reassembly_bytes));
+    let mut value = serde_json::json!({
+        "attachments": attachments,
+        "archived": archived,
+        "largest_attachment_bytes": largest,
+        "peak_reassembly_bytes": peak,
+    });
+    if let Some(r) = ratio {
+        value["compression_ratio"] = r.into();
+    }
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let line = format!(
+        "payloads: {archived} archived of {attachments}, largest {:.1} MiB, peak reassembly memory {:.1} MiB{}",
+        mib(largest),
+        mib(peak),
+        ratio.map_or(String::new(), |r| format!(", compression {r:.2}x"))
+    );
+    Some(Figures {
+        key: "payloads".into(),
+        value,
+        line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_figures_add_up_over_seeds() {
+        let a = serde_json::json!({"attachments": 3, "largest_bytes": 10, "archived": 2,
+            "peak_reassembly_bytes": 7, "uncompressed_bytes": 300, "compressed_bytes": 100});
+        let b = serde_json::json!({"attachments": 1, "largest_bytes": 40, "archived": 1,
+            "peak_reassembly_bytes": 5, "uncompressed_bytes": 0, "compressed_bytes": 0});
+        let f = total_payload_figures(&[&a, &b]).unwrap();
+        assert_eq!(f.key, "payloads");
+        assert_eq!(f.value["attachments"], 4);
+        assert_eq!(f.value["archived"], 3);
+        assert_eq!(f.value["largest_attachment_bytes"], 40);
+        assert_eq!(f.value["peak_reassembly_bytes"], 7);
+        assert_eq!(f.value["compression_ratio"], 3.0);
+        assert!(
+            f.line.starts_with("payloads: 3 archived of 4"),
+            "{}",
+            f.line
+        );
+        assert!(total_payload_figures(&[]).is_none());
+    }
+
+    #[test]
+    fn cdc_may_duplicate_but_never_reorder() {
+        assert_eq!(allowed("cdc"), [Anomaly::Duplicate]);
+        assert!(allowed("resilient-producer").contains(&Anomaly::NonmonotonicSend));
+        assert!(allowed("unknown").is_empty());
+    }
+}

@@ -1,0 +1,265 @@
+//! How each of the reference system's hosts starts, from the infrastructure a
+//! mode hands it: written once, for the simulation and real mode alike.
+//! Settings that must differ by mode do not live here: the real Kafka
+//! adapter raises a session timeout below Apache Kafka's group minimum (see
+//! `pitfall-real`'s `kafka` module).
+
+use crate::config::ShopConfig;
+use crate::services::archive::{self, Archive};
+use crate::services::inventory::{ReserveStock, GROUP};
+use crate::services::orders::translator::Translator;
+use crate::services::orders::{self, OrdersCall, OrdersService};
+use crate::services::payments::{PayloadOutlet, PaymentsCall, PaymentsService};
+use crate::topology::*;
+use crate::variants::{Idempotency, OrdersModel};
+use crate::workload::{draw_orders, shopper, Order};
+use futures_util::future::join_all;
+use pitfall_blocks::cdc::{CdcConfig, CdcConnector};
+use pitfall_blocks::consume::ConsumerLoop;
+use pitfall_blocks::recovery::Recovery;
+use pitfall_harness::rpc;
+use pitfall_harness::scenario::RunParams;
+use pitfall_harness::system::{Client, ClientCtx, Config, HostFuture, Infra, Topology};
+use pitfall_ports::{ConsumerConfig, Database, MAX_MESSAGE_BYTES};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A consumer's session timeout, and how many records it takes per poll.
+const SESSION_TIMEOUT_MS: u64 = 2_000;
+const MAX_POLL_RECORDS: usize = 10;
+/// How often the recovery service looks for parked records.
+const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+
+fn consumer(group: &str, topics: &[&str]) -> ConsumerConfig {
+    ConsumerConfig {
+        group: group.into(),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        session_timeout_ms: SESSION_TIMEOUT_MS,
+        max_poll_records: MAX_POLL_RECORDS,
+    }
+}
+
+impl Config for ShopConfig {
+    fn variants(&self) -> BTreeMap<String, String> {
+        self.variant_names()
+    }
+
+    fn topology(&self) -> Topology {
+        Hosts::of(self).topology(self)
+    }
+
+    fn spawn(&self, host: &str, infra: &dyn Infra) -> HostFuture {
+        match host {
+            PAYMENTS => self.payments(infra),
+            CDC => self.cdc(infra),
+            RECOVERY => self.recovery(infra),
+            ARCHIVE => self.archive(infra),
+            ORDERS | ORDER_VIEW_HOST | TRANSLATOR => self.orders_host(host, infra),
+            inventory if inventory.starts_with("inventory-") => self.inventory(infra),
+            other => panic!("the reference system has no host `{other}`"),
+        }
+    }
+
+    fn clients(&self, seed: u64, run: &RunParams) -> Vec<Client> {
+        let orders = draw_orders(seed, &self.workload, self.payloads.as_ref(), run.chaos_ms());
+        let hosts = Hosts::of(self).shopper_hosts();
+        hosts
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mine: Vec<Order> = orders
+                    .iter()
+                    .filter(|o| o.shopper == i as u32 + 1)
+                    .cloned()
+                    .collect();
+                let attempts = self.workload.attempts;
+                let place_orders = self.orders.is_some();
+                let process = name.clone();
+                Client {
+                    name,
+                    run: Box::new(move |ctx: ClientCtx| -> HostFuture {
+                        Box::pin(async move {
+                            shopper(
+                                process,
+                                mine,
+                                attempts,
+                                place_orders,
+                                ctx.history,
+                                ctx.rpc.as_ref(),
+                            )
+                            .await
+                        })
+                    }),
+                }
+            })
+            .collect()
+    }
+}
+
+impl ShopConfig {
+    /// Payments: its front door, the DB, and per pitfall 1's variant a
+    /// producer; the archive's attachments by pitfall 4's strategy.
+    fn payments(&self, infra: &dyn Infra) -> HostFuture {
+        let publish = self.variants.producer;
+        let broker = infra.broker();
+        let producer =
+            (publish != crate::variants::Publish::Cdc).then(|| broker.producer(&self.producer));
+        let mut service = PaymentsService::new(
+            publish,
+            infra.db(PAYMENTS_DB),
+            infra.env(),
+            producer,
+            Some(infra.store()),
+        );
+        if let Some(p) = &self.payloads {
+            service = service.with_payloads(PayloadOutlet {
+                producer: broker.producer(&p.producer_config(&self.producer)),
+                store: infra.store(),
+                strategy: p.strategy,
+                codec: p.codec,
+                chunk_bytes: (p.chunk_kib * 1024) as usize,
+                max_message_bytes: MAX_MESSAGE_BYTES,
+            });
+        }
+        let service = Arc::new(service);
+        Box::pin(rpc::serve(infra.listen(), move |call: PaymentsCall| {
+            let service = service.clone();
+            async move { service.call(call).await }
+        }))
+    }
+
+    /// The CDC connectors, one per captured DB, sharing one producer like
+    /// connectors of one Kafka Connect worker.
+    fn cdc(&self, infra: &dyn Infra) -> HostFuture {
+        let producer = infra.broker().producer(&self.producer);
+        let env = infra.env();
+        let propagate_context = self.variants.context.propagates();
+        let connectors: Vec<_> = Hosts::of(self)
+            .cdc_connectors()
+            .into_iter()
+            .map(|(db, config)| {
+                let config = CdcConfig {
+                    propagate_context,
+                    ..config
+                };
+                CdcConnector::new(infra.feed(db), producer.clone(), env.clone(), config).run()
+            })
+            .collect();
+        Box::pin(async move {
+            join_all(connectors).await;
+        })
+    }
+
+    fn recovery(&self, infra: &dyn Infra) -> HostFuture {
+        let recovery = Recovery::new(
+            infra.broker().producer(&self.producer),
+            infra.store(),
+            infra.env(),
+            RECOVERY_INTERVAL,
+        )
+        .propagate_context(self.variants.context.propagates());
+        Box::pin(recovery.run())
+    }
+
+    /// An inventory member: reserve stock for each payment event.
+    fn inventory(&self, infra: &dyn Infra) -> HostFuture {
+        let env = infra.env();
+        let topic = self.variants.producer.topic();
+        let consumer_loop = ConsumerLoop::new(
+            infra.broker().consumer(&consumer(GROUP, &[topic])),
+            infra.db(INVENTORY_DB),
+            Arc::new(ReserveStock::new(env.clone(), self.variants.ordering)),
+            env,
+            self.variants.consumer,
+        );
+        Box::pin(consumer_loop.run())
+    }
+
+    /// The archive: reassemble attachments and store each once.
+    fn archive(&self, infra: &dyn Infra) -> HostFuture {
+        let strategy = self
+            .payloads
+            .as_ref()
+            .map(|p| p.strategy)
+            .expect("the archive runs only with payloads");
+        let broker = infra.broker();
+        let consumer = broker.consumer(&ConsumerConfig {
+            group: archive::GROUP.into(),
+            topics: vec![crate::schema::INVOICES_TOPIC.into()],
+            // Reassembling a 20 MiB attachment takes many DB or broker round
+            // trips between polls: few records per poll, and a session long
+            // enough not to be expelled meanwhile.
+            session_timeout_ms: archive::SESSION_TIMEOUT_MS,
+            max_poll_records: archive::MAX_POLL_RECORDS,
+        });
+        let db: Arc<dyn Database> = infra.db(INVENTORY_DB);
+        let reassembler =
+            archive::reassembler(strategy, db.clone(), infra.store(), broker.reader());
+        Box::pin(Archive::new(consumer, db, reassembler, infra.env()).run())
+    }
+
+    /// Pitfall 2's hosts: the orders service (its front door, its consumer
+    /// of the payments, inventory and refunds topics, and under
+    /// `event-sourced` its snapshotter), the order-view projection and,
+    /// under `crud-cdc`, the translator.
+    fn orders_host(&self, host: &str, infra: &dyn Infra) -> HostFuture {
+        let o = self
+            .orders
+            .as_ref()
+            .expect("orders hosts run only with [orders]");
+        let model = o.model;
+        let env = infra.env();
+        let broker = infra.broker();
+        match host {
+            ORDERS => {
+                let db = infra.db(ORDERS_DB);
+                let (service, snapshotter) =
+                    OrdersService::new(model, db.clone(), env.clone(), o.snapshot_every);
+                let service = Arc::new(service);
+                let topics = orders::tracked_topics(self.variants.producer.topic());
+                let tracker = ConsumerLoop::new(
+                    broker.consumer(&consumer(orders::GROUP, &topics)),
+                    db,
+                    service.clone(),
+                    env,
+                    Idempotency::DedupeEventId,
+                );
+                let front = rpc::serve(infra.listen(), move |call: OrdersCall| {
+                    let service = service.clone();
+                    async move { service.call(call).await }
+                });
+                Box::pin(async move {
+                    let snapshots = async move {
+                        if let Some(s) = snapshotter {
+                            s.run().await;
+                        }
+                    };
+                    tokio::join!(tracker.run(), snapshots, front);
+                })
+            }
+            ORDER_VIEW_HOST => Box::pin(
+                ConsumerLoop::new(
+                    broker.consumer(&consumer(orders::view::GROUP, &[model.view_topic()])),
+                    infra.db(ORDERS_DB),
+                    Arc::new(orders::view::Project),
+                    env,
+                    Idempotency::DedupeEventId,
+                )
+                .run(),
+            ),
+            _ => {
+                debug_assert_eq!(model, OrdersModel::CrudCdc);
+                let topic = crate::schema::ORDERS_CDC_TOPIC;
+                Box::pin(
+                    Translator::new(
+                        broker.consumer(&consumer(orders::translator::GROUP, &[topic])),
+                        broker.producer(&self.producer),
+                        env,
+                    )
+                    .run(),
+                )
+            }
+        }
+    }
+}
