@@ -35,6 +35,7 @@ fn main() {
             jobs,
             check_determinism: false,
             limits: Limits::default(),
+            skip: Default::default(),
         };
         let start = std::time::Instant::now();
         let results = sweep::run(run_seed, &scenarios, &opts, |_| {});

@@ -149,7 +149,7 @@ fn run_writes_the_report_contract_and_its_exit_code_follows_met() {
         let first = s["invariants"]["no-lost-payment"]["first_violating_seed"]
             .as_u64()
             .unwrap();
-        assert_eq!(s["repro"], format!("pitfall repro tiny --seed {first}"));
+        assert_eq!(s["repro"], format!("pitfall repro {TINY} --seed {first}"));
         let plan = &s["fault_plans"][first.to_string()];
         assert!(plan["config"]["enabled"].is_array(), "{plan}");
         assert!(plan["plan"]["windows"].is_array(), "{plan}");

@@ -311,6 +311,94 @@ pub fn parse_jsonl(text: &str, source_name: &str) -> Result<Vec<Entry>, ParseErr
     Ok(entries)
 }
 
+/// Parse a history and check its shape ([`check_shape`]): what `pitfall
+/// check` accepts.
+pub fn parse_history(text: &str, source_name: &str) -> Result<Vec<Entry>, ParseError> {
+    let entries = parse_jsonl(text, source_name)?;
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, _)| i + 1)
+        .collect();
+    check_shape(&entries, &lines).map_err(|(line, message)| ParseError {
+        source_name: source_name.to_string(),
+        line,
+        message,
+    })?;
+    Ok(entries)
+}
+
+/// Whether entries can be one run's history, as a recorder writes it: one
+/// run header, first; time never goes backwards; no broker offset appended
+/// twice and no DB commit position used twice. A history that is shuffled,
+/// reversed, concatenated or has duplicated lines fails here, before any
+/// checker could mistake it for a system bug. `lines[i]` is entry `i`'s line
+/// number, for the error, which is `(line, message)`.
+pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, String)> {
+    let line = |i: usize| lines.get(i).copied().unwrap_or(i + 1);
+    match entries.first() {
+        None => return Err((1, "an empty history: no run header".into())),
+        Some(Entry {
+            event: Event::Run { .. },
+            ..
+        }) => {}
+        Some(_) => return Err((line(0), "a history starts with its run header".into())),
+    }
+    let mut appends: BTreeMap<(&str, u32, u64), usize> = BTreeMap::new();
+    let mut commits: BTreeMap<(&str, Lsn), usize> = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate().skip(1) {
+        let prev = &entries[i - 1];
+        if e.t < prev.t {
+            return Err((
+                line(i),
+                format!(
+                    "time goes backwards: t={} after t={} on line {}",
+                    e.t,
+                    prev.t,
+                    line(i - 1)
+                ),
+            ));
+        }
+        let first = match &e.event {
+            Event::Run { .. } => {
+                return Err((
+                    line(i),
+                    format!(
+                        "a second run header (the first is on line {}): two histories in one file?",
+                        line(0)
+                    ),
+                ))
+            }
+            Event::Append {
+                topic,
+                partition,
+                offset,
+                ..
+            } => appends.insert((topic, *partition, *offset), i).map(|at| {
+                (
+                    at,
+                    format!("offset {offset} of {topic}/{partition} appended twice"),
+                )
+            }),
+            Event::DbCommit { db, lsn, .. } => commits.insert((db, *lsn), i).map(|at| {
+                (
+                    at,
+                    format!("commit position (LSN) {lsn} of {db} used twice"),
+                )
+            }),
+            _ => None,
+        };
+        if let Some((at, what)) = first {
+            return Err((
+                line(i),
+                format!("{what}; the first is on line {}", line(at)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The first line at which two serialized histories differ, with both lines.
 pub fn first_divergence(a: &str, b: &str) -> Option<(usize, String, String)> {
     let mut la = a.lines();
@@ -382,6 +470,107 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.line, 2);
+    }
+
+    fn header(t: u64) -> Entry {
+        Entry {
+            t,
+            event: Event::Run {
+                scenario: "s".into(),
+                seed: 1,
+                mode: "sim".into(),
+                system: String::new(),
+                variants: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn append(t: u64, offset: u64) -> Entry {
+        Entry {
+            t,
+            event: Event::Append {
+                topic: "payments".into(),
+                partition: 0,
+                offset,
+                key: "k".into(),
+                headers: vec![],
+                producer: "p".into(),
+                value: Value::Null,
+                wire_bytes: None,
+            },
+        }
+    }
+
+    fn commit(t: u64, lsn: Lsn) -> Entry {
+        Entry {
+            t,
+            event: Event::DbCommit {
+                db: "payments".into(),
+                process: "api".into(),
+                lsn,
+                changes: vec![],
+            },
+        }
+    }
+
+    fn shape_error(entries: &[Entry]) -> String {
+        let text = to_jsonl(entries);
+        parse_history(&text, "h.jsonl").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_well_formed_history_passes_the_shape_check() {
+        let good = [
+            header(0),
+            commit(1, 1),
+            append(2, 0),
+            append(2, 1),
+            commit(3, 2),
+        ];
+        assert_eq!(parse_history(&to_jsonl(&good), "h.jsonl").unwrap(), good);
+    }
+
+    #[test]
+    fn corrupt_histories_are_refused_with_the_line() {
+        let good = vec![header(0), commit(1, 1), append(2, 0), append(3, 1)];
+        let mut reversed = good.clone();
+        reversed.reverse();
+        assert_eq!(
+            shape_error(&reversed),
+            "h.jsonl:1: a history starts with its run header"
+        );
+        let mut shuffled = good.clone();
+        shuffled.swap(2, 3);
+        assert_eq!(shuffled[2].t, 3, "the swap puts the later append first");
+        assert_eq!(
+            shape_error(&shuffled),
+            "h.jsonl:4: time goes backwards: t=2 after t=3 on line 3"
+        );
+        let twice: Vec<Entry> = good.iter().chain(good.iter()).cloned().collect();
+        assert_eq!(
+            shape_error(&twice),
+            "h.jsonl:5: time goes backwards: t=0 after t=3 on line 4"
+        );
+        let mut whole_twice = good.clone();
+        whole_twice.push(header(3));
+        assert_eq!(
+            shape_error(&whole_twice),
+            "h.jsonl:5: a second run header (the first is on line 1): two histories in one file?"
+        );
+        let lines_twice = vec![header(0), commit(1, 1), commit(1, 1)];
+        assert_eq!(
+            shape_error(&lines_twice),
+            "h.jsonl:3: commit position (LSN) 1 of payments used twice; the first is on line 2"
+        );
+        let appended_twice = vec![header(0), append(2, 0), append(2, 0)];
+        assert_eq!(
+            shape_error(&appended_twice),
+            "h.jsonl:3: offset 0 of payments/0 appended twice; the first is on line 2"
+        );
+        assert_eq!(
+            shape_error(&[]),
+            "h.jsonl:1: an empty history: no run header"
+        );
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! `report.json` and the summary table: per scenario, the expectation, whether
 //! the sweep met it, and per invariant how many seeds violated it and the
-//! first one, with the command that reproduces it.
+//! first one, with the command that reproduces it. A report also says what
+//! made it (command line, build, start time), whether its sweep completed,
+//! and every finished seed's outcome, so an interrupted sweep can resume.
 
 use crate::faults::{DrawnConfig, FaultPlan};
 use crate::scenario::{Expect, Scenario};
 use crate::sweep::SeedSummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct InvariantReport {
@@ -40,7 +43,13 @@ pub struct ScenarioReport {
     pub description: String,
     pub variants: BTreeMap<String, String>,
     pub expect: Expect,
+    /// The scenario file, and the SHA-256 of its text.
+    pub file: String,
+    pub file_sha256: String,
+    /// Seeds that ran (completed or failed); a verdict counts only these.
     pub seeds: u64,
+    /// Seeds the sweep was asked to run.
+    pub seeds_asked: u64,
     pub start_seed: u64,
     pub met: bool,
     /// Why the expectation was not met, when it was not.
@@ -70,27 +79,97 @@ pub struct ScenarioReport {
     pub real: Option<Value>,
 }
 
+/// What made a report: enough to tell two reports apart and to refuse
+/// resuming one with a different build or command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub pitfall_version: String,
+    /// The git commit the binary was built from (`-dirty` when the tree had
+    /// changes) and the cargo profile.
+    pub build: String,
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    pub command_line: Vec<String>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
+    /// False while the sweep runs and when it was interrupted: the verdicts
+    /// then cover only the finished seeds, and `met` is false.
+    pub complete: bool,
+    #[serde(flatten)]
+    pub provenance: Provenance,
     pub mode: String,
     /// What a seed reproduces in this mode.
     pub reproducibility: String,
+    /// Seeds asked per scenario, from `start_seed`.
     pub seeds: u64,
     pub start_seed: u64,
     pub check_determinism: bool,
+    /// Seeds asked and seeds run, over every scenario.
+    pub seeds_asked: u64,
+    pub seeds_run: u64,
     pub met: bool,
     pub scenarios: Vec<ScenarioReport>,
+    /// Every finished seed's outcome (`scenario` indexes `scenarios`).
+    pub finished: Vec<SeedSummary>,
 }
 
-pub fn repro_command(scenario: &str, seed: u64) -> String {
-    format!("pitfall repro {scenario} --seed {seed}")
+/// How a report names the command that reproduces a seed: the program as
+/// it was invoked, and the scenario by name when `repro` finds it by name
+/// in its default folder, else by its file's path.
+#[derive(Clone, Debug)]
+pub struct Repro {
+    pub program: String,
+    /// The folder `repro` looks names up in by default.
+    pub scenarios_dir: PathBuf,
 }
 
-/// Judge one scenario's seeds against its expectation.
+impl Default for Repro {
+    fn default() -> Self {
+        Repro {
+            program: "pitfall".into(),
+            scenarios_dir: PathBuf::from("scenarios"),
+        }
+    }
+}
+
+impl Repro {
+    /// The command that reruns `seed` of `scenario`.
+    pub fn command(&self, scenario: &Scenario, seed: u64) -> String {
+        format!(
+            "{} repro {} --seed {seed}",
+            self.program,
+            self.target(scenario)
+        )
+    }
+
+    fn target(&self, scenario: &Scenario) -> String {
+        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+        let dir = scenario.path.parent().and_then(canonical);
+        if dir.is_some() && dir == canonical(&self.scenarios_dir) {
+            return scenario.name.clone();
+        }
+        let path = scenario.path.display().to_string();
+        if path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
+        {
+            path
+        } else {
+            format!("'{}'", path.replace('\'', r"'\''"))
+        }
+    }
+}
+
+/// Judge one scenario's seeds against its expectation. `seeds_asked` is
+/// how many the sweep was asked to run: fewer that ran fails it.
 pub fn scenario_report(
     scenario: &Scenario,
     start_seed: u64,
+    seeds_asked: u64,
     seeds: &[&SeedSummary],
+    repro: &Repro,
 ) -> ScenarioReport {
     let names: Vec<&'static str> = scenario.invariants().iter().map(|i| i.name).collect();
     let mut invariants: BTreeMap<String, InvariantReport> = BTreeMap::new();
@@ -102,10 +181,7 @@ pub fn scenario_report(
             InvariantReport {
                 violating_seeds: violating.len() as u64,
                 first_violating_seed: violating.first().map(|s| s.seed),
-                example: violating
-                    .first()
-                    .and_then(|s| s.examples.get(inv))
-                    .map(|v| v.message.clone()),
+                example: violating.first().and_then(|s| s.examples.get(inv)).cloned(),
             },
         );
     }
@@ -115,11 +191,17 @@ pub fn scenario_report(
             s.failure.as_ref().map(|reason| FailedSeed {
                 seed: s.seed,
                 reason: reason.clone(),
-                repro: repro_command(&scenario.name, s.seed),
+                repro: repro.command(scenario, s.seed),
             })
         })
         .collect();
-    let unmet = unmet(scenario, &names, &invariants, failed_seeds.len());
+    let mut unmet = unmet(scenario, &names, &invariants, failed_seeds.len());
+    if (seeds.len() as u64) < seeds_asked {
+        unmet.insert(
+            0,
+            format!("only {} of {seeds_asked} seed(s) ran", seeds.len()),
+        );
+    }
     let repro_seed = repro_seed(scenario, &names, &invariants, &failed_seeds);
     let fault_plans = failed_seeds
         .iter()
@@ -143,12 +225,15 @@ pub fn scenario_report(
         description: scenario.description.clone(),
         variants: scenario.variants(),
         expect: scenario.expect.clone(),
+        file: scenario.path.display().to_string(),
+        file_sha256: scenario.source_sha256.clone(),
         seeds: seeds.len() as u64,
+        seeds_asked,
         start_seed,
         met: unmet.is_empty(),
         unmet,
         invariants,
-        repro: repro_seed.map(|s| repro_command(&scenario.name, s)),
+        repro: repro_seed.map(|s| repro.command(scenario, s)),
         fault_plans,
         failed_seeds,
         wall_seconds: seeds.iter().map(|s| s.wall_ms).sum::<u64>() as f64 / 1000.0,
@@ -280,4 +365,62 @@ pub fn render_table(report: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::parse;
+    use crate::system::Registry;
+    use crate::testing::ToySystem;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    fn scenario() -> Scenario {
+        let text = "name = \"t\"\ndescription = \"d\"\nexpect = \"holds\"\n[variants]\nmode = \"careful\"\n[faults]\nallowed = []\n";
+        let registry = Registry::new(vec![Arc::new(ToySystem)]).unwrap();
+        parse(Path::new("elsewhere/t.toml"), text, &registry).unwrap()
+    }
+
+    fn clean(seed: u64) -> SeedSummary {
+        SeedSummary {
+            scenario: 0,
+            seed,
+            failure: None,
+            violated: BTreeSet::new(),
+            examples: BTreeMap::new(),
+            sim_ms: 1,
+            wall_ms: 1,
+            history_lines: 1,
+            figures: None,
+        }
+    }
+
+    #[test]
+    fn a_verdict_counts_only_the_seeds_that_ran() {
+        let s = scenario();
+        let (a, b) = (clean(7), clean(8));
+        let all = scenario_report(&s, 7, 2, &[&a, &b], &Repro::default());
+        assert!(all.met, "{:?}", all.unmet);
+        let some = scenario_report(&s, 7, 3, &[&a, &b], &Repro::default());
+        assert!(!some.met);
+        assert_eq!(some.unmet, ["only 2 of 3 seed(s) ran"]);
+        let none = scenario_report(&s, 7, 1, &[], &Repro::default());
+        assert_eq!((none.seeds, none.met), (0, false));
+    }
+
+    #[test]
+    fn a_scenario_outside_the_default_folder_is_reproduced_by_path() {
+        let s = scenario();
+        assert_eq!(
+            Repro::default().command(&s, 4),
+            "pitfall repro elsewhere/t.toml --seed 4"
+        );
+        let mut spaced = s.clone();
+        spaced.path = PathBuf::from("my dir/it's.toml");
+        assert_eq!(
+            Repro::default().command(&spaced, 4),
+            r"pitfall repro 'my dir/it'\''s.toml' --seed 4"
+        );
+    }
 }

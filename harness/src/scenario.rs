@@ -215,6 +215,8 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     pub run: RunParams,
     pub path: PathBuf,
+    /// SHA-256 of the file's text: which version of the file a report ran.
+    pub source_sha256: String,
 }
 
 impl fmt::Debug for Scenario {
@@ -306,11 +308,25 @@ impl ScenarioText<'_> {
         }
     }
 
+    /// An optional section checked by `check` (its error located at the
+    /// section), or its defaults when the file has none.
+    pub fn checked_section<T: Default>(
+        &self,
+        section: Option<Spanned<T>>,
+        check: impl Fn(&T) -> Result<(), &'static str>,
+    ) -> Result<T, InputError> {
+        let Some(section) = section else {
+            return Ok(T::default());
+        };
+        let at = section.span().start;
+        let value = section.into_inner();
+        check(&value).map_err(|message| self.error_at(at, message))?;
+        Ok(value)
+    }
+
     /// An error at a byte offset of the file (a [`Spanned`] value's start).
     pub fn error_at(&self, offset: usize, message: impl Into<String>) -> InputError {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        let (line, column) = line_and_column(self.text, offset);
         InputError {
             path: self.path.to_path_buf(),
             line: Some(line),
@@ -318,6 +334,36 @@ impl ScenarioText<'_> {
             message: message.into(),
         }
     }
+}
+
+/// The 1-based line and column (in characters, as an editor counts them)
+/// of a byte offset of `text`.
+pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
+}
+
+/// Decode a file's bytes as UTF-8, or say where the first invalid byte is.
+pub fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String, InputError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+        let (line, column) = line_and_column(&text, valid);
+        InputError {
+            path: path.to_path_buf(),
+            line: Some(line),
+            column: Some(column),
+            message: format!("not UTF-8: invalid byte 0x{:02x}", e.as_bytes()[valid]),
+        }
+    })
 }
 
 /// Parse and validate one scenario file's text.
@@ -390,6 +436,19 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
         .iter()
         .map(invariant)
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(both) = common
+        .tolerate
+        .iter()
+        .find(|t| expect.expected().contains(t.get_ref()))
+    {
+        return Err(err(
+            both.span().start,
+            format!(
+                "`{}` is both expected to be violated and tolerated; list it in one of them",
+                both.get_ref()
+            ),
+        ));
+    }
 
     let mut faults: Vec<FaultSpec> = Vec::new();
     for name in &common.faults.allowed {
@@ -412,6 +471,7 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
         faults,
         run,
         path: path.to_path_buf(),
+        source_sha256: pitfall_ports::digest::sha256_hex(text.as_bytes()),
     })
 }
 
@@ -457,8 +517,9 @@ fn check_top_level_keys(file: &ScenarioText<'_>, sections: &[&str]) -> Result<()
 }
 
 pub fn load_file(path: &Path, registry: &Registry) -> Result<Scenario, InputError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| InputError::whole_file(path, format!("cannot read: {e}")))?;
+    let text = utf8_text(path, bytes)?;
     parse(path, &text, registry)
 }
 
@@ -484,7 +545,15 @@ pub fn load(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Scenario>, Inp
         } else if path.exists() {
             files.push(path.clone());
         } else {
-            return Err(InputError::whole_file(path, "no such file or folder"));
+            return Err(InputError::whole_file(
+                path,
+                format!(
+                    "no such file or folder (relative to {}); name scenario files or folders, or run from the folder that holds `scenarios/`",
+                    std::env::current_dir()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_else(|_| "the current folder".into())
+                ),
+            ));
         }
     }
     let mut scenarios: Vec<Scenario> = Vec::new();
@@ -505,7 +574,7 @@ pub fn load(paths: &[PathBuf], registry: &Registry) -> Result<Vec<Scenario>, Inp
     Ok(scenarios)
 }
 
-/// Find a scenario by name in `dir`, or load it as a path.
+/// Find a scenario by path, or by name or file stem (`1-cdc`) in `dir`.
 pub fn find(name_or_path: &str, dir: &Path, registry: &Registry) -> Result<Scenario, InputError> {
     let as_path = Path::new(name_or_path);
     if as_path.is_file() {
@@ -513,8 +582,13 @@ pub fn find(name_or_path: &str, dir: &Path, registry: &Registry) -> Result<Scena
     }
     let all = load(&[dir.to_path_buf()], registry)?;
     let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    let stem = |s: &Scenario| s.path.file_stem().map(|x| x.to_string_lossy().into_owned());
     all.iter()
         .find(|s| s.name == name_or_path)
+        .or_else(|| {
+            all.iter()
+                .find(|s| stem(s).as_deref() == Some(name_or_path))
+        })
         .cloned()
         .ok_or_else(|| {
             InputError::whole_file(
@@ -575,6 +649,23 @@ allowed = ["broker-outage", "crash-workers"]
     }
 
     #[test]
+    fn columns_count_characters_and_non_utf8_is_located() {
+        assert_eq!(line_and_column("ab\nüx", 5), (2, 2), "after the two-byte ü");
+        assert_eq!(line_and_column("ab\nüx", 3), (2, 1));
+        assert_eq!(
+            line_and_column("ab\nüx", 4),
+            (2, 1),
+            "inside a character: its start"
+        );
+        let err = utf8_text(Path::new("s.toml"), b"a = 1\nb = \"\xc3\"\n".to_vec()).unwrap_err();
+        assert_eq!(err.to_string(), "s.toml:2:6: not UTF-8: invalid byte 0xc3");
+        assert_eq!(
+            utf8_text(Path::new("s.toml"), b"ok".to_vec()).unwrap(),
+            "ok"
+        );
+    }
+
+    #[test]
     fn bad_files_get_located_messages() {
         insta::assert_snapshot!(error_of(&GOOD.replace("mode = \"naive\"", "mode = \"naiv\"")),
             @"s.toml:8:8: unknown variant `naiv`, expected `naive` or `careful`");
@@ -594,6 +685,10 @@ allowed = ["broker-outage", "crash-workers"]
             @"s.toml:4:11: pitfall must be 1 to 5 (or 0 for all of them), not 9");
         insta::assert_snapshot!(error_of(&GOOD.replace("[faults]\nallowed = [\"broker-outage\", \"crash-workers\"]\n", "")),
             @"s.toml:1:1: missing field `faults`");
+        insta::assert_snapshot!(error_of(&GOOD.replace("[variants]", "tolerate = [\"toy-invariant\"]\n[variants]")),
+            @"s.toml:7:13: `toy-invariant` is both expected to be violated and tolerated; list it in one of them");
+        insta::assert_snapshot!(error_of(&GOOD.replace("description = \"a toy\"", "description = \"ü\" x")),
+            @"s.toml:3:19: unexpected key or value, expected newline, `#`");
         insta::assert_snapshot!(error_of(&format!("system = \"bank\"\n{GOOD}")),
             @"s.toml:1:10: unknown system `bank`, expected one of toy");
     }

@@ -9,10 +9,10 @@ use crate::checkers::Violation;
 use crate::faults::{DrawnConfig, FaultPlan};
 use crate::history::{first_divergence, to_jsonl, Entry};
 use crate::scenario::Scenario;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Once};
@@ -63,10 +63,77 @@ pub struct SweepOptions {
     pub jobs: usize,
     pub check_determinism: bool,
     pub limits: Limits,
+    /// (scenario index, seed) pairs already run (a resumed sweep): skipped.
+    pub skip: Arc<BTreeSet<(usize, u64)>>,
 }
 
-/// The outcome of one seed, small enough to keep for every seed.
-#[derive(Clone, Debug)]
+/// The (scenario, seed) pairs of a sweep, handed out one at a time in
+/// scenario-then-seed order and never materialized: a sweep of a billion
+/// seeds costs no memory up front.
+#[derive(Debug)]
+pub struct SeedQueue {
+    scenarios: usize,
+    start_seed: u64,
+    seeds: u64,
+    /// Position in the scenario-major order of all pairs.
+    next: u64,
+    skip: Arc<BTreeSet<(usize, u64)>>,
+}
+
+impl SeedQueue {
+    /// Every seed of `start_seed..start_seed + seeds` of each of `scenarios`
+    /// scenarios, but those in `skip`. The caller has checked that the
+    /// range does not overflow.
+    pub fn new(
+        scenarios: usize,
+        start_seed: u64,
+        seeds: u64,
+        skip: Arc<BTreeSet<(usize, u64)>>,
+    ) -> Self {
+        SeedQueue {
+            scenarios,
+            start_seed,
+            seeds,
+            next: 0,
+            skip,
+        }
+    }
+
+    /// How many pairs the queue hands out in all.
+    pub fn total(&self) -> u64 {
+        let all = self.scenarios as u64 * self.seeds;
+        let skipped = self
+            .skip
+            .iter()
+            .filter(|(i, s)| {
+                *i < self.scenarios && *s >= self.start_seed && *s - self.start_seed < self.seeds
+            })
+            .count() as u64;
+        all - skipped
+    }
+}
+
+impl Iterator for SeedQueue {
+    type Item = (usize, u64);
+
+    fn next(&mut self) -> Option<(usize, u64)> {
+        while self.seeds > 0 && self.next / self.seeds < self.scenarios as u64 {
+            let item = (
+                (self.next / self.seeds) as usize,
+                self.start_seed + self.next % self.seeds,
+            );
+            self.next += 1;
+            if !self.skip.contains(&item) {
+                return Some(item);
+            }
+        }
+        None
+    }
+}
+
+/// The outcome of one seed, small enough to keep for every seed. A report
+/// keeps every one (`finished`), so an interrupted sweep can be resumed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeedSummary {
     pub scenario: usize,
     pub seed: u64,
@@ -74,8 +141,8 @@ pub struct SeedSummary {
     /// diverged between two runs.
     pub failure: Option<String>,
     pub violated: BTreeSet<String>,
-    /// The first violation of each invariant, for the report.
-    pub examples: BTreeMap<String, Violation>,
+    /// What the first violation of each invariant said, for the report.
+    pub examples: BTreeMap<String, String>,
     pub sim_ms: u64,
     pub wall_ms: u64,
     pub history_lines: usize,
@@ -114,6 +181,18 @@ fn install_panic_hook() {
             }
         }));
     });
+}
+
+/// A completed seed whose recorded history is not the shape of one run's
+/// history ([`crate::history::check_shape`]) failed: the recorder, not the
+/// system, is broken, and `pitfall check` would refuse the file.
+pub fn self_check(status: SeedStatus, history: &[Entry]) -> SeedStatus {
+    match (status, crate::history::check_shape(history, &[])) {
+        (SeedStatus::Completed, Err((line, message))) => SeedStatus::Failed {
+            reason: format!("the recorded history is malformed at line {line}: {message}"),
+        },
+        (status, _) => status,
+    }
 }
 
 /// What runs one seed: the simulation's runner in production; tests
@@ -184,7 +263,7 @@ pub fn summarize(
 ) -> SeedSummary {
     let mut examples = BTreeMap::new();
     for v in parts.violations {
-        examples.entry(v.invariant.clone()).or_insert(v);
+        examples.entry(v.invariant).or_insert(v.message);
     }
     SeedSummary {
         scenario: index,
@@ -241,10 +320,13 @@ pub fn run(
     opts: &SweepOptions,
     mut progress: impl FnMut(&SeedSummary),
 ) -> Vec<SeedSummary> {
-    let queue: VecDeque<(usize, u64)> = (0..scenarios.len())
-        .flat_map(|i| (opts.start_seed..opts.start_seed + opts.seeds).map(move |s| (i, s)))
-        .collect();
-    let total = queue.len();
+    let queue = SeedQueue::new(
+        scenarios.len(),
+        opts.start_seed,
+        opts.seeds,
+        opts.skip.clone(),
+    );
+    let total = queue.total() as usize;
     let queue = Arc::new(Mutex::new(queue));
     let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
     let (tx, rx) = mpsc::channel::<(usize, SeedSummary)>();
@@ -260,7 +342,7 @@ pub fn run(
             .name(format!("seed-worker-{id}"))
             .stack_size(64 << 20)
             .spawn(move || loop {
-                let Some(item) = queue.lock().unwrap().pop_front() else {
+                let Some(item) = queue.lock().unwrap().next() else {
                     return;
                 };
                 running
@@ -280,7 +362,7 @@ pub fn run(
         spawn_worker(id);
     }
     let mut next_worker = jobs;
-    let mut results = Vec::with_capacity(total);
+    let mut results = Vec::new();
     let mut done: BTreeSet<(usize, u64)> = BTreeSet::new();
     // A worker stuck in one step for this long is abandoned.
     let stuck_after = opts.limits.wall + opts.limits.wall / 2 + Duration::from_secs(5);
@@ -386,6 +468,25 @@ allowed = []
     }
 
     #[test]
+    fn the_queue_walks_scenarios_then_seeds_and_skips_what_ran() {
+        let skip = Arc::new(BTreeSet::from([(0, 11), (1, 10), (5, 10)]));
+        let q = SeedQueue::new(2, 10, 3, skip);
+        assert_eq!(q.total(), 4);
+        let items: Vec<_> = q.collect();
+        assert_eq!(items, [(0, 10), (0, 12), (1, 11), (1, 12)]);
+        // Nothing is materialized: a huge range costs nothing up front.
+        let mut huge = SeedQueue::new(
+            3,
+            u64::MAX - 1_000_000_000_000,
+            1_000_000_000_000,
+            Arc::default(),
+        );
+        assert_eq!(huge.total(), 3_000_000_000_000);
+        assert_eq!(huge.next(), Some((0, u64::MAX - 1_000_000_000_000)));
+        assert_eq!(SeedQueue::new(0, 0, 5, Arc::default()).next(), None);
+    }
+
+    #[test]
     fn a_panic_or_a_hang_fails_only_its_own_seed() {
         let opts = SweepOptions {
             seeds: 5,
@@ -395,6 +496,7 @@ allowed = []
             limits: Limits {
                 wall: Duration::from_millis(200),
             },
+            skip: Arc::default(),
         };
         let results = run(misbehaving, &[scenario()], &opts, |_| {});
         RELEASE_HANG.store(true, Ordering::Relaxed);

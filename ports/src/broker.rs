@@ -75,6 +75,40 @@ impl Default for ProducerConfig {
     }
 }
 
+impl ProducerConfig {
+    /// Whether the settings make sense, as Kafka's producer would refuse
+    /// them; the first problem, named as a scenario's `[producer]` key.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let checks = [
+            (
+                (1..=100).contains(&self.max_in_flight),
+                "producer.max_in_flight must be 1 to 100",
+            ),
+            (
+                !self.idempotent || self.max_in_flight <= 5,
+                "producer.max_in_flight must be at most 5 when idempotent (as Kafka requires)",
+            ),
+            (
+                self.retries <= 10_000,
+                "producer.retries must be at most 10000",
+            ),
+            (
+                (100..=300_000).contains(&self.request_timeout_ms),
+                "producer.request_timeout_ms must be 100 to 300000: a shorter one times out every send",
+            ),
+            (
+                self.delivery_timeout_ms >= self.request_timeout_ms
+                    && self.delivery_timeout_ms <= 3_600_000,
+                "producer.delivery_timeout_ms must be at least request_timeout_ms and at most 3600000 (as Kafka requires)",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(message),
+            None => Ok(()),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Producer: Send + Sync {
     /// Send one record and wait for its acknowledgement. Headers from the
@@ -163,4 +197,40 @@ pub trait Broker: Send + Sync {
     fn producer(&self, config: &ProducerConfig) -> std::sync::Arc<dyn Producer>;
     fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer>;
     fn reader(&self) -> std::sync::Arc<dyn LogReader>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProducerConfig;
+
+    #[test]
+    fn producer_settings_kafka_would_refuse_are_refused() {
+        assert_eq!(ProducerConfig::default().check(), Ok(()));
+        let zero = ProducerConfig {
+            request_timeout_ms: 0,
+            delivery_timeout_ms: 0,
+            ..Default::default()
+        };
+        assert!(zero
+            .check()
+            .unwrap_err()
+            .starts_with("producer.request_timeout_ms"));
+        let short_delivery = ProducerConfig {
+            delivery_timeout_ms: 100,
+            ..Default::default()
+        };
+        assert!(short_delivery
+            .check()
+            .unwrap_err()
+            .starts_with("producer.delivery_timeout_ms"));
+        let idempotent_six = ProducerConfig {
+            idempotent: true,
+            max_in_flight: 6,
+            ..Default::default()
+        };
+        assert!(idempotent_six
+            .check()
+            .unwrap_err()
+            .contains("when idempotent"));
+    }
 }

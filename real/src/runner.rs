@@ -17,7 +17,7 @@ use pitfall_harness::driver::drive;
 use pitfall_harness::history::{Event, History};
 use pitfall_harness::scenario::Scenario;
 use pitfall_harness::seed;
-use pitfall_harness::sweep::{SeedRun, SeedStatus};
+use pitfall_harness::sweep::{self_check, SeedRun, SeedStatus};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -211,6 +211,7 @@ pub async fn run_seed(world: &RealWorld, scenario: &Scenario, seed_value: u64) -
         },
     };
     let entries = history.sorted_entries();
+    let status = self_check(status, &entries);
     let violations = match status {
         SeedStatus::Completed => check_all(&scenario.invariants(), &entries),
         SeedStatus::Failed { .. } => Vec::new(),

@@ -7,13 +7,15 @@ use pitfall_harness::history::to_jsonl;
 use pitfall_harness::scenario::Scenario;
 use pitfall_harness::sweep::{summarize, SeedStatus, SeedSummary, SeedSummaryParts};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct RealOptions {
     pub seeds: u64,
     pub start_seed: u64,
+    /// (scenario index, seed) pairs already run (a resumed sweep): skipped.
+    pub skip: Arc<BTreeSet<(usize, u64)>>,
     /// Histories go to `<dir>/<scenario>/seed-<n>.jsonl`.
     pub history_dir: PathBuf,
 }
@@ -46,7 +48,10 @@ pub async fn run(
     for (idx, scenario) in scenarios.iter().enumerate() {
         let mut faults: BTreeMap<String, String> = BTreeMap::new();
         let mut client_config = BTreeMap::new();
-        for seed in opts.start_seed..opts.start_seed + opts.seeds {
+        for seed in (0..opts.seeds).map(|i| opts.start_seed + i) {
+            if opts.skip.contains(&(idx, seed)) {
+                continue;
+            }
             let w = world.clone();
             let s = scenario.clone();
             #[allow(clippy::disallowed_methods)] // real mode: wall time is what a seed costs

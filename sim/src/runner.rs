@@ -7,7 +7,7 @@ use pitfall_harness::checkers::check_all;
 use pitfall_harness::driver::drive;
 use pitfall_harness::history::{Event, History};
 use pitfall_harness::scenario::Scenario;
-use pitfall_harness::sweep::{Limits, SeedRun, SeedStatus};
+use pitfall_harness::sweep::{self_check, Limits, SeedRun, SeedStatus};
 use std::time::Duration;
 
 /// Simulated time past the drain bound before turmoil gives up on a seed.
@@ -37,6 +37,7 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
     };
     let sim_ms = world.sim.elapsed().as_millis() as u64;
     let history = world.history.entries();
+    let status = self_check(status, &history);
     let violations = match status {
         SeedStatus::Completed => check_all(&scenario.invariants(), &history),
         SeedStatus::Failed { .. } => Vec::new(),

@@ -141,7 +141,7 @@ impl<'a> SimWorld<'a> {
             Err(e) => return Err(format!("simulation error at t={}ms: {e}", self.now_ms())),
         }
         self.steps += 1;
-        if self.steps % 512 == 0 && self.wall_start.elapsed() > self.limits.wall {
+        if self.steps.is_multiple_of(512) && self.wall_start.elapsed() > self.limits.wall {
             return Err(format!(
                 "hang: wall-clock limit of {:?} exceeded at simulated t={}ms",
                 self.limits.wall,

@@ -27,6 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenario suites across many seeds and check every invariant.
+    #[command(after_help = RUN_EXIT_CODES)]
     Run(commands::run::Args),
     /// Rerun one seed and show its faults, violations and evidence.
     Repro(commands::repro::Args),
@@ -46,6 +47,17 @@ enum Command {
 
 /// Exit code for bad input.
 pub const BAD_INPUT: u8 = 2;
+/// Exit code of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells
+/// report it).
+pub const INTERRUPTED: u8 = 130;
+
+const RUN_EXIT_CODES: &str = "Exit codes:
+  0    every scenario met its expectation over every seed asked
+  1    some scenario did not (an unexpected violation, an expected one never
+       seen, or a seed that failed to run)
+  2    bad input: a scenario file, a flag, an unusable report folder or services
+  130  interrupted: report.json keeps the finished seeds, marked
+       \"complete\": false; rerun with --resume to finish";
 
 /// The command line, over `systems` (the first is the default for scenario
 /// files that name none).

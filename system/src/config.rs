@@ -136,8 +136,7 @@ fn default_snapshot_every() -> u64 {
 struct File {
     variants: Variants,
     workload: Spanned<Workload>,
-    #[serde(default)]
-    producer: ProducerConfig,
+    producer: Option<Spanned<ProducerConfig>>,
     payloads: Option<Spanned<Payloads>>,
     orders: Option<Spanned<Orders>>,
 }
@@ -180,14 +179,26 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<ShopConfig, InputError> {
     let f: File = file.parse()?;
     let w = f.workload.get_ref();
     let checks = [
-        (w.shoppers >= 1, "workload.shoppers must be at least 1"),
-        (w.products >= 1, "workload.products must be at least 1"),
-        (w.orders >= 1, "workload.orders must be at least 1"),
         (
-            w.initial_stock >= 0,
-            "workload.initial_stock must not be negative",
+            (1..=64).contains(&w.shoppers),
+            "workload.shoppers must be 1 to 64",
         ),
-        (w.max_qty >= 1, "workload.max_qty must be at least 1"),
+        (
+            (1..=10_000).contains(&w.products),
+            "workload.products must be 1 to 10000",
+        ),
+        (
+            (1..=100_000).contains(&w.orders),
+            "workload.orders must be 1 to 100000",
+        ),
+        (
+            (0..=1_000_000_000).contains(&w.initial_stock),
+            "workload.initial_stock must be 0 to 1000000000",
+        ),
+        (
+            (1..=1000).contains(&w.max_qty),
+            "workload.max_qty must be 1 to 1000",
+        ),
         (
             (0.0..=1.0).contains(&w.refunds),
             "workload.refunds must be between 0 and 1",
@@ -202,6 +213,7 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<ShopConfig, InputError> {
         ),
     ];
     file.require(f.workload.span().start, &checks)?;
+    let producer = file.checked_section(f.producer, ProducerConfig::check)?;
     let payloads = f.payloads.map(|p| check_payloads(file, p)).transpose()?;
     let orders = f
         .orders
@@ -210,7 +222,7 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<ShopConfig, InputError> {
     Ok(ShopConfig {
         variants: f.variants,
         workload: f.workload.into_inner(),
-        producer: f.producer,
+        producer,
         payloads,
         orders,
     })

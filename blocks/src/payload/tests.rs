@@ -240,7 +240,7 @@ fn mess_up(records: Vec<ProducerRecord>, seed: u64) -> Vec<ProducerRecord> {
     let mut state = seed;
     let mut out = Vec::new();
     for r in records {
-        if splitmix64(&mut state) % 4 == 0 {
+        if splitmix64(&mut state).is_multiple_of(4) {
             out.push(r.clone());
         }
         out.push(r);

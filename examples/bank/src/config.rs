@@ -71,8 +71,7 @@ fn default_ledgers() -> u32 {
 struct File {
     variants: Variants,
     workload: Spanned<Workload>,
-    #[serde(default)]
-    producer: ProducerConfig,
+    producer: Option<Spanned<ProducerConfig>>,
 }
 
 /// The bank as one scenario configures it.
@@ -96,14 +95,17 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<BankConfig, InputError> {
             "workload.accounts must be 2 to 1000",
         ),
         (
-            w.initial_balance >= 0,
-            "workload.initial_balance must not be negative",
+            (0..=1_000_000_000_000).contains(&w.initial_balance),
+            "workload.initial_balance must be 0 to 1000000000000",
         ),
         (
             (1..=10_000).contains(&w.transfers),
             "workload.transfers must be 1 to 10000",
         ),
-        (w.max_amount >= 1, "workload.max_amount must be at least 1"),
+        (
+            (1..=1_000_000_000).contains(&w.max_amount),
+            "workload.max_amount must be 1 to 1000000000",
+        ),
         (
             (1..=100).contains(&w.attempts),
             "workload.attempts must be 1 to 100",
@@ -117,6 +119,6 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<BankConfig, InputError> {
     Ok(BankConfig {
         variants: f.variants,
         workload: f.workload.into_inner(),
-        producer: f.producer,
+        producer: file.checked_section(f.producer, ProducerConfig::check)?,
     })
 }

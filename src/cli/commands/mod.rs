@@ -4,6 +4,7 @@ pub mod check;
 pub mod list;
 pub mod logs;
 pub mod real;
+pub mod report_dir;
 pub mod repro;
 pub mod run;
 pub mod trace;

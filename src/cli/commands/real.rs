@@ -7,14 +7,16 @@ use pitfall_harness::scenario::Scenario;
 use pitfall_harness::sweep::SeedSummary;
 use pitfall_real::runner::RealWorld;
 use pitfall_real::sweep::{self, RealDetails, RealOptions};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Run the sweep in real mode, or return the exit code for unusable services.
 pub fn run(
     args: &Args,
     scenarios: &[Scenario],
+    skip: Arc<BTreeSet<(usize, u64)>>,
     progress: &mut dyn FnMut(&SeedSummary),
-) -> Result<(Vec<SeedSummary>, Vec<RealDetails>), u8> {
+) -> Result<Vec<RealDetails>, u8> {
     // Services, shoppers, proxies and rdkafka's blocking calls share these
     // workers: more than the cores, so a blocked one never stalls the run.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -42,8 +44,9 @@ pub fn run(
         let opts = RealOptions {
             seeds,
             start_seed,
+            skip,
             history_dir: args.report_dir().join("histories"),
         };
-        Ok(sweep::run(world, scenarios, &opts, progress).await)
+        Ok(sweep::run(world, scenarios, &opts, progress).await.1)
     })
 }

@@ -9,12 +9,16 @@ use pitfall_harness::scenario::{self, Scenario};
 use pitfall_harness::sweep::{run_isolated, Limits};
 use pitfall_harness::system::Registry;
 use pitfall_sim::runner::run_seed;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Scenario name (looked up in --scenarios) or path to a scenario file.
+    /// Scenario name or file stem (looked up in --scenarios), or path to a
+    /// scenario file.
     scenario: String,
+    /// The seed to rerun (any 64-bit number; `run` prints the ones worth
+    /// rerunning).
     #[arg(long)]
     seed: u64,
     /// Write the seed's history here as JSON Lines.
@@ -49,6 +53,20 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
+    // Find an unwritable --history now, not after the run.
+    let history_file = match args
+        .history
+        .as_deref()
+        .map(std::fs::File::create)
+        .transpose()
+    {
+        Ok(f) => f,
+        Err(e) => {
+            let path = args.history.as_ref().expect("set").display();
+            eprintln!("error: {path}: cannot write: {e}");
+            return BAD_INPUT;
+        }
+    };
     let (config, plan) = scenario.plan(args.seed);
     println!("{}", title(&scenario, args.seed));
     let variants: Vec<String> = scenario
@@ -77,9 +95,9 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         super::logs::to_stderr(level);
     }
     let (parts, history) = run_isolated(run_seed, &scenario, args.seed, Limits::default());
-    if let Some(path) = &args.history {
-        if let Err(e) = std::fs::write(path, to_jsonl(&history)) {
-            eprintln!("error: cannot write {}: {e}", path.display());
+    if let (Some(path), Some(mut file)) = (&args.history, history_file) {
+        if let Err(e) = file.write_all(to_jsonl(&history).as_bytes()) {
+            eprintln!("error: {}: cannot write: {e}", path.display());
             return BAD_INPUT;
         }
         println!("history: {} ({} lines)", path.display(), history.len());

@@ -1,14 +1,19 @@
 //! `pitfall run`: sweep scenarios over seeds, print the summary table and
-//! write `report.json`.
+//! write `report.json` — at the start, as seeds finish, on an interrupt
+//! (marked incomplete) and at the end — and resume an interrupted sweep.
 
 use super::real;
-use crate::cli::BAD_INPUT;
+use super::report_dir::{self, ReportDir, RunShape};
+use crate::cli::{BAD_INPUT, INTERRUPTED};
 use indicatif::{ProgressBar, ProgressStyle};
-use pitfall_harness::report::{self, Report};
-use pitfall_harness::scenario;
-use pitfall_harness::sweep::{self, Limits, SeedSummary, SweepOptions};
+use pitfall_harness::report::{self, Provenance, Report, Repro, ScenarioReport};
+use pitfall_harness::scenario::{self, Scenario};
+use pitfall_harness::sweep::{self, Limits, SeedQueue, SeedSummary, SweepOptions};
 use pitfall_harness::system::Registry;
-use std::path::PathBuf;
+use pitfall_real::sweep::RealDetails;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -16,10 +21,10 @@ pub struct Args {
     /// Scenario files or folders.
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// Seeds per scenario.
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seeds per scenario (at most 10,000,000 per run).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=MAX_SEEDS))]
     seeds: u64,
-    /// First seed.
+    /// First seed; the last one run is start-seed + seeds - 1.
     #[arg(long, default_value_t = 0)]
     start_seed: u64,
     /// Seeds run in parallel (default: the number of cores).
@@ -31,9 +36,13 @@ pub struct Args {
     /// Run every seed twice and fail it if the two histories differ.
     #[arg(long)]
     check_determinism: bool,
-    /// Wall-clock limit of one seed, in seconds.
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Wall-clock limit of one seed, in seconds (at most a day).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     seed_timeout: u64,
+    /// Continue the interrupted run whose report is in --report-dir: skip
+    /// the seeds it finished. Same build, scenarios and seeds only.
+    #[arg(long)]
+    resume: bool,
     /// `sim`: the deterministic simulation. `real`: the same scenarios
     /// against a real Kafka-compatible broker, Postgres and object store.
     #[arg(long, value_enum, default_value = "sim")]
@@ -75,6 +84,10 @@ pub struct RealArgs {
 }
 
 pub fn run(args: Args, registry: &Registry) -> u8 {
+    if let Err(e) = args.check() {
+        eprintln!("error: {e}");
+        return BAD_INPUT;
+    }
     let scenarios = match scenario::load(&args.paths, registry) {
         Ok(s) => s,
         Err(e) => {
@@ -82,8 +95,73 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
-    let total = scenarios.len() as u64 * args.seeds;
-    let bar = ProgressBar::new(total).with_style(
+    let dir = match ReportDir::open(&args.report_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    let ctx = ReportCtx {
+        provenance: report_dir::provenance(),
+        repro: Repro {
+            program: program_name(),
+            scenarios_dir: PathBuf::from("scenarios"),
+        },
+        mode: args.mode,
+        seeds: args.seeds,
+        start_seed: args.start_seed,
+        check_determinism: args.check_determinism,
+        scenarios,
+    };
+    let prior = if args.resume {
+        let shape = RunShape {
+            mode: ctx.mode_name(),
+            seeds: args.seeds,
+            start_seed: args.start_seed,
+            check_determinism: args.check_determinism,
+            scenarios: &ctx.scenarios,
+        };
+        match report_dir::finished_seeds(dir.path(), &shape) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return BAD_INPUT;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let live = Arc::new(Live::new(ctx, dir, prior));
+    // The report exists from the start, marked incomplete: an unwritable
+    // folder is found now, and a stale report is never mistaken for this one.
+    if let Err(e) = live.write(false) {
+        eprintln!("error: {e}");
+        return BAD_INPUT;
+    }
+    let on_interrupt = live.clone();
+    if let Err(e) = ctrlc::set_handler(move || on_interrupt.interrupted()) {
+        eprintln!("warning: cannot catch interrupts ({e}); an interrupted run keeps only its last periodic report");
+    }
+    match sweep(&args, &live) {
+        Ok(details) => finish(&live, details.as_deref()),
+        Err(code) => code,
+    }
+}
+
+/// Run the seeds not yet finished, in the chosen mode. Returns the real
+/// mode's per-scenario details, or an exit code.
+fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> {
+    let scenarios = &live.ctx.scenarios;
+    let skip: Arc<BTreeSet<(usize, u64)>> = Arc::new(
+        live.state()
+            .results
+            .iter()
+            .map(|s| (s.scenario, s.seed))
+            .collect(),
+    );
+    let queue = SeedQueue::new(scenarios.len(), args.start_seed, args.seeds, skip.clone());
+    let bar = ProgressBar::new(queue.total()).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise}  {msg}")
             .expect("valid template"),
     );
@@ -94,8 +172,9 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             bar.set_message(format!("{failing} seed(s) failed to run"));
         }
         bar.inc(1);
+        live.finished(s.clone());
     };
-    let (results, details) = match args.mode {
+    let details = match args.mode {
         Mode::Sim => {
             let jobs = args
                 .jobs
@@ -109,76 +188,50 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
                 limits: Limits {
                     wall: Duration::from_secs(args.seed_timeout),
                 },
+                skip,
             };
-            let seed_fn = pitfall_sim::runner::run_seed;
-            (sweep::run(seed_fn, &scenarios, &opts, &mut progress), None)
+            sweep::run(
+                pitfall_sim::runner::run_seed,
+                scenarios,
+                &opts,
+                &mut progress,
+            );
+            None
         }
         Mode::Real => {
             if args.check_determinism {
                 eprintln!("error: --check-determinism needs the simulation; real mode reproduces the fault plan and the workload, not the timing");
-                return BAD_INPUT;
+                return Err(BAD_INPUT);
             }
-            match real::run(&args, &scenarios, &mut progress) {
-                Ok((results, details)) => (results, Some(details)),
-                Err(code) => return code,
-            }
+            Some(real::run(args, scenarios, skip, &mut progress)?)
         }
     };
     bar.finish_and_clear();
+    Ok(details)
+}
 
-    let reports: Vec<_> = scenarios
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mine: Vec<_> = results.iter().filter(|r| r.scenario == i).collect();
-            let mut r = report::scenario_report(s, args.start_seed, &mine);
-            r.real = details
-                .as_ref()
-                .map(|d| serde_json::to_value(&d[i]).expect("details serialize"));
-            r
-        })
-        .collect();
-    let report = Report {
-        mode: match args.mode {
-            Mode::Sim => "sim".into(),
-            Mode::Real => "real".into(),
-        },
-        reproducibility: match args.mode {
-            Mode::Sim => "a seed reproduces the whole run, byte for byte".into(),
-            Mode::Real => {
-                "a seed reproduces the fault plan and the workload, not the timing".into()
-            }
-        },
-        seeds: args.seeds,
-        start_seed: args.start_seed,
-        check_determinism: args.check_determinism,
-        met: reports.iter().all(|r| r.met),
-        scenarios: reports,
-    };
+/// Write the complete report, print the table and say whether every
+/// scenario met its expectation.
+fn finish(live: &Live, details: Option<&[RealDetails]>) -> u8 {
+    let report = live.report(true, details);
+    if let Err(e) = live.dir.write(&report) {
+        eprintln!("error: {e}");
+        return BAD_INPUT;
+    }
     print!("{}", report::render_table(&report));
     let sim: f64 = report.scenarios.iter().map(|s| s.simulated_seconds).sum();
     println!(
         "{} scenario(s) × {} seed(s){}: {:.0} simulated seconds",
         report.scenarios.len(),
-        args.seeds,
-        if args.check_determinism {
+        report.seeds,
+        if report.check_determinism {
             ", each run twice"
         } else {
             ""
         },
         sim
     );
-    if let Err(e) = std::fs::create_dir_all(&args.report_dir) {
-        eprintln!("error: cannot create {}: {e}", args.report_dir.display());
-        return BAD_INPUT;
-    }
-    let path = args.report_dir.join("report.json");
-    let json = serde_json::to_string_pretty(&report).expect("the report serializes");
-    if let Err(e) = std::fs::write(&path, json + "\n") {
-        eprintln!("error: cannot write {}: {e}", path.display());
-        return BAD_INPUT;
-    }
-    println!("report: {}", path.display());
+    println!("report: {}", live.dir.report_path().display());
     if report.met {
         println!("every scenario met its expectation");
         0
@@ -188,7 +241,181 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
     }
 }
 
+/// The program as the user invoked it (`pitfall`, or a system's own
+/// binary), for repro commands.
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "pitfall".into())
+}
+
+/// Everything a report is built from, besides the seeds' outcomes.
+struct ReportCtx {
+    provenance: Provenance,
+    repro: Repro,
+    mode: Mode,
+    seeds: u64,
+    start_seed: u64,
+    check_determinism: bool,
+    scenarios: Vec<Scenario>,
+}
+
+impl ReportCtx {
+    fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Sim => "sim",
+            Mode::Real => "real",
+        }
+    }
+
+    fn build(
+        &self,
+        results: &[SeedSummary],
+        complete: bool,
+        details: Option<&[RealDetails]>,
+    ) -> Report {
+        let mut finished = results.to_vec();
+        finished.sort_by_key(|s| (s.scenario, s.seed));
+        let scenarios: Vec<ScenarioReport> = self
+            .scenarios
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mine: Vec<_> = finished.iter().filter(|r| r.scenario == i).collect();
+                let mut r =
+                    report::scenario_report(s, self.start_seed, self.seeds, &mine, &self.repro);
+                r.real = details
+                    .and_then(|d| d.get(i))
+                    .map(|d| serde_json::to_value(d).expect("details serialize"));
+                r
+            })
+            .collect();
+        Report {
+            complete,
+            provenance: self.provenance.clone(),
+            mode: self.mode_name().into(),
+            reproducibility: match self.mode {
+                Mode::Sim => {
+                    "a seed reproduces the whole run, byte for byte, with the same build".into()
+                }
+                Mode::Real => {
+                    "a seed reproduces the fault plan and the workload, not the timing".into()
+                }
+            },
+            seeds: self.seeds,
+            start_seed: self.start_seed,
+            check_determinism: self.check_determinism,
+            seeds_asked: self.seeds * self.scenarios.len() as u64,
+            seeds_run: finished.len() as u64,
+            met: complete && scenarios.iter().all(|r| r.met),
+            scenarios,
+            finished,
+        }
+    }
+}
+
+/// A run in progress: its finished seeds, and the report rewritten from
+/// them as they come (at most once a second) and when interrupted.
+struct Live {
+    ctx: ReportCtx,
+    dir: ReportDir,
+    state: Mutex<LiveState>,
+}
+
+struct LiveState {
+    results: Vec<SeedSummary>,
+    last_write: Option<std::time::Instant>,
+}
+
+/// How often a running sweep rewrites its incomplete report.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+impl Live {
+    fn new(ctx: ReportCtx, dir: ReportDir, prior: Vec<SeedSummary>) -> Self {
+        Live {
+            ctx,
+            dir,
+            state: Mutex::new(LiveState {
+                results: prior,
+                last_write: None,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report(&self, complete: bool, details: Option<&[RealDetails]>) -> Report {
+        self.ctx.build(&self.state().results, complete, details)
+    }
+
+    fn write(&self, complete: bool) -> Result<(), String> {
+        let report = self.report(complete, None);
+        self.dir.write(&report)
+    }
+
+    /// A seed finished: keep it, and rewrite the incomplete report if the
+    /// last write is older than [`REPORT_EVERY`].
+    #[allow(clippy::disallowed_methods)] // when to rewrite the report is a wall-clock matter, outside any simulation
+    fn finished(&self, summary: SeedSummary) {
+        let mut state = self.state();
+        state.results.push(summary);
+        let now = std::time::Instant::now();
+        if state
+            .last_write
+            .is_some_and(|t| now.duration_since(t) < REPORT_EVERY)
+        {
+            return;
+        }
+        state.last_write = Some(now);
+        let report = self.ctx.build(&state.results, false, None);
+        if let Err(e) = self.dir.write(&report) {
+            eprintln!("warning: {e}");
+        }
+    }
+
+    /// SIGINT or SIGTERM: write what finished, marked incomplete, and exit.
+    fn interrupted(&self) {
+        let state = self.state();
+        let report = self.ctx.build(&state.results, false, None);
+        let path = self.dir.report_path();
+        match self.dir.write(&report) {
+            Ok(()) => eprintln!(
+                "\ninterrupted: {} of {} seed(s) finished; {} is marked incomplete. Rerun the same command with --resume to run the rest.",
+                report.seeds_run,
+                report.seeds_asked,
+                path.display()
+            ),
+            Err(e) => eprintln!("\ninterrupted, and {e}"),
+        }
+        std::process::exit(INTERRUPTED.into());
+    }
+}
+
+/// The most seeds one run takes per scenario: every finished seed's
+/// outcome is kept in memory and in the report.
+const MAX_SEEDS: u64 = 10_000_000;
+
 impl Args {
+    /// What clap cannot check alone: the seed range fits in 64 bits.
+    fn check(&self) -> Result<(), String> {
+        if self.start_seed.checked_add(self.seeds - 1).is_none() {
+            return Err(format!(
+                "--start-seed {} with --seeds {} runs past the last seed, {}",
+                self.start_seed,
+                self.seeds,
+                u64::MAX
+            ));
+        }
+        Ok(())
+    }
+
     pub fn real_targets(&self) -> pitfall_real::runner::Targets {
         pitfall_real::runner::Targets {
             kafka: self.real.kafka.clone(),

@@ -18,8 +18,11 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Scenario name (looked up in --scenarios) or path to a scenario file.
+    /// Scenario name or file stem (looked up in --scenarios), or path to a
+    /// scenario file.
     scenario: String,
+    /// The seed to rerun (any 64-bit number; `run` prints the ones worth
+    /// rerunning).
     #[arg(long)]
     seed: u64,
     /// The requestId to follow.
