@@ -36,6 +36,8 @@ fn main() {
             check_determinism: false,
             limits: Limits::default(),
             skip: Default::default(),
+            shard: Default::default(),
+            first: Default::default(),
         };
         let start = std::time::Instant::now();
         let results = sweep::run(run_seed, &scenarios, &opts, |_| {});

@@ -12,6 +12,13 @@ cd "$(dirname "$0")/.."
 echo "== services for real mode"
 scripts/services.sh start
 
+echo "== headless Chromium for the report test (Debian's chromium package)"
+if ! command -v chromium >/dev/null 2>&1; then
+    sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{pitfall, text};
+use common::{comparable, pitfall, text};
 
 const TINY: &str = "tests/fixtures/tiny.toml";
 const TINY_CDC: &str = "tests/fixtures/tiny-cdc.toml";
@@ -253,21 +253,6 @@ fn spawn_run(args: &[&str]) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// The report without what differs between two runs of the same seeds:
-/// wall times, start time and command line.
-fn comparable(mut r: Value) -> Value {
-    let o = r.as_object_mut().unwrap();
-    o.remove("started_at");
-    o.remove("command_line");
-    for s in o["scenarios"].as_array_mut().unwrap() {
-        s.as_object_mut().unwrap().remove("wall_seconds");
-    }
-    for f in o["finished"].as_array_mut().unwrap() {
-        f.as_object_mut().unwrap().remove("wall_ms");
-    }
-    r
 }
 
 #[test]

@@ -115,6 +115,16 @@ fn a_real_run_reports_checks_and_cleans_up() {
         );
     }
 
+    // The readable reports were written, and `pitfall report` renders the
+    // same files again from the folder alone.
+    for name in ["report.html", "report.md", "junit.xml"] {
+        let before = std::fs::read(dir.join(name)).unwrap();
+        std::fs::remove_file(dir.join(name)).unwrap();
+        let out = pitfall(&["report", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(std::fs::read(dir.join(name)).unwrap(), before, "{name}");
+    }
+
     // Nothing left behind.
     assert_eq!(
         psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pitfall_s%'").trim(),

@@ -13,29 +13,29 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InvariantReport {
     pub violating_seeds: u64,
     pub first_violating_seed: Option<u64>,
     /// What the first violation said.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeedPlan {
     pub config: DrawnConfig,
     pub plan: FaultPlan,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FailedSeed {
     pub seed: u64,
     pub reason: String,
     pub repro: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioReport {
     pub name: String,
     pub system: String,
@@ -43,6 +43,9 @@ pub struct ScenarioReport {
     pub description: String,
     pub variants: BTreeMap<String, String>,
     pub expect: Expect,
+    /// Invariants it may also violate without failing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerate: Vec<String>,
     /// The scenario file, and the SHA-256 of its text.
     pub file: String,
     pub file_sha256: String,
@@ -53,7 +56,7 @@ pub struct ScenarioReport {
     pub start_seed: u64,
     pub met: bool,
     /// Why the expectation was not met, when it was not.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmet: Vec<String>,
     pub invariants: BTreeMap<String, InvariantReport>,
     pub repro: Option<String>,
@@ -71,11 +74,11 @@ pub struct ScenarioReport {
     #[serde(flatten)]
     pub figures: BTreeMap<String, Value>,
     /// The summary table's line for the figures.
-    #[serde(skip)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures_line: Option<String>,
     /// What the mode adds (real mode: client settings and how each fault
     /// was handled).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real: Option<Value>,
 }
 
@@ -92,7 +95,7 @@ pub struct Provenance {
     pub command_line: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// False while the sweep runs and when it was interrupted: the verdicts
     /// then cover only the finished seeds, and `met` is false.
@@ -105,6 +108,9 @@ pub struct Report {
     /// Seeds asked per scenario, from `start_seed`.
     pub seeds: u64,
     pub start_seed: u64,
+    /// `I/N` when this run was one of N shards of the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub check_determinism: bool,
     /// Seeds asked and seeds run, over every scenario.
     pub seeds_asked: u64,
@@ -113,6 +119,24 @@ pub struct Report {
     pub scenarios: Vec<ScenarioReport>,
     /// Every finished seed's outcome (`scenario` indexes `scenarios`).
     pub finished: Vec<SeedSummary>,
+}
+
+impl ScenarioReport {
+    /// `invariant count (#first seed)` for each invariant some seed
+    /// violated: the summary table's last column.
+    pub fn violations_summary(&self) -> Vec<String> {
+        self.invariants
+            .iter()
+            .filter(|(_, r)| r.violating_seeds > 0)
+            .map(|(name, r)| {
+                format!(
+                    "{name} {} (#{})",
+                    r.violating_seeds,
+                    r.first_violating_seed.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
 }
 
 /// How a report names the command that reproduces a seed: the program as
@@ -225,6 +249,7 @@ pub fn scenario_report(
         description: scenario.description.clone(),
         variants: scenario.variants(),
         expect: scenario.expect.clone(),
+        tolerate: scenario.tolerate.clone(),
         file: scenario.path.display().to_string(),
         file_sha256: scenario.source_sha256.clone(),
         seeds: seeds.len() as u64,
@@ -318,18 +343,7 @@ pub fn render_table(report: &Report) -> String {
         "scenario", "pf", "expectation", "seeds", "met"
     );
     for s in &report.scenarios {
-        let violations: Vec<String> = s
-            .invariants
-            .iter()
-            .filter(|(_, r)| r.violating_seeds > 0)
-            .map(|(name, r)| {
-                format!(
-                    "{name} {} (#{})",
-                    r.violating_seeds,
-                    r.first_violating_seed.unwrap_or_default()
-                )
-            })
-            .collect();
+        let violations = s.violations_summary();
         let _ = writeln!(
             out,
             "{:<width$}  {:>2}  {:<34}  {:>5}  {:<4}  {}",

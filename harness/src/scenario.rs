@@ -60,6 +60,26 @@ impl Serialize for Expect {
     }
 }
 
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // The report's form: "holds" or { "violated": [...] }.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Json {
+            Word(String),
+            Violated { violated: Vec<String> },
+        }
+        match Json::deserialize(d)? {
+            Json::Word(w) if w == "holds" => Ok(Expect::Holds),
+            Json::Word(w) => Err(de::Error::invalid_value(
+                de::Unexpected::Str(&w),
+                &r#""holds" or { "violated": [...] }"#,
+            )),
+            Json::Violated { violated } => Ok(Expect::Violated(violated)),
+        }
+    }
+}
+
 /// `expect` as written: `"holds"` or `{ violated = [...] }`, the names
 /// located for the checks against the system's invariants.
 enum ExpectFile {

@@ -65,6 +65,70 @@ pub struct SweepOptions {
     pub limits: Limits,
     /// (scenario index, seed) pairs already run (a resumed sweep): skipped.
     pub skip: Arc<BTreeSet<(usize, u64)>>,
+    /// Run only this shard's seeds.
+    pub shard: Shard,
+    /// Pairs to run before the range (`--rerun-failures`), inside it or not.
+    pub first: Arc<BTreeSet<(usize, u64)>>,
+}
+
+/// One of `count` disjoint parts of a seed range: the seeds `index`,
+/// `index + count`, `index + 2·count`, … from the range's start, so shards
+/// run on several machines and `pitfall merge` puts them back together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// Whether the `i`-th seed of a range (from 0) is this shard's.
+    pub fn has(&self, i: u64) -> bool {
+        i % self.count == self.index
+    }
+
+    /// How many of a range's `seeds` are this shard's.
+    pub fn len(&self, seeds: u64) -> u64 {
+        if self.index >= seeds {
+            0
+        } else {
+            (seeds - self.index).div_ceil(self.count)
+        }
+    }
+
+    pub fn is_whole(&self) -> bool {
+        self.count == 1
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N`, with `I` below `N`.
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("`{text}` is not a shard: write I/N with 0 ≤ I < N, as in 0/4");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse::<u64>(), n.trim().parse::<u64>());
+        match (index, count) {
+            (Ok(index), Ok(count)) if count >= 1 && index < count => Ok(Shard { index, count }),
+            (Ok(index), Ok(count)) if count >= 1 => Err(format!(
+                "shard {index}/{count}: the index must be below the count, 0 to {}",
+                count - 1
+            )),
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// The (scenario, seed) pairs of a sweep, handed out one at a time in
@@ -78,6 +142,10 @@ pub struct SeedQueue {
     /// Position in the scenario-major order of all pairs.
     next: u64,
     skip: Arc<BTreeSet<(usize, u64)>>,
+    shard: Shard,
+    first: Arc<BTreeSet<(usize, u64)>>,
+    /// How many of `first` were handed out.
+    first_done: usize,
 }
 
 impl SeedQueue {
@@ -96,20 +164,43 @@ impl SeedQueue {
             seeds,
             next: 0,
             skip,
+            shard: Shard::default(),
+            first: Arc::default(),
+            first_done: 0,
         }
+    }
+
+    /// Hand out `first` (known failing seeds) before the range; a pair of
+    /// the range among them runs only once, first.
+    pub fn first(mut self, first: Arc<BTreeSet<(usize, u64)>>) -> Self {
+        self.first = first;
+        self
+    }
+
+    /// Whether a pair is in the range and the shard.
+    fn in_range(&self, (i, s): (usize, u64)) -> bool {
+        i < self.scenarios
+            && s >= self.start_seed
+            && s - self.start_seed < self.seeds
+            && self.shard.has(s - self.start_seed)
+    }
+
+    /// Only `shard`'s seeds of the range.
+    pub fn sharded(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// How many pairs the queue hands out in all.
     pub fn total(&self) -> u64 {
-        let all = self.scenarios as u64 * self.seeds;
-        let skipped = self
-            .skip
+        let range = self.scenarios as u64 * self.shard.len(self.seeds);
+        let skipped = self.skip.iter().filter(|p| self.in_range(**p)).count() as u64;
+        let extra = self
+            .first
             .iter()
-            .filter(|(i, s)| {
-                *i < self.scenarios && *s >= self.start_seed && *s - self.start_seed < self.seeds
-            })
+            .filter(|p| !self.skip.contains(p) && !self.in_range(**p))
             .count() as u64;
-        all - skipped
+        range - skipped + extra
     }
 }
 
@@ -117,13 +208,17 @@ impl Iterator for SeedQueue {
     type Item = (usize, u64);
 
     fn next(&mut self) -> Option<(usize, u64)> {
-        while self.seeds > 0 && self.next / self.seeds < self.scenarios as u64 {
-            let item = (
-                (self.next / self.seeds) as usize,
-                self.start_seed + self.next % self.seeds,
-            );
-            self.next += 1;
+        while let Some(&item) = self.first.iter().nth(self.first_done) {
+            self.first_done += 1;
             if !self.skip.contains(&item) {
+                return Some(item);
+            }
+        }
+        while self.seeds > 0 && self.next / self.seeds < self.scenarios as u64 {
+            let i = self.next % self.seeds;
+            let item = ((self.next / self.seeds) as usize, self.start_seed + i);
+            self.next += 1;
+            if self.shard.has(i) && !self.skip.contains(&item) && !self.first.contains(&item) {
                 return Some(item);
             }
         }
@@ -325,7 +420,9 @@ pub fn run(
         opts.start_seed,
         opts.seeds,
         opts.skip.clone(),
-    );
+    )
+    .sharded(opts.shard)
+    .first(opts.first.clone());
     let total = queue.total() as usize;
     let queue = Arc::new(Mutex::new(queue));
     let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
@@ -484,6 +581,41 @@ allowed = []
         assert_eq!(huge.total(), 3_000_000_000_000);
         assert_eq!(huge.next(), Some((0, u64::MAX - 1_000_000_000_000)));
         assert_eq!(SeedQueue::new(0, 0, 5, Arc::default()).next(), None);
+        // Known failing seeds first, once, whether in the range or not.
+        let first = Arc::new(BTreeSet::from([(0, 11), (1, 99)]));
+        let q = SeedQueue::new(2, 10, 2, Arc::default()).first(first);
+        assert_eq!(q.total(), 5);
+        let items: Vec<_> = q.collect();
+        assert_eq!(items, [(0, 11), (1, 99), (0, 10), (1, 10), (1, 11)]);
+    }
+
+    #[test]
+    fn shards_split_a_range_into_disjoint_parts() {
+        let shard = |text: &str| text.parse::<Shard>();
+        let parts: Vec<Vec<(usize, u64)>> = (0..3)
+            .map(|i| {
+                let q = SeedQueue::new(2, 100, 7, Arc::default())
+                    .sharded(shard(&format!("{i}/3")).unwrap());
+                let total = q.total();
+                let items: Vec<_> = q.collect();
+                assert_eq!(items.len() as u64, total);
+                items
+            })
+            .collect();
+        assert_eq!(
+            parts[0],
+            [(0, 100), (0, 103), (0, 106), (1, 100), (1, 103), (1, 106)]
+        );
+        let mut all: Vec<_> = parts.concat();
+        all.sort();
+        assert_eq!(
+            all,
+            SeedQueue::new(2, 100, 7, Arc::default()).collect::<Vec<_>>()
+        );
+        assert_eq!(Shard { index: 5, count: 6 }.len(3), 0);
+        for bad in ["3/2", "a/b", "1", "0/0", "-1/2", "2/2"] {
+            assert!(shard(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -497,6 +629,8 @@ allowed = []
                 wall: Duration::from_millis(200),
             },
             skip: Arc::default(),
+            shard: Shard::default(),
+            first: Arc::default(),
         };
         let results = run(misbehaving, &[scenario()], &opts, |_| {});
         RELEASE_HANG.store(true, Ordering::Relaxed);

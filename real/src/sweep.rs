@@ -5,7 +5,7 @@
 use crate::runner::{run_seed, RealWorld};
 use pitfall_harness::history::to_jsonl;
 use pitfall_harness::scenario::Scenario;
-use pitfall_harness::sweep::{summarize, SeedStatus, SeedSummary, SeedSummaryParts};
+use pitfall_harness::sweep::{summarize, SeedStatus, SeedSummary, SeedSummaryParts, Shard};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ pub struct RealOptions {
     pub start_seed: u64,
     /// (scenario index, seed) pairs already run (a resumed sweep): skipped.
     pub skip: Arc<BTreeSet<(usize, u64)>>,
+    /// Run only this shard's seeds.
+    pub shard: Shard,
     /// Histories go to `<dir>/<scenario>/seed-<n>.jsonl`.
     pub history_dir: PathBuf,
 }
@@ -48,7 +50,10 @@ pub async fn run(
     for (idx, scenario) in scenarios.iter().enumerate() {
         let mut faults: BTreeMap<String, String> = BTreeMap::new();
         let mut client_config = BTreeMap::new();
-        for seed in (0..opts.seeds).map(|i| opts.start_seed + i) {
+        for seed in (0..opts.seeds)
+            .filter(|i| opts.shard.has(*i))
+            .map(|i| opts.start_seed + i)
+        {
             if opts.skip.contains(&(idx, seed)) {
                 continue;
             }

@@ -33,6 +33,11 @@ enum Command {
     Repro(commands::repro::Args),
     /// Run the checkers on a recorded history from either mode.
     Check(commands::check::Args),
+    /// Render report.html, report.md and junit.xml again from a report
+    /// folder (either mode), without rerunning anything.
+    Report(commands::render::Args),
+    /// Merge the report folders of `run --shard I/N` runs into one report.
+    Merge(commands::merge::Args),
     /// Follow one request through a seed: operations, commits, records,
     /// effects and log lines, in simulated-time order.
     Trace(commands::trace::Args),
@@ -81,6 +86,8 @@ pub fn main(systems: Vec<Arc<dyn System>>) -> ExitCode {
         Command::Run(args) => commands::run::run(args, &registry),
         Command::Repro(args) => commands::repro::run(args, &registry),
         Command::Check(args) => commands::check::run(args, &registry),
+        Command::Report(args) => commands::render::run(args, &registry),
+        Command::Merge(args) => commands::merge::run(args, &registry),
         Command::Trace(args) => commands::trace::run(args, &registry),
         Command::List { scenarios } => commands::list::run(&scenarios, &registry),
     };

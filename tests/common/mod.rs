@@ -14,3 +14,19 @@ pub fn pitfall(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A report without what differs between two runs of the same seeds: wall
+/// times, start time and command line.
+#[allow(dead_code)] // not every test binary compares reports
+pub fn comparable(mut r: serde_json::Value) -> serde_json::Value {
+    let o = r.as_object_mut().unwrap();
+    o.remove("started_at");
+    o.remove("command_line");
+    for s in o["scenarios"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("wall_seconds");
+    }
+    for f in o["finished"].as_array_mut().unwrap() {
+        f.as_object_mut().unwrap().remove("wall_ms");
+    }
+    r
+}

@@ -29,6 +29,8 @@ fn every_scenario_meets_its_expectation_over_a_short_sweep() {
         check_determinism: false,
         limits: Limits::default(),
         skip: Default::default(),
+        shard: Default::default(),
+        first: Default::default(),
     };
     let results = sweep::run(run_seed, &scenarios, &opts, |_| {});
     for (i, s) in scenarios.iter().enumerate() {

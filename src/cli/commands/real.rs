@@ -4,7 +4,7 @@
 use super::run::Args;
 use crate::cli::BAD_INPUT;
 use pitfall_harness::scenario::Scenario;
-use pitfall_harness::sweep::SeedSummary;
+use pitfall_harness::sweep::{SeedSummary, Shard};
 use pitfall_real::runner::RealWorld;
 use pitfall_real::sweep::{self, RealDetails, RealOptions};
 use std::collections::BTreeSet;
@@ -15,6 +15,7 @@ pub fn run(
     args: &Args,
     scenarios: &[Scenario],
     skip: Arc<BTreeSet<(usize, u64)>>,
+    shard: Shard,
     progress: &mut dyn FnMut(&SeedSummary),
 ) -> Result<Vec<RealDetails>, u8> {
     // Services, shoppers, proxies and rdkafka's blocking calls share these
@@ -45,6 +46,7 @@ pub fn run(
             seeds,
             start_seed,
             skip,
+            shard,
             history_dir: args.report_dir().join("histories"),
         };
         Ok(sweep::run(world, scenarios, &opts, progress).await.1)

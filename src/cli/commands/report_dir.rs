@@ -6,7 +6,7 @@
 
 use pitfall_harness::report::{Provenance, Report};
 use pitfall_harness::scenario::Scenario;
-use pitfall_harness::sweep::SeedSummary;
+use pitfall_harness::sweep::{SeedSummary, Shard};
 use serde::Deserialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
@@ -106,6 +106,8 @@ struct Resumable {
     mode: String,
     seeds: u64,
     start_seed: u64,
+    #[serde(default)]
+    shard: Option<String>,
     check_determinism: bool,
     scenarios: Vec<ResumableScenario>,
     finished: Vec<SeedSummary>,
@@ -122,6 +124,7 @@ pub struct RunShape<'a> {
     pub mode: &'a str,
     pub seeds: u64,
     pub start_seed: u64,
+    pub shard: Shard,
     pub check_determinism: bool,
     pub scenarios: &'a [Scenario],
 }
@@ -169,6 +172,8 @@ pub fn finished_seeds(dir: &Path, shape: &RunShape<'_>) -> Result<Vec<SeedSummar
             "it ran --seeds {} --start-seed {}, not --seeds {} --start-seed {}",
             old.seeds, old.start_seed, shape.seeds, shape.start_seed
         ))
+    } else if old.shard.unwrap_or_else(|| "0/1".into()) != shape.shard.to_string() {
+        Some(format!("it ran another shard than {}", shape.shard))
     } else if old.check_determinism != shape.check_determinism {
         Some("it differs in --check-determinism".to_string())
     } else if theirs != mine {

@@ -2,13 +2,15 @@
 //! write `report.json` — at the start, as seeds finish, on an interrupt
 //! (marked incomplete) and at the end — and resume an interrupted sweep.
 
+use super::failing;
 use super::real;
+use super::render;
 use super::report_dir::{self, ReportDir, RunShape};
 use crate::cli::{BAD_INPUT, INTERRUPTED};
 use indicatif::{ProgressBar, ProgressStyle};
 use pitfall_harness::report::{self, Provenance, Report, Repro, ScenarioReport};
 use pitfall_harness::scenario::{self, Scenario};
-use pitfall_harness::sweep::{self, Limits, SeedQueue, SeedSummary, SweepOptions};
+use pitfall_harness::sweep::{self, Limits, SeedQueue, SeedSummary, Shard, SweepOptions};
 use pitfall_harness::system::Registry;
 use pitfall_real::sweep::RealDetails;
 use std::collections::BTreeSet;
@@ -43,6 +45,15 @@ pub struct Args {
     /// the seeds it finished. Same build, scenarios and seeds only.
     #[arg(long)]
     resume: bool,
+    /// Run only every N-th seed of the range, starting at the I-th (I/N,
+    /// from 0/N to N-1/N), as one of N machines; `pitfall merge` joins the
+    /// shards' report folders into one report.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<Shard>,
+    /// Run the seeds of --report-dir/failing-seeds.toml (every seed that
+    /// failed an earlier run there) first, then the range. Simulation only.
+    #[arg(long)]
+    rerun_failures: bool,
     /// `sim`: the deterministic simulation. `real`: the same scenarios
     /// against a real Kafka-compatible broker, Postgres and object store.
     #[arg(long, value_enum, default_value = "sim")]
@@ -51,7 +62,7 @@ pub struct Args {
     real: RealArgs,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     Sim,
     Real,
@@ -111,14 +122,30 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         mode: args.mode,
         seeds: args.seeds,
         start_seed: args.start_seed,
+        shard: args.shard.unwrap_or_default(),
+        extra: BTreeSet::new(),
         check_determinism: args.check_determinism,
         scenarios,
     };
+    let mut ctx = ctx;
+    let first = match failing_first(&args, &ctx) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    ctx.extra = first
+        .iter()
+        .filter(|(_, s)| !ctx.in_range(*s))
+        .copied()
+        .collect();
     let prior = if args.resume {
         let shape = RunShape {
             mode: ctx.mode_name(),
             seeds: args.seeds,
             start_seed: args.start_seed,
+            shard: ctx.shard,
             check_determinism: args.check_determinism,
             scenarios: &ctx.scenarios,
         };
@@ -132,7 +159,7 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
     } else {
         Vec::new()
     };
-    let live = Arc::new(Live::new(ctx, dir, prior));
+    let live = Arc::new(Live::new(ctx, dir, prior, first));
     // The report exists from the start, marked incomplete: an unwritable
     // folder is found now, and a stale report is never mistaken for this one.
     if let Err(e) = live.write(false) {
@@ -144,9 +171,30 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         eprintln!("warning: cannot catch interrupts ({e}); an interrupted run keeps only its last periodic report");
     }
     match sweep(&args, &live) {
-        Ok(details) => finish(&live, details.as_deref()),
+        Ok(details) => finish(&live, details.as_deref(), registry),
         Err(code) => code,
     }
+}
+
+/// The corpus's failing seeds of this run's scenarios, with
+/// `--rerun-failures`.
+fn failing_first(args: &Args, ctx: &ReportCtx) -> Result<BTreeSet<(usize, u64)>, String> {
+    if !args.rerun_failures {
+        return Ok(BTreeSet::new());
+    }
+    if args.mode == Mode::Real {
+        return Err(
+            "--rerun-failures needs the simulation: a real-mode seed does not reproduce its timing"
+                .into(),
+        );
+    }
+    let first = failing::load(&args.report_dir, &ctx.scenarios)?;
+    eprintln!(
+        "rerunning {} failing seed(s) from {} first",
+        first.len(),
+        failing::path(&args.report_dir).display()
+    );
+    Ok(first)
 }
 
 /// Run the seeds not yet finished, in the chosen mode. Returns the real
@@ -160,7 +208,10 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
             .map(|s| (s.scenario, s.seed))
             .collect(),
     );
-    let queue = SeedQueue::new(scenarios.len(), args.start_seed, args.seeds, skip.clone());
+    let shard = live.ctx.shard;
+    let queue = SeedQueue::new(scenarios.len(), args.start_seed, args.seeds, skip.clone())
+        .sharded(shard)
+        .first(live.first.clone());
     let bar = ProgressBar::new(queue.total()).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {elapsed_precise}  {msg}")
             .expect("valid template"),
@@ -189,6 +240,8 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
                     wall: Duration::from_secs(args.seed_timeout),
                 },
                 skip,
+                shard,
+                first: live.first.clone(),
             };
             sweep::run(
                 pitfall_sim::runner::run_seed,
@@ -203,7 +256,7 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
                 eprintln!("error: --check-determinism needs the simulation; real mode reproduces the fault plan and the workload, not the timing");
                 return Err(BAD_INPUT);
             }
-            Some(real::run(args, scenarios, skip, &mut progress)?)
+            Some(real::run(args, scenarios, skip, shard, &mut progress)?)
         }
     };
     bar.finish_and_clear();
@@ -212,11 +265,31 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
 
 /// Write the complete report, print the table and say whether every
 /// scenario met its expectation.
-fn finish(live: &Live, details: Option<&[RealDetails]>) -> u8 {
+fn finish(live: &Live, details: Option<&[RealDetails]>, registry: &Registry) -> u8 {
     let report = live.report(true, details);
     if let Err(e) = live.dir.write(&report) {
         eprintln!("error: {e}");
         return BAD_INPUT;
+    }
+    let dir = live.dir.path();
+    let rendered = match live.ctx.mode {
+        Mode::Sim => render::keep_sim_histories(dir, &report, &live.ctx.scenarios),
+        Mode::Real => Ok(()),
+    }
+    .and_then(|()| render::write_all(dir, &report, registry));
+    if let Err(e) = rendered {
+        eprintln!("error: {e}");
+        return BAD_INPUT;
+    }
+    if live.ctx.mode == Mode::Sim {
+        match failing::record(dir, &report) {
+            Ok(0) => {}
+            Ok(n) => println!(
+                "{n} new failing seed(s) in {}: rerun them first with --rerun-failures",
+                failing::path(dir).display()
+            ),
+            Err(e) => eprintln!("warning: {e}"),
+        }
     }
     print!("{}", report::render_table(&report));
     let sim: f64 = report.scenarios.iter().map(|s| s.simulated_seconds).sum();
@@ -231,7 +304,10 @@ fn finish(live: &Live, details: Option<&[RealDetails]>) -> u8 {
         },
         sim
     );
-    println!("report: {}", live.dir.report_path().display());
+    println!(
+        "report: {} (and report.html, report.md, junit.xml)",
+        live.dir.report_path().display()
+    );
     if report.met {
         println!("every scenario met its expectation");
         0
@@ -243,7 +319,7 @@ fn finish(live: &Live, details: Option<&[RealDetails]>) -> u8 {
 
 /// The program as the user invoked it (`pitfall`, or a system's own
 /// binary), for repro commands.
-fn program_name() -> String {
+pub(super) fn program_name() -> String {
     std::env::args_os()
         .next()
         .and_then(|a| {
@@ -255,25 +331,35 @@ fn program_name() -> String {
 }
 
 /// Everything a report is built from, besides the seeds' outcomes.
-struct ReportCtx {
-    provenance: Provenance,
-    repro: Repro,
-    mode: Mode,
-    seeds: u64,
-    start_seed: u64,
-    check_determinism: bool,
-    scenarios: Vec<Scenario>,
+pub(super) struct ReportCtx {
+    pub provenance: Provenance,
+    pub repro: Repro,
+    pub mode: Mode,
+    pub seeds: u64,
+    pub start_seed: u64,
+    pub shard: Shard,
+    /// Seeds run besides the range (`--rerun-failures`), by scenario.
+    pub extra: BTreeSet<(usize, u64)>,
+    pub check_determinism: bool,
+    pub scenarios: Vec<Scenario>,
 }
 
 impl ReportCtx {
-    fn mode_name(&self) -> &'static str {
+    /// Whether a seed is in this run's range and shard.
+    fn in_range(&self, seed: u64) -> bool {
+        seed >= self.start_seed
+            && seed - self.start_seed < self.seeds
+            && self.shard.has(seed - self.start_seed)
+    }
+
+    pub fn mode_name(&self) -> &'static str {
         match self.mode {
             Mode::Sim => "sim",
             Mode::Real => "real",
         }
     }
 
-    fn build(
+    pub fn build(
         &self,
         results: &[SeedSummary],
         complete: bool,
@@ -310,7 +396,9 @@ impl ReportCtx {
             seeds: self.seeds,
             start_seed: self.start_seed,
             check_determinism: self.check_determinism,
-            seeds_asked: self.seeds * self.scenarios.len() as u64,
+            shard: (!self.shard.is_whole()).then(|| self.shard.to_string()),
+            seeds_asked: self.shard.len(self.seeds) * self.scenarios.len() as u64
+                + self.extra.len() as u64,
             seeds_run: finished.len() as u64,
             met: complete && scenarios.iter().all(|r| r.met),
             scenarios,
@@ -324,6 +412,8 @@ impl ReportCtx {
 struct Live {
     ctx: ReportCtx,
     dir: ReportDir,
+    /// Known failing seeds run first.
+    first: Arc<BTreeSet<(usize, u64)>>,
     state: Mutex<LiveState>,
 }
 
@@ -336,10 +426,16 @@ struct LiveState {
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl Live {
-    fn new(ctx: ReportCtx, dir: ReportDir, prior: Vec<SeedSummary>) -> Self {
+    fn new(
+        ctx: ReportCtx,
+        dir: ReportDir,
+        prior: Vec<SeedSummary>,
+        first: BTreeSet<(usize, u64)>,
+    ) -> Self {
         Live {
             ctx,
             dir,
+            first: Arc::new(first),
             state: Mutex::new(LiveState {
                 results: prior,
                 last_write: None,
@@ -396,6 +492,10 @@ impl Live {
         }
         std::process::exit(INTERRUPTED.into());
     }
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    text.parse()
 }
 
 /// The most seeds one run takes per scenario: every finished seed's
