@@ -67,6 +67,23 @@ pub trait System: Send + Sync + 'static {
     fn total_figures(&self, _seeds: &[&Value]) -> Option<Figures> {
         None
     }
+    /// The system's end-to-end latency in one history, for the report's
+    /// latency plot (for the reference system, a payment's commit to its
+    /// reservation outcome). By default the report plots a record's append
+    /// to its first consumption.
+    fn latencies(&self, _history: &[Entry]) -> Option<Latencies> {
+        None
+    }
+}
+
+/// End-to-end latencies of one history: what is measured, and per item the
+/// simulated time it started and how long it took.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Latencies {
+    /// What a point measures, as the plot's axis says it.
+    pub label: String,
+    /// (start, latency), in milliseconds, in start order.
+    pub points_ms: Vec<(u64, u64)>,
 }
 
 impl fmt::Debug for dyn System {

@@ -10,6 +10,7 @@ use crate::{shown_seeds, violating_seeds, Inputs, KeptSeed};
 use pitfall_harness::history::{Entry, Event, FaultAction};
 use pitfall_harness::report::{Report, ScenarioReport, SeedPlan};
 use pitfall_harness::sweep::SeedSummary;
+use pitfall_harness::system::Latencies;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -622,7 +623,24 @@ fn first_seed_plots(inputs: &Inputs<'_>, s: &ScenarioReport) -> String {
         "<h3>Latency and throughput of seed {seed} (simulated time)</h3>\n\
          <p class=\"muted\">Seed {seed}, the first seed kept; shaded: fault windows.</p>\n"
     );
-    out.push_str(&latency_chart(&s.name, seed, &kept.history, &bands));
+    let generic;
+    let latencies = match &kept.latencies {
+        Some(l) => l,
+        None => {
+            generic = Latencies {
+                label: "append → first consume (ms)".into(),
+                points_ms: latencies(&kept.history),
+            };
+            &generic
+        }
+    };
+    out.push_str(&latency_chart(
+        &s.name,
+        seed,
+        &kept.history,
+        latencies,
+        &bands,
+    ));
     out.push_str(&rate_chart(&s.name, seed, &kept.history, &bands));
     out
 }
@@ -648,9 +666,15 @@ fn shade_bands(svg: &mut Svg, x: &Scale, bands: &[Band], top_px: f64, bottom_px:
     }
 }
 
-fn latency_chart(name: &str, seed: u64, history: &[Entry], bands: &[Band]) -> String {
+fn latency_chart(
+    name: &str,
+    seed: u64,
+    history: &[Entry],
+    latencies: &Latencies,
+    bands: &[Band],
+) -> String {
     let (top_px, bottom_px) = (28.0, 236.0);
-    let points = latencies(history);
+    let points = &latencies.points_ms;
     let mut sorted: Vec<u64> = points.iter().map(|p| p.1).collect();
     sorted.sort_unstable();
     let max_ms = sorted.last().copied().unwrap_or(1).max(1) as f64;
@@ -690,16 +714,14 @@ fn latency_chart(name: &str, seed: u64, history: &[Entry], bands: &[Band]) -> St
             );
         }
     }
-    let empty = points
-        .is_empty()
-        .then_some((120.0, "no record was consumed"));
+    let empty = points.is_empty().then_some((120.0, "nothing completed"));
     close_chart(
         &mut svg,
         empty,
         (&x, &y, bottom_px),
         (
-            "append → first consume (ms)",
-            &format!("simulated time (s), seed {seed}: append time"),
+            &latencies.label,
+            &format!("simulated time (s), seed {seed}: start time"),
         ),
     );
     svg.finish()
@@ -1426,8 +1448,31 @@ mod tests {
                 message: "payment p-9 committed at lsn 7 but never published".into(),
                 events: vec![6],
             }],
+            latencies: None,
         };
         BTreeMap::from([(("dual-write".to_string(), 3), seed)])
+    }
+
+    #[test]
+    fn the_systems_own_latency_replaces_the_generic_one() {
+        let report = report();
+        let mut kept = kept();
+        for k in kept.values_mut() {
+            k.latencies = Some(Latencies {
+                label: "payment commit → reservation outcome (ms)".into(),
+                points_ms: vec![(100, 40), (200, 900)],
+            });
+        }
+        let page = render(&Inputs {
+            report: &report,
+            kept: &kept,
+        });
+        assert!(page.contains("payment commit → reservation outcome (ms)"));
+        assert!(!page.contains("append → first consume (ms)"));
+        assert!(
+            page.contains("p99 900 ms"),
+            "the percentile lines follow the points"
+        );
     }
 
     #[test]

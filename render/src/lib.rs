@@ -13,6 +13,7 @@ mod svg;
 use pitfall_harness::checkers::Violation;
 use pitfall_harness::history::Entry;
 use pitfall_harness::report::{Report, ScenarioReport};
+use pitfall_harness::system::Latencies;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many violating seeds per scenario and invariant a report shows (and
@@ -24,6 +25,9 @@ pub const SHOWN_PER_INVARIANT: usize = 5;
 pub struct KeptSeed {
     pub history: Vec<Entry>,
     pub violations: Vec<Violation>,
+    /// The system's own end-to-end latencies, when it measures them; else
+    /// the page plots append to first consumption.
+    pub latencies: Option<Latencies>,
 }
 
 /// What every renderer reads.

@@ -28,7 +28,7 @@ pub mod workload;
 use pitfall_harness::checkers::{Anomaly, Invariant};
 use pitfall_harness::history::Entry;
 use pitfall_harness::scenario::{InputError, ScenarioText};
-use pitfall_harness::system::{Component, Config, Figures, System};
+use pitfall_harness::system::{Component, Config, Figures, Latencies, System};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,5 +73,9 @@ impl System for Shop {
 
     fn total_figures(&self, seeds: &[&Value]) -> Option<Figures> {
         checkers::total_payload_figures(seeds)
+    }
+
+    fn latencies(&self, history: &[Entry]) -> Option<Latencies> {
+        Some(checkers::payment_latencies(history))
     }
 }

@@ -81,11 +81,13 @@ fn kept_seeds(
             let history =
                 parse_history(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
             let violations = check_all(&invariants, &history);
+            let latencies = system.latencies(&history);
             kept.insert(
                 (scenario.name.clone(), seed),
                 KeptSeed {
                     history,
                     violations,
+                    latencies,
                 },
             );
         }

@@ -17,7 +17,8 @@ mod stock_conservation;
 pub(crate) mod fixtures;
 
 use pitfall_harness::checkers::{Anomaly, Invariant};
-use pitfall_harness::system::Figures;
+use pitfall_harness::history::Entry;
+use pitfall_harness::system::{Figures, Latencies};
 use serde_json::Value;
 
 /// The reference system's invariants, in the order verdicts are printed.
@@ -115,6 +116,29 @@ pub fn allowed(producer: &str) -> &'static [Anomaly] {
 /// Pitfall 4's figures over many seeds: attachments, what was archived, the
 /// largest attachment, the archive's peak reassembly memory and the
 /// compression ratio of compressed records.
+/// Each payment's commit to its first reservation outcome (reserved or
+/// rejected): the reference system's end-to-end latency, for the report.
+pub fn payment_latencies(history: &[Entry]) -> Latencies {
+    let outcomes = state::outcomes(history);
+    let mut points_ms: Vec<(u64, u64)> = state::payments(history)
+        .into_iter()
+        .filter_map(|(id, (_, committed))| {
+            let first = outcomes
+                .get(&id)?
+                .iter()
+                .map(|o| history[o.entry].t)
+                .min()?;
+            let start = history[committed].t;
+            Some((start, first.saturating_sub(start)))
+        })
+        .collect();
+    points_ms.sort_unstable();
+    Latencies {
+        label: "payment commit → reservation outcome (ms)".into(),
+        points_ms,
+    }
+}
+
 pub fn total_payload_figures(seeds: &[&Value]) -> Option<Figures> {
     let figures: Vec<payload::PayloadFigures> = seeds
         .iter()
@@ -155,6 +179,23 @@ pub fn total_payload_figures(seeds: &[&Value]) -> Option<Figures> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payments_latency_runs_from_its_commit_to_its_first_outcome() {
+        use fixtures::{payment, reject, reserve, stock};
+        let h = vec![
+            stock(0, 1, &[("apple", 1)]),
+            payment(5, 1, "o1", "apple", 1),
+            payment(6, 2, "o2", "apple", 1),
+            payment(7, 3, "o3", "apple", 1),
+            reserve(40, 2, "o1", "apple", 1, 1, 0),
+            reject(90, 3, "o2", "apple", 1),
+            reserve(95, 4, "o1", "apple", 1, 1, 0),
+        ];
+        let l = payment_latencies(&h);
+        assert_eq!(l.points_ms, [(5, 35), (6, 84)], "o3 has no outcome yet");
+        assert!(l.label.starts_with("payment commit"));
+    }
 
     #[test]
     fn payload_figures_add_up_over_seeds() {
