@@ -234,6 +234,7 @@ impl FaultSpec {
 
 /// One timed fault, with everything a mode needs to apply it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultWindow {
     /// The allowed fault this window comes from (`crash-workers`).
     pub fault: String,
@@ -294,6 +295,7 @@ impl FaultWindow {
 
 /// What one seed drew: which allowed faults are on, and the network latency.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DrawnConfig {
     pub enabled: Vec<String>,
     pub disabled: Vec<String>,

@@ -18,10 +18,12 @@ pub mod contract;
 pub mod driver;
 pub mod faults;
 pub mod history;
+pub mod plan_file;
 pub mod report;
 pub mod rpc;
 pub mod scenario;
 pub mod seed;
+pub mod shrink;
 pub mod sweep;
 pub mod system;
 #[doc(hidden)]

@@ -237,6 +237,9 @@ pub struct Scenario {
     pub path: PathBuf,
     /// SHA-256 of the file's text: which version of the file a report ran.
     pub source_sha256: String,
+    /// A plan file's configuration and plan, replayed instead of every
+    /// seed's draw ([`crate::plan_file`]).
+    pub pinned: Option<Arc<crate::plan_file::Pinned>>,
 }
 
 impl fmt::Debug for Scenario {
@@ -258,9 +261,13 @@ impl Scenario {
         self.config.variants()
     }
 
-    /// The drawn configuration and fault plan of a seed.
+    /// The drawn configuration and fault plan of a seed (a plan file's,
+    /// when one is pinned).
     pub fn plan(&self, seed: u64) -> (DrawnConfig, FaultPlan) {
-        faults::draw(seed, &self.faults, self.run.chaos_ms())
+        match &self.pinned {
+            Some(p) => (p.config.clone(), p.plan.clone()),
+            None => faults::draw(seed, &self.faults, self.run.chaos_ms()),
+        }
     }
 
     /// Every invariant checked on this scenario's histories.
@@ -492,6 +499,7 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
         run,
         path: path.to_path_buf(),
         source_sha256: pitfall_ports::digest::sha256_hex(text.as_bytes()),
+        pinned: None,
     })
 }
 

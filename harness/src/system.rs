@@ -126,6 +126,32 @@ pub trait Config: Send + Sync + 'static {
     fn spawn(&self, host: &str, infra: &dyn Infra) -> HostFuture;
     /// The clients of one seed and their workload, drawn from the seed.
     fn clients(&self, seed: u64, run: &RunParams) -> Vec<Client>;
+    /// The workload's sizes by name (`orders`, `shoppers`, …), which a plan
+    /// file may pin and `shrink` lowers. None by default.
+    fn workload(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+    /// Workload items a plan may pick a subset of, by kind, with how many
+    /// the seed draws (`orders`: 40). None by default.
+    fn items(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+    /// This configuration running only the listed items of each kind
+    /// (indices into the seed's draw, which stay what they were), or why not.
+    fn with_items(&self, items: &BTreeMap<String, Vec<u64>>) -> Result<Arc<dyn Config>, String> {
+        match items.keys().next() {
+            None => Err("no items given".into()),
+            Some(k) => Err(format!("this system's workload has no items `{k}`")),
+        }
+    }
+    /// This configuration with some workload sizes replaced, or why they
+    /// cannot be.
+    fn with_workload(&self, sizes: &BTreeMap<String, u64>) -> Result<Arc<dyn Config>, String> {
+        match sizes.keys().next() {
+            None => Err("no workload sizes given".into()),
+            Some(k) => Err(format!("this system's workload has no size `{k}`")),
+        }
+    }
 }
 
 /// What a host is handed: the infrastructure, as ports. Every resource a

@@ -31,6 +31,9 @@ enum Command {
     Run(commands::run::Args),
     /// Rerun one seed and show its faults, violations and evidence.
     Repro(commands::repro::Args),
+    /// Search a violating seed for the smallest plan that still violates the
+    /// same invariant, and write it as a plan file for `repro --plan`.
+    Shrink(commands::shrink::Args),
     /// Run the checkers on a recorded history from either mode.
     Check(commands::check::Args),
     /// Render report.html, report.md and junit.xml again from a report
@@ -86,6 +89,7 @@ pub fn main(systems: Vec<Arc<dyn System>>) -> ExitCode {
         Command::Run(args) => commands::run::run(args, &registry),
         Command::Repro(args) => commands::repro::run(args, &registry),
         Command::Check(args) => commands::check::run(args, &registry),
+        Command::Shrink(args) => commands::shrink::run(args, &registry),
         Command::Report(args) => commands::render::run(args, &registry),
         Command::Merge(args) => commands::merge::run(args, &registry),
         Command::Trace(args) => commands::trace::run(args, &registry),

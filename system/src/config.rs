@@ -152,6 +152,9 @@ pub struct ShopConfig {
     pub payloads: Option<Payloads>,
     /// Pitfall 2: the orders service, when the scenario has it.
     pub orders: Option<Orders>,
+    /// A plan's subset of the seed's orders (indices into the draw); all
+    /// of them when unset.
+    pub keep_orders: Option<Vec<u64>>,
 }
 
 impl ShopConfig {
@@ -225,6 +228,7 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<ShopConfig, InputError> {
         producer,
         payloads,
         orders,
+        keep_orders: None,
     })
 }
 

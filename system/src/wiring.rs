@@ -61,8 +61,73 @@ impl Config for ShopConfig {
         }
     }
 
+    fn workload(&self) -> BTreeMap<String, u64> {
+        let w = &self.workload;
+        BTreeMap::from([
+            ("orders".to_string(), u64::from(w.orders)),
+            ("shoppers".to_string(), u64::from(w.shoppers)),
+            (
+                "inventory_consumers".to_string(),
+                u64::from(w.inventory_consumers),
+            ),
+        ])
+    }
+
+    fn items(&self) -> BTreeMap<String, u64> {
+        BTreeMap::from([("orders".to_string(), u64::from(self.workload.orders))])
+    }
+
+    fn with_items(&self, items: &BTreeMap<String, Vec<u64>>) -> Result<Arc<dyn Config>, String> {
+        let mut config = self.clone();
+        for (kind, list) in items {
+            if kind != "orders" {
+                return Err(format!("unknown workload items `{kind}`, expected orders"));
+            }
+            let n = u64::from(self.workload.orders);
+            if let Some(bad) = list.iter().find(|i| **i >= n) {
+                return Err(format!(
+                    "items.orders: order {bad} is not among the seed's {n} (0 to {})",
+                    n - 1
+                ));
+            }
+            config.keep_orders = Some(list.clone());
+        }
+        Ok(Arc::new(config))
+    }
+
+    fn with_workload(&self, sizes: &BTreeMap<String, u64>) -> Result<Arc<dyn Config>, String> {
+        let mut config = self.clone();
+        let w = &mut config.workload;
+        for (name, &size) in sizes {
+            let (field, most) = match name.as_str() {
+                "orders" => (&mut w.orders, 100_000),
+                "shoppers" => (&mut w.shoppers, 64),
+                "inventory_consumers" => (&mut w.inventory_consumers, 8),
+                other => {
+                    return Err(format!(
+                        "unknown workload size `{other}`, expected orders, shoppers or inventory_consumers"
+                    ))
+                }
+            };
+            if !(1..=most).contains(&size) {
+                return Err(format!(
+                    "workload size {name} must be 1 to {most}, not {size}"
+                ));
+            }
+            *field = size as u32;
+        }
+        Ok(Arc::new(config))
+    }
+
     fn clients(&self, seed: u64, run: &RunParams) -> Vec<Client> {
-        let orders = draw_orders(seed, &self.workload, self.payloads.as_ref(), run.chaos_ms());
+        let mut orders = draw_orders(seed, &self.workload, self.payloads.as_ref(), run.chaos_ms());
+        if let Some(keep) = &self.keep_orders {
+            let mut index = 0u64;
+            orders.retain(|_| {
+                index += 1;
+                keep.contains(&(index - 1))
+            });
+        }
         let hosts = Hosts::of(self).shopper_hosts();
         hosts
             .into_iter()

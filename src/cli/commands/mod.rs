@@ -10,5 +10,6 @@ pub mod render;
 pub mod report_dir;
 pub mod repro;
 pub mod run;
+pub mod shrink;
 pub mod trace;
 pub mod verdicts;

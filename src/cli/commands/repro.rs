@@ -5,7 +5,8 @@
 use crate::cli::BAD_INPUT;
 use pitfall_harness::faults::render_timeline;
 use pitfall_harness::history::to_jsonl;
-use pitfall_harness::scenario::{self, Scenario};
+use pitfall_harness::plan_file;
+use pitfall_harness::scenario::{self, utf8_text, Scenario};
 use pitfall_harness::sweep::{run_isolated, Limits};
 use pitfall_harness::system::Registry;
 use pitfall_sim::runner::run_seed;
@@ -18,9 +19,17 @@ pub struct Args {
     /// scenario file.
     scenario: String,
     /// The seed to rerun (any 64-bit number; `run` prints the ones worth
-    /// rerunning).
-    #[arg(long)]
-    seed: u64,
+    /// rerunning). With --plan, the plan file's seed unless given.
+    #[arg(long, required_unless_present = "plan")]
+    seed: Option<u64>,
+    /// Replay this plan file (from `shrink`, or `--write-plan`, maybe
+    /// edited): its faults and workload sizes instead of the seed's draw.
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// Write the seed's plan (drawn, or the --plan given) here as a plan
+    /// file, to edit and replay.
+    #[arg(long, value_name = "FILE")]
+    write_plan: Option<PathBuf>,
     /// Write the seed's history here as JSON Lines.
     #[arg(long)]
     history: Option<PathBuf>,
@@ -31,6 +40,25 @@ pub struct Args {
     /// info, debug, trace) to stderr, stamped with simulated time and host.
     #[arg(long, value_name = "LEVEL")]
     log: Option<tracing::Level>,
+}
+
+/// The scenario with the plan file's pins, and the seed to run.
+fn pin(args: &Args, scenario: Scenario) -> Result<(Scenario, u64), String> {
+    let Some(path) = &args.plan else {
+        return Ok((
+            scenario,
+            args.seed.expect("clap requires --seed without --plan"),
+        ));
+    };
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = utf8_text(path, bytes).map_err(|e| e.to_string())?;
+    let (file_seed, pinned) =
+        plan_file::parse(path, &text, &scenario).map_err(|e| e.to_string())?;
+    let seed = args.seed.unwrap_or(file_seed);
+    let scenario = scenario
+        .pinned(pinned)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((scenario, seed))
 }
 
 /// `scenario NAME (system S, pitfall N), seed N`: what a repro reruns.
@@ -53,6 +81,20 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
+    let (scenario, seed) = match pin(&args, scenario) {
+        Ok(pinned) => pinned,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    if let Some(path) = &args.write_plan {
+        let text = plan_file::to_toml(&scenario, seed, &plan_file::drawn(&scenario, seed));
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: {}: cannot write: {e}", path.display());
+            return BAD_INPUT;
+        }
+    }
     // Find an unwritable --history now, not after the run.
     let history_file = match args
         .history
@@ -67,8 +109,8 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
-    let (config, plan) = scenario.plan(args.seed);
-    println!("{}", title(&scenario, args.seed));
+    let (config, plan) = scenario.plan(seed);
+    println!("{}", title(&scenario, seed));
     let variants: Vec<String> = scenario
         .variants()
         .into_iter()
@@ -94,7 +136,7 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
     if let Some(level) = args.log {
         super::logs::to_stderr(level);
     }
-    let (parts, history) = run_isolated(run_seed, &scenario, args.seed, Limits::default());
+    let (parts, history) = run_isolated(run_seed, &scenario, seed, Limits::default());
     if let (Some(path), Some(mut file)) = (&args.history, history_file) {
         if let Err(e) = file.write_all(to_jsonl(&history).as_bytes()) {
             eprintln!("error: {}: cannot write: {e}", path.display());
