@@ -165,3 +165,40 @@ fn plan_files_are_strict_input() {
         }
     }
 }
+
+#[test]
+fn run_shrink_puts_the_minimal_plan_of_an_unexpected_failure_in_the_report() {
+    let dir = scratch("run-shrink");
+    let holds = dir.join("tiny-holds.toml");
+    let scenario = std::fs::read_to_string("tests/fixtures/tiny.toml")
+        .unwrap()
+        .replace(
+            "expect = { violated = [\"no-lost-payment\"] }",
+            "expect = \"holds\"",
+        );
+    std::fs::write(&holds, scenario).unwrap();
+    let reports = dir.join("reports");
+    let out = pitfall(&[
+        "run",
+        holds.to_str().unwrap(),
+        "--seeds",
+        "4",
+        "--shrink",
+        "--report-dir",
+        reports.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("report.json")).unwrap())
+            .unwrap();
+    let shrunk = &report["scenarios"][0]["shrunk"];
+    assert_eq!(shrunk["invariant"], "no-lost-payment", "{shrunk}");
+    let windows = shrunk["windows"].as_array().unwrap();
+    assert!(windows[1].as_u64() <= windows[0].as_u64(), "{shrunk}");
+    let plan = shrunk["plan"].as_str().unwrap();
+    let replay = pitfall(&["repro", holds.to_str().unwrap(), "--plan", plan]);
+    assert_eq!(replay.status.code(), Some(1), "{}", text(&replay.stderr));
+    assert!(text(&replay.stdout).contains("no-lost-payment        VIOLATED"));
+    let md = std::fs::read_to_string(reports.join("report.md")).unwrap();
+    assert!(md.contains("- shrunk seed "), "{md}");
+}

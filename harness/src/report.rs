@@ -76,10 +76,28 @@ pub struct ScenarioReport {
     /// The summary table's line for the figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures_line: Option<String>,
+    /// `run --shrink`: the first unexpectedly violating seed, shrunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrunk: Option<ShrunkSeed>,
     /// What the mode adds (real mode: client settings and how each fault
     /// was handled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub real: Option<Value>,
+}
+
+/// A seed shrunk to a minimal plan (`run --shrink`, `pitfall shrink`):
+/// before → after of each size, and the plan file that replays it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShrunkSeed {
+    pub seed: u64,
+    pub invariant: String,
+    pub windows: (usize, usize),
+    pub orders: (String, String),
+    pub history_lines: (usize, usize),
+    /// Candidate runs the search took.
+    pub runs: usize,
+    pub plan: String,
+    pub repro: String,
 }
 
 /// What made a report: enough to tell two reports apart and to refuse
@@ -265,6 +283,7 @@ pub fn scenario_report(
         simulated_seconds: seeds.iter().map(|s| s.sim_ms).sum::<u64>() as f64 / 1000.0,
         figures_line: totals.as_ref().map(|f| f.line.clone()),
         figures: totals.into_iter().map(|f| (f.key, f.value)).collect(),
+        shrunk: None,
         real: None,
     }
 }

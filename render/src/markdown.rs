@@ -93,6 +93,21 @@ fn failure(out: &mut String, report: &Report, index: usize, s: &ScenarioReport) 
             );
         }
     }
+    if let Some(shrunk) = &s.shrunk {
+        let _ = writeln!(
+            out,
+            "- shrunk seed {} ({}): {} → {} fault window(s), {} → {} order(s), {} → {} history lines",
+            shrunk.seed,
+            shrunk.invariant,
+            shrunk.windows.0,
+            shrunk.windows.1,
+            shrunk.orders.0,
+            shrunk.orders.1,
+            shrunk.history_lines.0,
+            shrunk.history_lines.1
+        );
+        commands.insert(0, shrunk.repro.clone());
+    }
     commands.dedup();
     if commands.is_empty() {
         commands.extend(s.repro.clone());

@@ -6,8 +6,10 @@ use super::failing;
 use super::real;
 use super::render;
 use super::report_dir::{self, ReportDir, RunShape};
+use super::shrink;
 use crate::cli::{BAD_INPUT, INTERRUPTED};
 use indicatif::{ProgressBar, ProgressStyle};
+use pitfall_harness::plan_file;
 use pitfall_harness::report::{self, Provenance, Report, Repro, ScenarioReport};
 use pitfall_harness::scenario::{self, Scenario};
 use pitfall_harness::sweep::{self, Limits, SeedQueue, SeedSummary, Shard, SweepOptions};
@@ -50,6 +52,11 @@ pub struct Args {
     /// shards' report folders into one report.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<Shard>,
+    /// Shrink the first unexpectedly violating seed of every scenario that
+    /// missed its expectation (`pitfall shrink`, at most 200 runs each) and
+    /// put the minimal plan in the report. Simulation only.
+    #[arg(long)]
+    shrink: bool,
     /// Run the seeds of --report-dir/failing-seeds.toml (every seed that
     /// failed an earlier run there) first, then the range. Simulation only.
     #[arg(long)]
@@ -171,7 +178,7 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         eprintln!("warning: cannot catch interrupts ({e}); an interrupted run keeps only its last periodic report");
     }
     match sweep(&args, &live) {
-        Ok(details) => finish(&live, details.as_deref(), registry),
+        Ok(details) => finish(&args, &live, details.as_deref(), registry),
         Err(code) => code,
     }
 }
@@ -265,8 +272,11 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
 
 /// Write the complete report, print the table and say whether every
 /// scenario met its expectation.
-fn finish(live: &Live, details: Option<&[RealDetails]>, registry: &Registry) -> u8 {
-    let report = live.report(true, details);
+fn finish(args: &Args, live: &Live, details: Option<&[RealDetails]>, registry: &Registry) -> u8 {
+    let mut report = live.report(true, details);
+    if args.shrink && live.ctx.mode == Mode::Sim {
+        shrink_failures(&mut report, &live.ctx.scenarios, live.dir.path(), args.jobs);
+    }
     if let Err(e) = live.dir.write(&report) {
         eprintln!("error: {e}");
         return BAD_INPUT;
@@ -314,6 +324,63 @@ fn finish(live: &Live, details: Option<&[RealDetails]>, registry: &Registry) -> 
     } else {
         println!("some scenarios did not meet their expectation");
         1
+    }
+}
+
+/// `--shrink`: for each scenario that missed its expectation, shrink its
+/// first seed with an unexpected violation and note the minimal plan.
+fn shrink_failures(report: &mut Report, scenarios: &[Scenario], dir: &Path, jobs: Option<u64>) {
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let s = &report.scenarios[i];
+        if s.met {
+            continue;
+        }
+        let unexpected =
+            |inv: &String| !s.expect.expected().contains(inv) && !s.tolerate.contains(inv);
+        let Some((seed, invariant)) =
+            report
+                .finished
+                .iter()
+                .filter(|f| f.scenario == i)
+                .find_map(|f| {
+                    f.violated
+                        .iter()
+                        .find(|v| unexpected(v))
+                        .map(|v| (f.seed, v.clone()))
+                })
+        else {
+            continue;
+        };
+        let plan = dir
+            .join("shrink")
+            .join(format!("{}-seed-{seed}.toml", scenario.name));
+        let jobs = shrink::default_jobs(jobs);
+        match shrink::shrink_seed(scenario, seed, Some(&invariant), 200, jobs) {
+            Ok(outcome) => {
+                let text = plan_file::to_toml(scenario, seed, &outcome.after);
+                let written = std::fs::create_dir_all(plan.parent().expect("a folder"))
+                    .and_then(|()| std::fs::write(&plan, text));
+                if let Err(e) = written {
+                    eprintln!("warning: {}: cannot write: {e}", plan.display());
+                    continue;
+                }
+                let summary = outcome.summary(seed, &plan, scenario);
+                println!(
+                    "shrunk {} seed {seed} ({invariant}): {} → {} window(s), {} → {} order(s); {}",
+                    scenario.name,
+                    summary.windows.0,
+                    summary.windows.1,
+                    summary.orders.0,
+                    summary.orders.1,
+                    summary.repro
+                );
+                report.scenarios[i].shrunk = Some(summary);
+            }
+            Err((_, why)) => eprintln!(
+                "warning: cannot shrink {} seed {seed}: {why}",
+                scenario.name
+            ),
+        }
     }
 }
 

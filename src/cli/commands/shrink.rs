@@ -11,12 +11,13 @@ use pitfall_harness::checkers::Violation;
 use pitfall_harness::faults::render_timeline;
 use pitfall_harness::history::Entry;
 use pitfall_harness::plan_file::{self, Pinned};
+use pitfall_harness::report::ShrunkSeed;
 use pitfall_harness::scenario::{self, Scenario};
 use pitfall_harness::shrink;
 use pitfall_harness::sweep::{run_isolated, Limits};
 use pitfall_harness::system::Registry;
 use pitfall_sim::runner::run_seed;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -90,14 +91,15 @@ fn judge(
 
 /// The invariant to keep: the one asked for, or the first violated.
 fn target(
-    args: &Args,
+    wanted: Option<&str>,
+    seed: u64,
     scenario: &Scenario,
     violations: &[Violation],
 ) -> Result<String, (u8, String)> {
     let violated: Vec<&str> = violations.iter().map(|v| v.invariant.as_str()).collect();
-    if let Some(wanted) = &args.invariant {
+    if let Some(wanted) = wanted {
         let known: Vec<&str> = scenario.invariants().iter().map(|i| i.name).collect();
-        if !known.contains(&wanted.as_str()) {
+        if !known.contains(&wanted) {
             return Err((
                 BAD_INPUT,
                 format!(
@@ -106,19 +108,17 @@ fn target(
                 ),
             ));
         }
-        if !violated.contains(&wanted.as_str()) {
+        if !violated.contains(&wanted) {
             return Err((
                 1,
-                format!(
-                    "seed {} does not violate {wanted}: nothing to shrink",
-                    args.seed
-                ),
+                format!("seed {seed} does not violate {wanted}: nothing to shrink"),
             ));
         }
-        return Ok(wanted.clone());
+        return Ok(wanted.to_string());
     }
-    let expected = scenario.expect.expected();
-    expected
+    scenario
+        .expect
+        .expected()
         .iter()
         .find(|e| violated.contains(&e.as_str()))
         .cloned()
@@ -126,7 +126,7 @@ fn target(
         .ok_or_else(|| {
             (
                 1,
-                format!("seed {} violates nothing: nothing to shrink", args.seed),
+                format!("seed {seed} violates nothing: nothing to shrink"),
             )
         })
 }
@@ -138,6 +138,90 @@ fn orders(p: &Pinned) -> String {
         (None, Some(n)) => n.to_string(),
         (None, None) => "-".into(),
     }
+}
+
+/// What a shrink found.
+pub struct Outcome {
+    pub invariant: String,
+    pub before: Pinned,
+    pub after: Pinned,
+    pub before_lines: usize,
+    pub after_lines: usize,
+    pub runs: usize,
+    /// The minimal plan's run: its history and the kept invariant's
+    /// violations.
+    pub history: Vec<Entry>,
+    pub violations: Vec<Violation>,
+}
+
+impl Outcome {
+    /// What a report says of it.
+    pub fn summary(&self, seed: u64, plan: &Path, scenario: &Scenario) -> ShrunkSeed {
+        ShrunkSeed {
+            seed,
+            invariant: self.invariant.clone(),
+            windows: (
+                self.before.plan.windows.len(),
+                self.after.plan.windows.len(),
+            ),
+            orders: (orders(&self.before), orders(&self.after)),
+            history_lines: (self.before_lines, self.after_lines),
+            runs: self.runs,
+            plan: plan.display().to_string(),
+            repro: format!(
+                "pitfall repro {} --plan {}",
+                scenario.path.display(),
+                plan.display()
+            ),
+        }
+    }
+}
+
+/// Shrink `seed` of `scenario` keeping `invariant` (or the first it
+/// violates) violated. `Err((exit code, message))` when there is nothing to
+/// shrink or the input is bad.
+pub fn shrink_seed(
+    scenario: &Scenario,
+    seed: u64,
+    invariant: Option<&str>,
+    max_runs: usize,
+    jobs: usize,
+) -> Result<Outcome, (u8, String)> {
+    let before = plan_file::drawn(scenario, seed);
+    let (history, violations) =
+        run_one(scenario, seed).map_err(|f| (1, format!("seed {seed} failed to run: {f}")))?;
+    let invariant = target(invariant, seed, scenario, &violations)?;
+    let mut judge_fn = |cs: &[Pinned]| judge(scenario, seed, &invariant, jobs, cs);
+    // Every item of the seed's draw, for the search to drop one by one.
+    let mut start = before.clone();
+    for (kind, n) in scenario.config.items() {
+        start.items.insert(kind, (0..n).collect());
+    }
+    let shrunk = shrink::shrink(start, &mut judge_fn, max_runs);
+    let minimal = scenario
+        .pinned(shrunk.plan.clone())
+        .map_err(|e| (1, format!("the minimal plan does not apply: {e}")))?;
+    let (after_history, after_violations) =
+        run_one(&minimal, seed).map_err(|f| (1, format!("the minimal plan failed to run: {f}")))?;
+    Ok(Outcome {
+        before,
+        after: shrunk.plan,
+        before_lines: history.len(),
+        after_lines: after_history.len(),
+        runs: shrunk.runs,
+        history: after_history,
+        violations: after_violations
+            .into_iter()
+            .filter(|v| v.invariant == invariant)
+            .collect(),
+        invariant,
+    })
+}
+
+/// The default number of seeds run in parallel: the cores.
+pub fn default_jobs(jobs: Option<u64>) -> usize {
+    jobs.map(|j| j as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 pub fn run(args: Args, registry: &Registry) -> u8 {
@@ -159,16 +243,15 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         eprintln!("error: {}: cannot write: {e}", out.display());
         return BAD_INPUT;
     }
-    let before = plan_file::drawn(&scenario, args.seed);
-    let (history, violations) = match run_one(&scenario, args.seed) {
-        Ok(r) => r,
-        Err(f) => {
-            println!("seed {} failed to run: {f}", args.seed);
-            return 1;
-        }
-    };
-    let invariant = match target(&args, &scenario, &violations) {
-        Ok(i) => i,
+    let jobs = default_jobs(args.jobs);
+    let shrunk = match shrink_seed(
+        &scenario,
+        args.seed,
+        args.invariant.as_deref(),
+        args.max_runs as usize,
+        jobs,
+    ) {
+        Ok(o) => o,
         Err((code, message)) => {
             eprintln!(
                 "{}{message}",
@@ -178,60 +261,38 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         }
     };
     println!(
-        "shrinking {}, seed {}, keeping {invariant} violated",
-        scenario.name, args.seed
+        "shrinking {}, seed {}, keeping {} violated",
+        scenario.name, args.seed, shrunk.invariant
     );
-    let jobs = args
-        .jobs
-        .map(|j| j as usize)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut judge_fn = |cs: &[Pinned]| judge(&scenario, args.seed, &invariant, jobs, cs);
-    // Every item of the seed's draw, for the search to drop one by one.
-    let mut start = before.clone();
-    for (kind, n) in scenario.config.items() {
-        start.items.insert(kind, (0..n).collect());
-    }
-    let shrunk = shrink::shrink(start, &mut judge_fn, args.max_runs as usize);
-    let minimal = scenario
-        .pinned(shrunk.plan.clone())
-        .expect("a candidate that ran");
-    let (after_history, after_violations) = match run_one(&minimal, args.seed) {
-        Ok(r) => r,
-        Err(f) => {
-            println!("the minimal plan failed to run: {f}");
-            return 1;
-        }
-    };
     println!(
         "before: {} window(s), {} order(s), {} history lines\nafter:  {} window(s), {} order(s), {} history lines  ({} candidate runs)",
-        before.plan.windows.len(),
-        orders(&before),
-        history.len(),
-        shrunk.plan.plan.windows.len(),
-        orders(&shrunk.plan),
-        after_history.len(),
+        shrunk.before.plan.windows.len(),
+        orders(&shrunk.before),
+        shrunk.before_lines,
+        shrunk.after.plan.windows.len(),
+        orders(&shrunk.after),
+        shrunk.after_lines,
         shrunk.runs
     );
     let sizes: Vec<String> = shrunk
-        .plan
+        .after
         .workload
         .iter()
         .map(|(k, v)| format!("{k} = {v}"))
         .collect();
     println!("workload: {}", sizes.join(", "));
     println!("minimal plan:");
-    print!("{}", render_timeline(&shrunk.plan.plan));
-    let kept: Vec<Violation> = after_violations
-        .into_iter()
-        .filter(|v| v.invariant == invariant)
-        .collect();
+    print!("{}", render_timeline(&shrunk.after.plan));
     let invariants: Vec<_> = scenario
         .invariants()
         .into_iter()
-        .filter(|i| i.name == invariant)
+        .filter(|i| i.name == shrunk.invariant)
         .collect();
-    verdicts::print(&invariants, &after_history, &kept);
-    if let Err(e) = std::fs::write(&out, plan_file::to_toml(&scenario, args.seed, &shrunk.plan)) {
+    verdicts::print(&invariants, &shrunk.history, &shrunk.violations);
+    if let Err(e) = std::fs::write(
+        &out,
+        plan_file::to_toml(&scenario, args.seed, &shrunk.after),
+    ) {
         eprintln!("error: {}: cannot write: {e}", out.display());
         return BAD_INPUT;
     }
