@@ -365,10 +365,22 @@ fn seeds_chart(report: &Report, index: usize) -> String {
     if !failed.is_empty() {
         rows.push(("failed to run".into(), failed));
     }
-    let last_seed = s.start_seed + s.seeds_asked.max(1) - 1;
+    // The range asked, and any seed run besides it (--rerun-failures).
+    let mine = || {
+        report
+            .finished
+            .iter()
+            .filter(|f| f.scenario == index)
+            .map(|f| f.seed)
+    };
+    let first_seed = mine().min().map_or(s.start_seed, |m| m.min(s.start_seed));
+    let last_seed = s
+        .start_seed
+        .saturating_add(report.seeds.max(1) - 1)
+        .max(mine().max().unwrap_or(0));
     let left_px = 200.0;
     let x = Scale::new(
-        (s.start_seed as f64, last_seed as f64),
+        (first_seed as f64, last_seed as f64),
         (left_px, f64::from(WIDTH_PX) - RIGHT_PX),
     );
     let row_px = 20.0;
@@ -545,7 +557,7 @@ fn lag_series(history: &[Entry]) -> BTreeMap<String, Vec<(u64, i64)>> {
                 ..
             } => {
                 let old = end.entry((topic, *partition)).or_insert(0);
-                let grown = (offset + 1).saturating_sub(*old);
+                let grown = offset.saturating_add(1).saturating_sub(*old);
                 *old += grown;
                 for group in groups_of.get(topic.as_str()).into_iter().flatten() {
                     let l = lag.entry(group).or_insert(0);
@@ -1305,6 +1317,7 @@ mod tests {
             simulated_seconds: 150.0,
             figures: BTreeMap::from([("payloads".into(), json!({"attachments": 4, "ratio": 0.5}))]),
             figures_line: Some("payloads: 4 attachments".into()),
+            shrunk: None,
             real: None,
         }
     }
