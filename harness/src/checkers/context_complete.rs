@@ -1,6 +1,9 @@
-//! context-complete: every event derived from request R carries R's
-//! requestId and userId as headers. An appended record is derived from R when
-//! its payload (or, for a change event, the changed row) names R.
+//! context-complete: every record on every topic carries a requestId and a
+//! userId header, and a record derived from request R carries R's. A record
+//! is derived from R when its payload (or, for a change event, the changed
+//! row) names R; a derived record whose payload names no request (a chunk,
+//! a claim-check reference, a re-produced record) must still carry the
+//! context of the request it came from, so a hop that dropped it shows.
 
 use crate::history::{Entry, Event};
 use pitfall_ports::context::{REQUEST_ID_HEADER, USER_ID_HEADER};
@@ -29,24 +32,31 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         else {
             continue;
         };
-        let Some((request, user)) = origin(value) else {
-            continue;
-        };
         let header = |name: &str| {
             headers
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
         };
         let carried = (header(REQUEST_ID_HEADER), header(USER_ID_HEADER));
-        if carried != (Some(request), Some(user)) {
-            let show = |h: Option<&str>| h.map_or("(none)".to_string(), str::to_string);
+        let show = |h: Option<&str>| h.map_or("(none)".to_string(), str::to_string);
+        let problem = match origin(value) {
+            Some((request, user)) if carried != (Some(request), Some(user)) => Some(format!(
+                "comes from request {request} of user {user} but carries requestId={}, userId={}",
+                show(carried.0),
+                show(carried.1)
+            )),
+            None if carried.0.is_none() || carried.1.is_none() => Some(format!(
+                "names no request in its payload and carries requestId={}, userId={}: the hop that derived it dropped the context",
+                show(carried.0),
+                show(carried.1)
+            )),
+            _ => None,
+        };
+        if let Some(problem) = problem {
             found.push((
-                format!(
-                    "{topic}/{partition}@{offset} (key {key}) comes from request {request} of user {user} but carries requestId={}, userId={}",
-                    show(carried.0),
-                    show(carried.1)
-                ),
+                format!("{topic}/{partition}@{offset} (key {key}) {problem}"),
                 vec![i],
             ));
         }
@@ -94,9 +104,39 @@ mod tests {
                 ],
                 json!({"after": {"request_id": "r2", "user_id": "u2"}}),
             ),
-            append(&[], json!({"bytes": 1234})),
+            // A chunk: its payload names no request, its headers do.
+            append(
+                &[("requestId", "r3"), ("userId", "u3")],
+                json!({"bytes": 1234, "sha256": "ab"}),
+            ),
         ];
         assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn catches_a_derived_record_that_lost_the_context() {
+        // A claim-check reference and a chunk whose payloads name no
+        // request: without the headers nothing ties them to theirs.
+        let h = vec![
+            append(&[("type", "claim-check")], json!({"object": "invoices/o1"})),
+            append(
+                &[("requestId", "r3")],
+                json!({"bytes": 1234, "sha256": "ab"}),
+            ),
+        ];
+        let v = check(&h);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v[0].0
+                .ends_with("names no request in its payload and carries requestId=(none), userId=(none): the hop that derived it dropped the context"),
+            "{}",
+            v[0].0
+        );
+        assert!(
+            v[1].0.contains("carries requestId=r3, userId=(none)"),
+            "{}",
+            v[1].0
+        );
     }
 
     #[test]
