@@ -140,6 +140,13 @@ pub struct Report {
 }
 
 impl ScenarioReport {
+    /// Whether a violation of `invariant` is one the scenario neither
+    /// expects nor tolerates.
+    pub fn is_unexpected(&self, invariant: &str) -> bool {
+        !self.expect.expected().iter().any(|e| e == invariant)
+            && !self.tolerate.iter().any(|t| t == invariant)
+    }
+
     /// `invariant count (#first seed)` for each invariant some seed
     /// violated: the summary table's last column.
     pub fn violations_summary(&self) -> Vec<String> {

@@ -87,6 +87,12 @@ impl Default for Shard {
 }
 
 impl Shard {
+    /// Whether `seed` is in the range `start_seed`, `seeds` long, and this
+    /// shard's.
+    pub fn has_seed(&self, start_seed: u64, seeds: u64, seed: u64) -> bool {
+        seed >= start_seed && seed - start_seed < seeds && self.has(seed - start_seed)
+    }
+
     /// Whether the `i`-th seed of a range (from 0) is this shard's.
     pub fn has(&self, i: u64) -> bool {
         i % self.count == self.index
@@ -179,10 +185,7 @@ impl SeedQueue {
 
     /// Whether a pair is in the range and the shard.
     fn in_range(&self, (i, s): (usize, u64)) -> bool {
-        i < self.scenarios
-            && s >= self.start_seed
-            && s - self.start_seed < self.seeds
-            && self.shard.has(s - self.start_seed)
+        i < self.scenarios && self.shard.has_seed(self.start_seed, self.seeds, s)
     }
 
     /// Only `shard`'s seeds of the range.

@@ -841,10 +841,7 @@ fn repro_command(s: &ScenarioReport, seed: u64) -> String {
     if let Some(f) = s.failed_seeds.iter().find(|f| f.seed == seed) {
         return f.repro.clone();
     }
-    match s.repro.as_deref().and_then(|r| r.rsplit_once(" --seed ")) {
-        Some((head, _)) => format!("{head} --seed {seed}"),
-        None => format!("pitfall repro {} --seed {seed}", s.name),
-    }
+    crate::repro_for(s, seed).unwrap_or_else(|| format!("pitfall repro {} --seed {seed}", s.name))
 }
 
 fn seed_section(inputs: &Inputs<'_>, s: &ScenarioReport, summary: &SeedSummary) -> String {

@@ -31,7 +31,7 @@ fn suite(report: &Report, index: usize, scenario: &ScenarioReport) -> TestSuite 
                 "{invariant} was expected to be violated but held on all {} seed(s)",
                 scenario.seeds
             ))
-        } else if !is_expected && r.violating_seeds > 0 && !tolerated(scenario, invariant) {
+        } else if r.violating_seeds > 0 && scenario.is_unexpected(invariant) {
             Some(format!(
                 "{invariant} was violated on {} of {} seed(s)",
                 r.violating_seeds, scenario.seeds
@@ -62,10 +62,6 @@ fn suite(report: &Report, index: usize, scenario: &ScenarioReport) -> TestSuite 
         suite.add_test_case(case);
     }
     suite
-}
-
-fn tolerated(scenario: &ScenarioReport, invariant: &str) -> bool {
-    scenario.tolerate.iter().any(|t| t == invariant)
 }
 
 /// The case for the seeds themselves: an error when some failed to run or

@@ -82,9 +82,7 @@ fn failure(out: &mut String, report: &Report, index: usize, s: &ScenarioReport) 
     }
     let mut commands: Vec<String> = s.failed_seeds.iter().map(|f| f.repro.clone()).collect();
     for invariant in s.invariants.keys() {
-        let unexpected =
-            !s.expect.expected().contains(invariant) && !s.tolerate.contains(invariant);
-        if unexpected {
+        if s.is_unexpected(invariant) {
             commands.extend(
                 violating_seeds(report, index, invariant)
                     .into_iter()

@@ -67,10 +67,7 @@ pub fn record(dir: &Path, report: &Report) -> Result<usize, String> {
             .violated
             .iter()
             .map(String::as_str)
-            .filter(|i| {
-                !scenario.expect.expected().iter().any(|e| e == i)
-                    && !scenario.tolerate.iter().any(|t| t == i)
-            })
+            .filter(|i| scenario.is_unexpected(i))
             .collect();
         let reason = match (&s.failure, unexpected.is_empty()) {
             (Some(f), _) => f.lines().next().unwrap_or_default().to_string(),

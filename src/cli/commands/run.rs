@@ -120,7 +120,7 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
-    let ctx = ReportCtx {
+    let mut ctx = ReportCtx {
         provenance: report_dir::provenance(),
         repro: Repro {
             program: program_name(),
@@ -134,7 +134,6 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         check_determinism: args.check_determinism,
         scenarios,
     };
-    let mut ctx = ctx;
     let first = match failing_first(&args, &ctx) {
         Ok(f) => f,
         Err(e) => {
@@ -188,12 +187,6 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
 fn failing_first(args: &Args, ctx: &ReportCtx) -> Result<BTreeSet<(usize, u64)>, String> {
     if !args.rerun_failures {
         return Ok(BTreeSet::new());
-    }
-    if args.mode == Mode::Real {
-        return Err(
-            "--rerun-failures needs the simulation: a real-mode seed does not reproduce its timing"
-                .into(),
-        );
     }
     let first = failing::load(&args.report_dir, &ctx.scenarios)?;
     eprintln!(
@@ -258,13 +251,7 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
             );
             None
         }
-        Mode::Real => {
-            if args.check_determinism {
-                eprintln!("error: --check-determinism needs the simulation; real mode reproduces the fault plan and the workload, not the timing");
-                return Err(BAD_INPUT);
-            }
-            Some(real::run(args, scenarios, skip, shard, &mut progress)?)
-        }
+        Mode::Real => Some(real::run(args, scenarios, skip, shard, &mut progress)?),
     };
     bar.finish_and_clear();
     Ok(details)
@@ -274,7 +261,7 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
 /// scenario met its expectation.
 fn finish(args: &Args, live: &Live, details: Option<&[RealDetails]>, registry: &Registry) -> u8 {
     let mut report = live.report(true, details);
-    if args.shrink && live.ctx.mode == Mode::Sim {
+    if args.shrink {
         shrink_failures(&mut report, &live.ctx.scenarios, live.dir.path(), args.jobs);
     }
     if let Err(e) = live.dir.write(&report) {
@@ -335,8 +322,6 @@ fn shrink_failures(report: &mut Report, scenarios: &[Scenario], dir: &Path, jobs
         if s.met {
             continue;
         }
-        let unexpected =
-            |inv: &String| !s.expect.expected().contains(inv) && !s.tolerate.contains(inv);
         let Some((seed, invariant)) =
             report
                 .finished
@@ -345,7 +330,7 @@ fn shrink_failures(report: &mut Report, scenarios: &[Scenario], dir: &Path, jobs
                 .find_map(|f| {
                     f.violated
                         .iter()
-                        .find(|v| unexpected(v))
+                        .find(|v| s.is_unexpected(v))
                         .map(|v| (f.seed, v.clone()))
                 })
         else {
@@ -414,9 +399,7 @@ pub(super) struct ReportCtx {
 impl ReportCtx {
     /// Whether a seed is in this run's range and shard.
     fn in_range(&self, seed: u64) -> bool {
-        seed >= self.start_seed
-            && seed - self.start_seed < self.seeds
-            && self.shard.has(seed - self.start_seed)
+        self.shard.has_seed(self.start_seed, self.seeds, seed)
     }
 
     pub fn mode_name(&self) -> &'static str {
@@ -579,6 +562,18 @@ impl Args {
                 self.seeds,
                 u64::MAX
             ));
+        }
+        if self.mode == Mode::Real {
+            let sim_only = [
+                (self.check_determinism, "--check-determinism"),
+                (self.rerun_failures, "--rerun-failures"),
+                (self.shrink, "--shrink"),
+            ];
+            if let Some((_, flag)) = sim_only.iter().find(|(on, _)| *on) {
+                return Err(format!(
+                    "{flag} needs the simulation: a real-mode seed does not reproduce its timing"
+                ));
+            }
         }
         Ok(())
     }
