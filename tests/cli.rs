@@ -60,6 +60,12 @@ fn list_names_every_scenario_and_invariant() {
         "checked by: read-after-write, view-convergence, snapshot-consistency",
         "crash-payments",
         "crash:<host>",
+        // the coverage events a scenario's `sometimes` may name
+        "COVERAGE EVENTS",
+        "duplicate-delivered",
+        "cdc-replayed-unconfirmed",
+        "crash-point:before-object-delete",
+        "fail-point:after-slot-confirm",
     ] {
         assert!(
             stdout.contains(name),

@@ -5,11 +5,18 @@
 //! has confirmed to the slot (durable). It confirms only positions whose
 //! records the broker acknowledged, and only every `flush_interval`, like
 //! Kafka Connect's offset flush. A crash in between makes it produce the same
-//! changes again at new offsets: delivery is at least once, per-key order is
-//! kept.
+//! changes again at new offsets: delivery is at least once.
+//!
+//! Like a Connect worker, it keeps several sends in flight (`in_flight`), so
+//! retries and the broker's reorder fault can swap changes of different
+//! keys; a key's next change waits for its previous one's ack
+//! ([`crate::pipeline`]), so per-key order holds even when the producer is
+//! not idempotent or gives up and is retried.
 
 use crate::backoff::Backoff;
+use crate::pipeline;
 use crate::publish::TYPE_HEADER;
+use futures_util::future::join_all;
 use pitfall_ports::context::RequestContext;
 use pitfall_ports::{Change, ChangeFeed, ChangeOp, Env, Producer, ProducerRecord};
 use serde::{Deserialize, Serialize};
@@ -57,6 +64,10 @@ pub struct CdcConfig {
     pub flush_interval: Duration,
     /// Transactions read per poll.
     pub batch: usize,
+    /// Changes sent at once (of distinct keys), each retried until
+    /// acknowledged; the slot position moves past a poll's changes only once
+    /// all are acknowledged.
+    pub in_flight: usize,
     /// Attach the row's request context as record headers.
     pub propagate_context: bool,
 }
@@ -64,8 +75,9 @@ pub struct CdcConfig {
 impl CdcConfig {
     /// A connector for `slot` that sends each captured table's changes to
     /// its topic, polled every 100 ms and confirmed every second (like Kafka
-    /// Connect's offset flush), 50 transactions a poll, with the request
-    /// context carried as headers.
+    /// Connect's offset flush), 50 transactions a poll with up to 5 sends in
+    /// flight (Kafka's default `max.in.flight.requests.per.connection`), with
+    /// the request context carried as headers.
     pub fn new(slot: &str, routes: &[(&str, &str)]) -> Self {
         CdcConfig {
             slot: slot.into(),
@@ -76,6 +88,7 @@ impl CdcConfig {
             poll_interval: Duration::from_millis(100),
             flush_interval: Duration::from_millis(1_000),
             batch: 50,
+            in_flight: 5,
             propagate_context: true,
             key_fields: Vec::new(),
         }
@@ -159,10 +172,10 @@ impl CdcConnector {
                 self.env.sleep(self.config.poll_interval).await;
                 continue;
             }
-            for change in &changes {
-                self.produce(change).await;
-                produced = produced.max(change.lsn);
+            for round in pipeline::rounds(&changes, self.config.in_flight, |c| self.key_of(c)) {
+                join_all(round.into_iter().map(|change| self.produce(change))).await;
             }
+            produced = changes.iter().map(|c| c.lsn).fold(produced, u64::max);
         }
     }
 
@@ -178,13 +191,7 @@ impl CdcConnector {
             headers.extend(ctx.to_headers());
         }
         let value = serde_json::to_vec(&ChangeEnvelope::from(change)).expect("envelope serializes");
-        let key = self
-            .config
-            .key_fields
-            .iter()
-            .find(|(t, _)| *t == change.table)
-            .and_then(|(_, field)| change.data.get(field)?.as_str())
-            .unwrap_or(&change.key);
+        let key = self.key_of(change);
         let record = ProducerRecord {
             topic: topic.to_string(),
             key: key.to_string(),
@@ -217,6 +224,17 @@ impl CdcConnector {
             }
             backoff.wait(self.env.as_ref()).await;
         }
+    }
+
+    /// The record key of a change: its row's primary key, or the field
+    /// the table is keyed by.
+    fn key_of<'c>(&self, change: &'c Change) -> &'c str {
+        self.config
+            .key_fields
+            .iter()
+            .find(|(t, _)| *t == change.table)
+            .and_then(|(_, field)| change.data.get(field)?.as_str())
+            .unwrap_or(&change.key)
     }
 
     fn route(&self, table: &str) -> Option<&str> {

@@ -5,6 +5,7 @@
 //!   producer that parks events in the object store when the broker fails;
 //! - [`recovery`]: re-produces parked events;
 //! - [`cdc`]: tails a DB change feed into the broker;
+//! - [`pipeline`]: several sends in flight without breaking per-key order;
 //! - [`consume`]: the consumer loop with its idempotency strategy;
 //! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked
 //!   on the way out, reassembled with bounded memory on the way in;
@@ -16,5 +17,6 @@ pub mod backoff;
 pub mod cdc;
 pub mod consume;
 pub mod payload;
+pub mod pipeline;
 pub mod publish;
 pub mod recovery;

@@ -8,6 +8,7 @@
 
 use crate::backoff::Backoff;
 use pitfall_ports::context::RequestContext;
+use pitfall_ports::coverage;
 use pitfall_ports::{Delivery, Env, ObjectStore, ProduceError, Producer, ProducerRecord};
 
 /// Record header naming the payload's type.
@@ -83,7 +84,10 @@ impl ResilientProducer {
             };
             let bytes = serde_json::to_vec(&parked).expect("a parked record serializes");
             match self.store.put(&object_key, bytes).await {
-                Ok(()) => return Ok(Secured::Parked { object_key }),
+                Ok(()) => {
+                    self.env.mark(coverage::EVENT_PARKED);
+                    return Ok(Secured::Parked { object_key });
+                }
                 Err(e) => tracing::warn!(error = %e, "object store fallback failed; retrying both"),
             }
             backoff.wait(self.env.as_ref()).await;

@@ -6,7 +6,7 @@
 use crate::publish::ParkedRecord;
 use crate::publish::FALLBACK_PREFIX;
 use pitfall_ports::context::{RequestContext, REQUEST_ID_HEADER, USER_ID_HEADER};
-use pitfall_ports::{Env, ObjectStore, Producer};
+use pitfall_ports::{coverage, Env, ObjectStore, Producer};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +99,7 @@ impl Recovery {
             if sent.is_err() {
                 return;
             }
+            self.env.mark(coverage::EVENT_RECOVERED);
             if let Err(e) = self.store.delete(&key).await {
                 tracing::warn!(error = %e, key, "recovery: delete failed; will re-produce");
                 return;

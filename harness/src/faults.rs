@@ -9,6 +9,7 @@
 //! a mode needs to apply a window is in the window: the plan is plain data,
 //! recorded in the report and printed by `repro`.
 
+use crate::crash_points::{crash_target, parse_target, Boundary};
 use crate::seed;
 use crate::system::{Topology, BROKER, STORE};
 use rand::Rng;
@@ -32,10 +33,12 @@ pub enum FaultKind {
     Crash,
     DuplicateDelivery,
     Reorder,
+    CrashPoint,
+    FailPoint,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::DbOutage,
         FaultKind::DbSlow,
         FaultKind::DbCrash,
@@ -50,6 +53,8 @@ impl FaultKind {
         FaultKind::Crash,
         FaultKind::DuplicateDelivery,
         FaultKind::Reorder,
+        FaultKind::CrashPoint,
+        FaultKind::FailPoint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +73,8 @@ impl FaultKind {
             FaultKind::Crash => "crash",
             FaultKind::DuplicateDelivery => "duplicate-delivery",
             FaultKind::Reorder => "reorder",
+            FaultKind::CrashPoint => "crash-point",
+            FaultKind::FailPoint => "fail-point",
         }
     }
 
@@ -105,6 +112,12 @@ impl FaultKind {
             FaultKind::Reorder => {
                 "the broker holds then refuses produces, so in-flight retries overtake"
             }
+            FaultKind::CrashPoint => {
+                "a service host crashes exactly at a boundary (before or after a DB commit, produce, offset commit, slot confirm, object put or delete) and restarts"
+            }
+            FaultKind::FailPoint => {
+                "a call fails exactly at a boundary: before it (not done) or after it (done, but the caller cannot know)"
+            }
         }
     }
 
@@ -125,6 +138,16 @@ impl FaultKind {
             FaultKind::StoreOutage | FaultKind::StoreSlow => one(STORE),
             FaultKind::Partition => topo.links.iter().map(|(a, b)| format!("{a}|{b}")).collect(),
             FaultKind::Crash => topo.services.clone(),
+            FaultKind::FailPoint => reachable_boundaries(topo)
+                .map(|b| b.name().to_string())
+                .collect(),
+            // Which hosts may crash is the scenario's other faults' business
+            // (`FaultSpec::limit_crash_points`).
+            FaultKind::CrashPoint => topo
+                .services
+                .iter()
+                .flat_map(|h| host_boundaries(topo, h).map(move |b| crash_target(h, b)))
+                .collect(),
         }
     }
 
@@ -139,7 +162,9 @@ impl FaultKind {
             FaultKind::DbLostAck
             | FaultKind::BrokerLostAck
             | FaultKind::DuplicateDelivery
-            | FaultKind::Reorder => (1_000, 6_000),
+            | FaultKind::Reorder
+            | FaultKind::CrashPoint
+            | FaultKind::FailPoint => (1_000, 6_000),
         }
     }
 
@@ -149,6 +174,8 @@ impl FaultKind {
             FaultKind::DbLostAck | FaultKind::BrokerLostAck => Some((0.05, 0.4)),
             FaultKind::DuplicateDelivery => Some((0.05, 0.3)),
             FaultKind::Reorder => Some((0.1, 0.5)),
+            FaultKind::CrashPoint => Some((0.1, 0.5)),
+            FaultKind::FailPoint => Some((0.1, 0.4)),
             _ => None,
         }
     }
@@ -168,6 +195,33 @@ impl FaultKind {
             FaultKind::DbOutage | FaultKind::BrokerOutage | FaultKind::StoreOutage
         )
     }
+}
+
+/// The boundaries a system with this topology can reach.
+fn reachable_boundaries(topo: &Topology) -> impl Iterator<Item = Boundary> {
+    let uses_store = topo.links.iter().any(|(a, b)| a == STORE || b == STORE);
+    let has_slots = topo.dbs.iter().any(|d| !d.slots.is_empty());
+    Boundary::ALL
+        .into_iter()
+        .filter(move |b| b.reachable(uses_store, has_slots))
+}
+
+/// The boundaries `host` can pass: object-store ones only if it talks to
+/// the store, DB commits only if it talks to a DB, slot confirms only if it
+/// talks to a DB with a slot. Crash points are drawn among these, so a
+/// seed's few points land where the host can hit them.
+fn host_boundaries<'a>(topo: &'a Topology, host: &'a str) -> impl Iterator<Item = Boundary> + 'a {
+    let talks_to = move |server: &str| topo.links.iter().any(|(a, b)| a == host && b == server);
+    let uses_store = talks_to(STORE);
+    let has_slots = topo
+        .dbs
+        .iter()
+        .any(|d| !d.slots.is_empty() && talks_to(&d.name));
+    let uses_db = topo.dbs.iter().any(|d| talks_to(&d.name));
+    Boundary::ALL.into_iter().filter(move |b| {
+        b.reachable(uses_store, has_slots)
+            && (uses_db || !matches!(b, Boundary::BeforeDbCommit | Boundary::AfterDbCommit))
+    })
 }
 
 /// The delay a slow server adds to each request, drawn uniformly.
@@ -221,6 +275,30 @@ impl FaultSpec {
             ));
         }
         Ok(found)
+    }
+
+    /// Limit `crash-point` in `specs` to the hosts the other allowed faults
+    /// may crash: a scenario that never crashes a host does not crash it at
+    /// a boundary either. An error when none may crash.
+    pub fn limit_crash_points(specs: &mut [FaultSpec]) -> Result<(), String> {
+        let may_crash: Vec<String> = specs
+            .iter()
+            .filter(|s| s.kind == FaultKind::Crash)
+            .flat_map(|s| s.targets.clone())
+            .collect();
+        for spec in specs.iter_mut().filter(|s| s.kind == FaultKind::CrashPoint) {
+            spec.targets.retain(|t| {
+                parse_target(t)
+                    .is_some_and(|(host, _)| host.is_some_and(|h| may_crash.iter().any(|c| c == h)))
+            });
+            if spec.targets.is_empty() {
+                return Err(format!(
+                    "fault `{}` crashes only hosts another allowed fault may crash (`crash`, `crash:<host>` or a crash group), and none is allowed",
+                    spec.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// What this fault does, for `pitfall list` and `repro`.
@@ -459,6 +537,21 @@ mod tests {
         let specs = every_fault(&topo());
         assert_eq!(draw(11, &specs, 20_000), draw(11, &specs, 20_000));
         assert_ne!(draw(11, &specs, 20_000), draw(12, &specs, 20_000));
+    }
+
+    #[test]
+    fn crash_points_target_only_boundaries_the_host_can_pass() {
+        let mut t = topo();
+        t.links.push(("relay".into(), STORE.into()));
+        let targets = FaultSpec::resolve("crash-point", &t).unwrap().targets;
+        // The API talks to a DB: commits, not objects.
+        assert!(targets.contains(&"api@before-db-commit".to_string()));
+        assert!(!targets.contains(&"api@before-object-put".to_string()));
+        // The relay talks to the store, not to a DB.
+        assert!(targets.contains(&"relay@after-object-delete".to_string()));
+        assert!(!targets.contains(&"relay@after-db-commit".to_string()));
+        // No DB here has a slot: no slot boundaries at all.
+        assert!(!targets.iter().any(|t| t.contains("slot-confirm")));
     }
 
     #[test]

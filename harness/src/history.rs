@@ -7,7 +7,7 @@
 use pitfall_ports::{Change, Lsn};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -162,6 +162,19 @@ pub enum Event {
         key: String,
         found: bool,
     },
+    /// A replication slot's confirmed position moved to `lsn`: the change
+    /// feed may forget everything up to it.
+    SlotConfirm {
+        db: String,
+        slot: String,
+        lsn: Lsn,
+    },
+    /// Something interesting happened (a "sometimes" event, see
+    /// [`crate::coverage`]): recorded once per process and name.
+    Coverage {
+        process: String,
+        name: String,
+    },
     /// The end of the drain: whether the system converged, and if not, what
     /// was still pending.
     Drain {
@@ -196,6 +209,8 @@ enum Clock {
 #[derive(Clone)]
 pub struct History {
     entries: Arc<Mutex<Vec<Entry>>>,
+    /// The (process, name) coverage events already recorded.
+    marked: Arc<Mutex<BTreeSet<(String, String)>>>,
     clock: Clock,
 }
 
@@ -203,6 +218,7 @@ impl Default for History {
     fn default() -> Self {
         History {
             entries: Arc::default(),
+            marked: Arc::default(),
             clock: Clock::Manual(Arc::default()),
         }
     }
@@ -218,6 +234,7 @@ impl History {
     pub fn since_now() -> Self {
         History {
             entries: Arc::default(),
+            marked: Arc::default(),
             clock: Clock::Since(tokio::time::Instant::now()),
         }
     }
@@ -245,6 +262,23 @@ impl History {
     /// such as a real broker's log); see [`History::sorted_entries`].
     pub fn record_at(&self, t: u64, event: Event) {
         self.entries.lock().unwrap().push(Entry { t, event });
+    }
+
+    /// Record the coverage event `name` of `process` the first time it
+    /// happens in this run; later ones add nothing (the report counts seeds
+    /// that hit an event, not how often).
+    pub fn mark(&self, process: &str, name: &str) {
+        let first = self
+            .marked
+            .lock()
+            .unwrap()
+            .insert((process.to_string(), name.to_string()));
+        if first {
+            self.record(Event::Coverage {
+                process: process.to_string(),
+                name: name.to_string(),
+            });
+        }
     }
 
     pub fn entries(&self) -> Vec<Entry> {

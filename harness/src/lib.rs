@@ -15,6 +15,8 @@
 pub mod checkers;
 pub mod client;
 pub mod contract;
+pub mod coverage;
+pub mod crash_points;
 pub mod driver;
 pub mod faults;
 pub mod history;

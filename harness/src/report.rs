@@ -76,6 +76,12 @@ pub struct ScenarioReport {
     /// The summary table's line for the figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures_line: Option<String>,
+    /// Per coverage event ([`crate::coverage`]), how many seeds hit it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub coverage: BTreeMap<String, u64>,
+    /// The coverage events the scenario declares some seed must hit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sometimes: Vec<String>,
     /// `run --shrink`: the first unexpectedly violating seed, shrunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shrunk: Option<ShrunkSeed>,
@@ -140,6 +146,11 @@ pub struct Report {
 }
 
 impl ScenarioReport {
+    /// How many of the scenario's seeds hit coverage event `name`.
+    pub fn seeds_hitting(&self, name: &str) -> u64 {
+        self.coverage.get(name).copied().unwrap_or(0)
+    }
+
     /// Whether a violation of `invariant` is one the scenario neither
     /// expects nor tolerates.
     pub fn is_unexpected(&self, invariant: &str) -> bool {
@@ -211,6 +222,15 @@ impl Repro {
     }
 }
 
+/// Whether a sweep judges the scenarios' `sometimes` lists: in
+/// simulation, where the harness injects every fault itself, yes; in real
+/// mode the coverage is reported, not required.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sometimes {
+    Judged,
+    Reported,
+}
+
 /// Judge one scenario's seeds against its expectation. `seeds_asked` is
 /// how many the sweep was asked to run: fewer that ran fails it.
 pub fn scenario_report(
@@ -219,6 +239,7 @@ pub fn scenario_report(
     seeds_asked: u64,
     seeds: &[&SeedSummary],
     repro: &Repro,
+    sometimes: Sometimes,
 ) -> ScenarioReport {
     let names: Vec<&'static str> = scenario.invariants().iter().map(|i| i.name).collect();
     let mut invariants: BTreeMap<String, InvariantReport> = BTreeMap::new();
@@ -250,6 +271,10 @@ pub fn scenario_report(
             0,
             format!("only {} of {seeds_asked} seed(s) ran", seeds.len()),
         );
+    }
+    let coverage = coverage(scenario, seeds);
+    if sometimes == Sometimes::Judged {
+        unmet.extend(sometimes_unmet(scenario, seeds, &coverage));
     }
     let repro_seed = repro_seed(scenario, &names, &invariants, &failed_seeds);
     let fault_plans = failed_seeds
@@ -290,9 +315,47 @@ pub fn scenario_report(
         simulated_seconds: seeds.iter().map(|s| s.sim_ms).sum::<u64>() as f64 / 1000.0,
         figures_line: totals.as_ref().map(|f| f.line.clone()),
         figures: totals.into_iter().map(|f| (f.key, f.value)).collect(),
+        coverage,
+        sometimes: scenario.sometimes.clone(),
         shrunk: None,
         real: None,
     }
+}
+
+/// Seeds per coverage event: every event some seed hit, and every declared
+/// one (with 0 when none did).
+fn coverage(scenario: &Scenario, seeds: &[&SeedSummary]) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = scenario
+        .sometimes
+        .iter()
+        .map(|name| (name.clone(), 0))
+        .collect();
+    for name in seeds.iter().flat_map(|s| &s.coverage) {
+        *counts.entry(name.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// A declared coverage event no seed hit, once enough seeds ran to judge.
+fn sometimes_unmet(
+    scenario: &Scenario,
+    seeds: &[&SeedSummary],
+    coverage: &BTreeMap<String, u64>,
+) -> Vec<String> {
+    let ran = seeds.iter().filter(|s| s.failure.is_none()).count() as u64;
+    if ran < scenario.sometimes_min_seeds {
+        return Vec::new();
+    }
+    scenario
+        .sometimes
+        .iter()
+        .filter(|name| coverage.get(*name).copied().unwrap_or(0) == 0)
+        .map(|name| {
+            format!(
+                "sometimes `{name}` never happened in {ran} seed(s): the fault or code path it marks was never exercised"
+            )
+        })
+        .collect()
 }
 
 /// Why a scenario missed its expectation: seeds that failed to run, an
@@ -353,6 +416,35 @@ fn repro_seed(
         })
 }
 
+impl Report {
+    /// The crash- and fail-point events ([`crate::crash_points`]) fired in
+    /// some seed of some scenario, and those that never fired; `None` when
+    /// no scenario fired any (none allows them).
+    pub fn point_coverage(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let fired = |name: &str| self.scenarios.iter().any(|s| s.seeds_hitting(name) > 0);
+        let (hit, missed): (Vec<String>, Vec<String>) = crate::crash_points::Boundary::ALL
+            .into_iter()
+            .flat_map(|b| b.events().map(|(name, _)| name))
+            .partition(|name| fired(name));
+        (!hit.is_empty()).then_some((hit, missed))
+    }
+
+    /// The report's line on [`Report::point_coverage`]: how many points
+    /// fired, and which never did.
+    pub fn point_coverage_line(&self) -> Option<String> {
+        let (hit, missed) = self.point_coverage()?;
+        let mut line = format!(
+            "crash and fail points fired across the suite: {} of {}",
+            hit.len(),
+            hit.len() + missed.len()
+        );
+        if !missed.is_empty() {
+            let _ = write!(line, " (never: {})", missed.join(", "));
+        }
+        Some(line)
+    }
+}
+
 /// The per-scenario summary table printed after a sweep.
 pub fn render_table(report: &Report) -> String {
     let mut out = String::new();
@@ -404,6 +496,10 @@ pub fn render_table(report: &Report) -> String {
             }
         }
     }
+    if let Some(line) = report.point_coverage_line() {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
 }
 
@@ -433,6 +529,7 @@ mod tests {
             wall_ms: 1,
             history_lines: 1,
             figures: None,
+            coverage: BTreeSet::new(),
         }
     }
 
@@ -440,12 +537,13 @@ mod tests {
     fn a_verdict_counts_only_the_seeds_that_ran() {
         let s = scenario();
         let (a, b) = (clean(7), clean(8));
-        let all = scenario_report(&s, 7, 2, &[&a, &b], &Repro::default());
+        let judged = Sometimes::Judged;
+        let all = scenario_report(&s, 7, 2, &[&a, &b], &Repro::default(), judged);
         assert!(all.met, "{:?}", all.unmet);
-        let some = scenario_report(&s, 7, 3, &[&a, &b], &Repro::default());
+        let some = scenario_report(&s, 7, 3, &[&a, &b], &Repro::default(), judged);
         assert!(!some.met);
         assert_eq!(some.unmet, ["only 2 of 3 seed(s) ran"]);
-        let none = scenario_report(&s, 7, 1, &[], &Repro::default());
+        let none = scenario_report(&s, 7, 1, &[], &Repro::default(), judged);
         assert_eq!((none.seeds, none.met), (0, false));
     }
 

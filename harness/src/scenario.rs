@@ -184,16 +184,23 @@ impl RunParams {
 }
 
 /// The keys every scenario file may have, whatever its system.
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 10] = [
     "name",
     "description",
     "pitfall",
     "system",
     "expect",
     "tolerate",
+    "sometimes",
+    "sometimes_min_seeds",
     "faults",
     "run",
 ];
+
+/// Seeds a sweep must run of a scenario before its `sometimes` list is
+/// judged, unless the scenario says otherwise: a rare event may well miss
+/// a handful of seeds.
+pub const SOMETIMES_MIN_SEEDS: u64 = 50;
 
 #[derive(Deserialize)]
 struct Common {
@@ -203,6 +210,9 @@ struct Common {
     expect: ExpectFile,
     #[serde(default)]
     tolerate: Vec<Spanned<String>>,
+    #[serde(default)]
+    sometimes: Vec<Spanned<String>>,
+    sometimes_min_seeds: Option<Spanned<u64>>,
     faults: FileFaults,
     run: Option<Spanned<RunParams>>,
 }
@@ -231,6 +241,10 @@ pub struct Scenario {
     pub expect: Expect,
     /// Invariants a `violated` scenario may also break without failing.
     pub tolerate: Vec<String>,
+    /// Coverage events ([`crate::coverage`]) some seed of a sweep must hit.
+    pub sometimes: Vec<String>,
+    /// Seeds a sweep must run before `sometimes` is judged.
+    pub sometimes_min_seeds: u64,
     /// The faults it allows, in the order the draw walks them.
     pub faults: Vec<FaultSpec>,
     pub run: RunParams,
@@ -477,6 +491,18 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
         ));
     }
 
+    let sometimes = sometimes(&common.sometimes, &system, &err)?;
+    let sometimes_min_seeds = match &common.sometimes_min_seeds {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(err(
+                n.span().start,
+                "sometimes_min_seeds must be at least 1".into(),
+            ))
+        }
+        Some(n) => *n.get_ref(),
+        None => SOMETIMES_MIN_SEEDS,
+    };
+
     let mut faults: Vec<FaultSpec> = Vec::new();
     for name in &common.faults.allowed {
         let spec =
@@ -484,6 +510,15 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
         if !faults.iter().any(|f| f.name == spec.name) {
             faults.push(spec);
         }
+    }
+    if let Err(m) = FaultSpec::limit_crash_points(&mut faults) {
+        let at = common
+            .faults
+            .allowed
+            .iter()
+            .find(|n| n.get_ref() == "crash-point")
+            .map_or(0, |n| n.span().start);
+        return Err(err(at, m));
     }
     faults::canonical_order(&mut faults);
     Ok(Scenario {
@@ -495,12 +530,46 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
         topology,
         expect,
         tolerate,
+        sometimes,
+        sometimes_min_seeds,
         faults,
         run,
         path: path.to_path_buf(),
         source_sha256: pitfall_ports::digest::sha256_hex(text.as_bytes()),
         pinned: None,
     })
+}
+
+/// The `sometimes` list: coverage events the harness or the system knows,
+/// each once.
+fn sometimes(
+    listed: &[Spanned<String>],
+    system: &Arc<dyn System>,
+    err: &dyn Fn(usize, String) -> InputError,
+) -> Result<Vec<String>, InputError> {
+    let mut known: Vec<String> = crate::coverage::catalog()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    known.extend(system.coverage_events().iter().map(|(n, _)| n.to_string()));
+    let mut names: Vec<String> = Vec::new();
+    for s in listed {
+        let name = s.get_ref();
+        if !known.contains(name) {
+            return Err(err(
+                s.span().start,
+                format!(
+                    "unknown coverage event `{name}`, expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if names.contains(name) {
+            return Err(err(s.span().start, format!("`{name}` is listed twice")));
+        }
+        names.push(name.clone());
+    }
+    Ok(names)
 }
 
 /// The system a file names, or the registry's default.
@@ -698,9 +767,9 @@ allowed = ["broker-outage", "crash-workers"]
         insta::assert_snapshot!(error_of(&GOOD.replace("mode = \"naive\"", "mode = \"naiv\"")),
             @"s.toml:8:8: unknown variant `naiv`, expected `naive` or `careful`");
         insta::assert_snapshot!(error_of(&GOOD.replace("[variants]", "colour = 1\n[variants]")),
-            @"s.toml:7:1: unknown field `colour`, expected one of name, description, pitfall, system, expect, tolerate, faults, run, variants");
+            @"s.toml:7:1: unknown field `colour`, expected one of name, description, pitfall, system, expect, tolerate, sometimes, sometimes_min_seeds, faults, run, variants");
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-workers\"", "\"crash-nobody\"")),
-            @"s.toml:11:29: unknown fault `crash-nobody`, expected one of db-outage, db-slow, db-crash, db-lost-ack, broker-outage, broker-slow, broker-crash, broker-lost-ack, store-outage, store-slow, partition, crash, duplicate-delivery, reorder, crash-workers, crash:<host>");
+            @"s.toml:11:29: unknown fault `crash-nobody`, expected one of db-outage, db-slow, db-crash, db-lost-ack, broker-outage, broker-slow, broker-crash, broker-lost-ack, store-outage, store-slow, partition, crash, duplicate-delivery, reorder, crash-point, fail-point, crash-workers, crash:<host>");
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-workers\"", "\"crash:db\"")),
             @"s.toml:11:29: `crash:db`: no service host `db`; the services are api, worker");
         insta::assert_snapshot!(error_of(&GOOD.replace("toy-invariant", "toy-invariannt")),

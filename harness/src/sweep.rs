@@ -246,6 +246,9 @@ pub struct SeedSummary {
     pub history_lines: usize,
     /// The system's figures of this seed, if it has any.
     pub figures: Option<Value>,
+    /// The coverage events the seed hit ([`crate::coverage`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub coverage: BTreeSet<String>,
 }
 
 thread_local! {
@@ -373,6 +376,7 @@ pub fn summarize(
         wall_ms: parts.wall_ms,
         history_lines: history.len(),
         figures: scenario.system.figures(history),
+        coverage: crate::coverage::hit(history),
     }
 }
 
@@ -499,6 +503,7 @@ pub fn run(
                         wall_ms: stuck_after.as_millis() as u64,
                         history_lines: 0,
                         figures: None,
+                        coverage: BTreeSet::new(),
                     };
                     progress(&summary);
                     results.push(summary);

@@ -74,6 +74,13 @@ pub trait System: Send + Sync + 'static {
     fn latencies(&self, _history: &[Entry]) -> Option<Latencies> {
         None
     }
+    /// Coverage events the system's own services mark through
+    /// [`pitfall_ports::Env::mark`], besides the harness's
+    /// ([`crate::coverage::catalog`]): name and what it means. A scenario
+    /// may declare them in `sometimes`.
+    fn coverage_events(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
 }
 
 /// End-to-end latencies of one history: what is measured, and per item the

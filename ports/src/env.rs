@@ -12,4 +12,9 @@ pub trait Env: Send + Sync {
     async fn sleep(&self, duration: Duration);
     /// A random number from the seeded generator this process was handed.
     fn random_u64(&self) -> u64;
+    /// Something interesting happened here: a coverage ("sometimes")
+    /// event, such as a stale update discarded. The harness records it in
+    /// the history (once per process and name) so a sweep can prove it
+    /// happened; an environment outside the harness ignores it.
+    fn mark(&self, _event: &str) {}
 }

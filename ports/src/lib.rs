@@ -6,10 +6,12 @@
 //!
 //! Besides the traits: [`context`], the end-user request context
 //! (`requestId`, `userId`) that every hop carries, and [`codec`], the batch
-//! compression codecs a producer may use.
+//! compression codecs a producer may use; [`coverage`], the names of the
+//! "sometimes" events a service or block marks through [`Env::mark`].
 
 pub mod codec;
 pub mod context;
+pub mod coverage;
 pub mod digest;
 
 mod broker;

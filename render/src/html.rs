@@ -254,6 +254,7 @@ fn scenario_section(inputs: &Inputs<'_>, index: usize) -> String {
     }
     out.push_str(&figures_tables(s));
     out.push_str(&invariants_table(s));
+    out.push_str(&coverage_table(s));
     out.push_str("<h3>Violating seeds across the seed range</h3>\n");
     out.push_str(&seeds_chart(inputs.report, index));
     out.push_str(&first_seed_plots(inputs, s));
@@ -339,6 +340,37 @@ fn invariants_table(s: &ScenarioReport) -> String {
             r.first_violating_seed
                 .map_or("-".to_string(), |seed| seed.to_string()),
             escape(r.example.as_deref().unwrap_or(""))
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// Per coverage event, the seeds that hit it; the declared (`sometimes`)
+/// ones first, marked, a miss in red.
+fn coverage_table(s: &ScenarioReport) -> String {
+    if s.coverage.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<h3>Coverage events</h3>\n<table class=\"coverage\"><tr><th>event</th>\
+         <th>seeds that hit it (of {})</th><th>declared in <code>sometimes</code></th></tr>",
+        s.seeds
+    );
+    let declared = |name: &String| s.sometimes.contains(name);
+    let mut rows: Vec<(&String, &u64)> = s.coverage.iter().collect();
+    rows.sort_by_key(|(name, _)| !declared(name));
+    for (name, seeds) in rows {
+        let class = if declared(name) && *seeds == 0 {
+            " class=\"bad\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<tr{class}><td>{}</td><td>{seeds}</td><td>{}</td></tr>",
+            escape(name),
+            if declared(name) { "yes" } else { "" }
         );
     }
     out.push_str("</table>\n");
@@ -1261,6 +1293,7 @@ mod tests {
             wall_ms: 20,
             history_lines: 10,
             figures: None,
+            coverage: Default::default(),
         }
     }
 
@@ -1316,6 +1349,11 @@ mod tests {
             figures_line: Some("payloads: 4 attachments".into()),
             shrunk: None,
             real: None,
+            coverage: BTreeMap::from([
+                ("duplicate-delivered".into(), 3),
+                ("event-parked".into(), 0),
+            ]),
+            sometimes: vec!["duplicate-delivered".into()],
         }
     }
 
@@ -1512,6 +1550,45 @@ mod tests {
         assert!(page.contains("broker-outage on broker: 1000 ms to 2000 ms"));
         assert!(!page.contains("http://") && !page.contains("https://"));
         assert!(!page.contains("xmlns"));
+    }
+
+    #[test]
+    fn the_coverage_table_lists_declared_events_first_and_flags_misses() {
+        let mut report = report();
+        let table = coverage_table(&report.scenarios[0]);
+        assert!(table.contains("<h3>Coverage events</h3>"), "{table}");
+        let declared = table.find("duplicate-delivered").unwrap();
+        let other = table.find("event-parked").unwrap();
+        assert!(declared < other, "declared events come first: {table}");
+        assert!(table.contains("<td>duplicate-delivered</td><td>3</td><td>yes</td>"));
+        assert!(!table.contains("class=\"bad\""), "{table}");
+        report.scenarios[0].sometimes = vec!["event-parked".into()];
+        let table = coverage_table(&report.scenarios[0]);
+        assert!(
+            table.contains("<tr class=\"bad\"><td>event-parked</td><td>0</td><td>yes</td>"),
+            "{table}"
+        );
+        report.scenarios[0].coverage.clear();
+        assert_eq!(coverage_table(&report.scenarios[0]), "");
+    }
+
+    #[test]
+    fn the_point_line_counts_points_fired_in_any_scenario() {
+        let mut report = report();
+        assert_eq!(report.point_coverage_line(), None, "no point fired");
+        report.scenarios[0]
+            .coverage
+            .insert("crash-point:after-db-commit".into(), 2);
+        report.scenarios[0]
+            .coverage
+            .insert("fail-point:before-produce".into(), 0);
+        let line = report.point_coverage_line().unwrap();
+        assert!(
+            line.starts_with("crash and fail points fired across the suite: 1 of 24 (never: "),
+            "{line}"
+        );
+        assert!(line.contains("fail-point:before-produce"), "{line}");
+        assert!(!line.contains("crash-point:after-db-commit"), "{line}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `report.md`: a short Markdown summary for a pull-request comment or
-//! `$GITHUB_STEP_SUMMARY`: the verdict, the suite table, and each unmet
-//! scenario with why and the commands that reproduce it.
+//! `$GITHUB_STEP_SUMMARY`: the verdict, the suite table, each unmet
+//! scenario with why and the commands that reproduce it, and the coverage
+//! events each scenario's seeds hit.
 
 use crate::{repro_for, violating_seeds, Inputs, SHOWN_PER_INVARIANT};
 use pitfall_harness::report::{Report, ScenarioReport};
@@ -24,7 +25,46 @@ pub fn render(inputs: &Inputs<'_>) -> String {
     for (index, scenario) in unmet {
         failure(&mut out, report, index, scenario);
     }
+    coverage(&mut out, report);
     out
+}
+
+/// Per scenario: the declared coverage events met, and every event with the
+/// seeds that hit it.
+fn coverage(out: &mut String, report: &Report) {
+    let scenarios: Vec<&ScenarioReport> = report
+        .scenarios
+        .iter()
+        .filter(|s| !s.coverage.is_empty())
+        .collect();
+    if scenarios.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n### Coverage events (seeds that hit each)\n");
+    let _ = writeln!(out, "| scenario | sometimes met | events |");
+    let _ = writeln!(out, "|---|---|---|");
+    for s in scenarios {
+        let met = s
+            .sometimes
+            .iter()
+            .filter(|n| s.seeds_hitting(n) > 0)
+            .count();
+        let events: Vec<String> = s
+            .coverage
+            .iter()
+            .map(|(name, seeds)| format!("{name} {seeds}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {met}/{} | {} |",
+            cell(&s.name),
+            s.sometimes.len(),
+            cell(&events.join(", "))
+        );
+    }
+    if let Some(line) = report.point_coverage_line() {
+        let _ = writeln!(out, "\n{line}");
+    }
 }
 
 fn header(out: &mut String, report: &Report) {

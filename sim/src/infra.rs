@@ -28,8 +28,12 @@ impl SimInfra {
     pub fn new(host: &str, n: u32, seed: u64, history: History, topology: Arc<Topology>) -> Self {
         SimInfra {
             host: host.to_string(),
-            history,
-            env: Arc::new(SimEnv::new(seed::rng(seed, &format!("host/{host}/{n}")))),
+            history: history.clone(),
+            env: Arc::new(SimEnv::new(
+                seed::rng(seed, &format!("host/{host}/{n}")),
+                host,
+                history.clone(),
+            )),
             topology,
         }
     }

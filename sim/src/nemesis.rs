@@ -1,10 +1,11 @@
 //! The simulation's nemesis: how each fault window starts and stops in the
 //! turmoil world — server fault switches, partitions and blackholes on
-//! turmoil links, crashes and restarts of hosts — and the heal before the
-//! drain. Every parameter comes from the window.
+//! turmoil links, crashes and restarts of hosts, crash and fail points —
+//! and the heal before the drain. Every parameter comes from the window.
 
 use crate::servers::SharedFaults;
 use crate::world::SimWorld;
+use pitfall_harness::crash_points::{self, Action};
 use pitfall_harness::faults::{FaultKind, FaultWindow};
 
 /// Start or stop one fault window.
@@ -48,6 +49,17 @@ pub fn apply(world: &mut SimWorld<'_>, w: &FaultWindow, start: bool) {
                 mend(world, a, b);
             }
         }
+        FaultKind::CrashPoint | FaultKind::FailPoint => {
+            let (host, boundary) =
+                crash_points::parse_target(&w.target).expect("points target a boundary");
+            let action = if w.kind == FaultKind::CrashPoint {
+                Action::Crash
+            } else {
+                Action::Fail
+            };
+            let p = start.then(|| probability(w, true));
+            world.points.set(host, boundary, action, p);
+        }
         FaultKind::DbCrash | FaultKind::BrokerCrash | FaultKind::Crash => {
             if start {
                 world.sim.crash(w.target.as_str());
@@ -67,6 +79,7 @@ pub fn heal(world: &mut SimWorld<'_>) {
         db.faults.lock().unwrap().heal();
     }
     world.broker.faults.lock().unwrap().heal();
+    world.points.clear();
     world.store.faults.lock().unwrap().heal();
     let hosts: Vec<String> = world.topology.all_hosts();
     for host in hosts.iter().filter(|h| !world.topology.clients.contains(h)) {

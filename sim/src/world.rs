@@ -10,18 +10,22 @@ use crate::servers::broker::{BrokerServer, BrokerState};
 use crate::servers::db::{DbServer, DbState};
 use crate::servers::store::{StoreServer, StoreState};
 use crate::servers::ServerFaults;
+use pitfall_harness::crash_points::{ActivePoints, Boundary, Points, WithCrashPoints};
 use pitfall_harness::driver::{Applied, World};
 use pitfall_harness::faults::{DrawnConfig, FaultWindow};
-use pitfall_harness::history::History;
+use pitfall_harness::history::{Event, FaultAction, History};
 use pitfall_harness::scenario::Scenario;
 use pitfall_harness::seed;
 use pitfall_harness::sweep::Limits;
-use pitfall_harness::system::{ClientCtx, Probe, Topology, BROKER, STORE};
+use pitfall_harness::system::{ClientCtx, Infra, Probe, Topology, BROKER, STORE};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
+
+/// Hosts that asked to be crashed at a boundary, in the order they asked.
+type CrashRequests = Arc<Mutex<Vec<(String, Boundary)>>>;
 
 /// The world of one seed, with the handles the nemesis and the probes use.
 pub struct SimWorld<'a> {
@@ -33,6 +37,10 @@ pub struct SimWorld<'a> {
     pub store: StoreServer,
     /// Active partitions by (a, b), counted so overlapping windows nest.
     pub(crate) cuts: BTreeMap<(String, String), u32>,
+    /// The crash and fail points switched on now.
+    pub(crate) points: ActivePoints,
+    /// Hosts whose crash point fired during the last step.
+    crash_requests: CrashRequests,
     clients_done: bool,
     limits: Limits,
     #[allow(clippy::disallowed_types)] // the wall-clock limit is outside the simulation
@@ -104,8 +112,18 @@ impl<'a> SimWorld<'a> {
         let s = store.clone();
         sim.host(STORE, move || s.clone().serve());
 
+        let points = ActivePoints::default();
+        let crash_requests = CrashRequests::default();
         for host in &topology.services {
-            spawn_service(&mut sim, scenario, host, seed_value, &history, &topology);
+            let service = Service {
+                host,
+                seed_value,
+                history: &history,
+                topology: &topology,
+                points: &points,
+                crash_requests: &crash_requests,
+            };
+            spawn_service(&mut sim, scenario, service);
         }
         for client in scenario.config.clients(seed_value, &scenario.run) {
             let ctx = ClientCtx {
@@ -127,6 +145,8 @@ impl<'a> SimWorld<'a> {
             broker,
             store,
             cuts: BTreeMap::new(),
+            points,
+            crash_requests,
             clients_done: false,
             limits,
             wall_start: std::time::Instant::now(),
@@ -141,6 +161,7 @@ impl<'a> SimWorld<'a> {
             Err(e) => return Err(format!("simulation error at t={}ms: {e}", self.now_ms())),
         }
         self.steps += 1;
+        self.crash_at_boundaries();
         if self.steps.is_multiple_of(512) && self.wall_start.elapsed() > self.limits.wall {
             return Err(format!(
                 "hang: wall-clock limit of {:?} exceeded at simulated t={}ms",
@@ -149,6 +170,26 @@ impl<'a> SimWorld<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Crash and restart the hosts whose crash point fired in the last step:
+    /// nothing after the boundary ran, and what they held in memory is gone.
+    fn crash_at_boundaries(&mut self) {
+        let requests = std::mem::take(&mut *self.crash_requests.lock().unwrap());
+        for (host, boundary) in requests {
+            if !self.sim.is_host_running(host.as_str()) {
+                continue;
+            }
+            self.history.set_now_ms(self.now_ms());
+            for action in [FaultAction::Start, FaultAction::Stop] {
+                self.history.record(Event::Fault {
+                    action,
+                    kind: "crash-point".into(),
+                    target: format!("{host} ({})", boundary.name()),
+                });
+            }
+            self.sim.bounce(host.as_str());
+        }
     }
 
     /// What a probe finds still pending, if anything.
@@ -184,26 +225,37 @@ impl<'a> SimWorld<'a> {
     }
 }
 
-/// Register a service host: each (re)start hands a fresh incarnation of its
-/// infrastructure to the system's `spawn`.
-fn spawn_service(
-    sim: &mut turmoil::Sim<'_>,
-    scenario: &Scenario,
-    host: &str,
+/// What a service host's incarnations share.
+struct Service<'w> {
+    host: &'w str,
     seed_value: u64,
-    history: &History,
-    topology: &Arc<Topology>,
-) {
+    history: &'w History,
+    topology: &'w Arc<Topology>,
+    points: &'w ActivePoints,
+    crash_requests: &'w CrashRequests,
+}
+
+/// Register a service host: each (re)start hands a fresh incarnation of its
+/// infrastructure, with the crash and fail points, to the system's `spawn`.
+fn spawn_service(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, service: Service<'_>) {
     let config = scenario.config.clone();
-    let history = history.clone();
-    let topology = topology.clone();
+    let history = service.history.clone();
+    let topology = service.topology.clone();
+    let points = service.points.clone();
+    let requests = service.crash_requests.clone();
+    let seed_value = service.seed_value;
     let incarnation = Rc::new(Cell::new(0u32));
-    let name = host.to_string();
-    sim.host(host, move || {
+    let name = service.host.to_string();
+    sim.host(service.host, move || {
         let n = incarnation.get();
         incarnation.set(n + 1);
         let infra = SimInfra::new(&name, n, seed_value, history.clone(), topology.clone());
-        let running = config.spawn(&name, &infra);
+        let (requests, host) = (requests.clone(), name.clone());
+        let crash = Arc::new(move |boundary: Boundary| {
+            requests.lock().unwrap().push((host.clone(), boundary));
+        });
+        let points = Points::new(&name, points.clone(), infra.env(), crash);
+        let running = config.spawn(&name, &WithCrashPoints::new(&infra, points));
         async move {
             running.await;
             Ok(())

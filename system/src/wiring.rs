@@ -260,7 +260,8 @@ impl ShopConfig {
         });
         let db: Arc<dyn Database> = infra.db(INVENTORY_DB);
         let reassembler =
-            archive::reassembler(strategy, db.clone(), infra.store(), broker.reader());
+            archive::reassembler(strategy, db.clone(), infra.store(), broker.reader())
+                .marking(infra.env());
         Box::pin(Archive::new(consumer, db, reassembler, infra.env()).run())
     }
 

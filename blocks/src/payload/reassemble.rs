@@ -12,7 +12,7 @@ use super::{
 };
 use async_trait::async_trait;
 use base64::Engine;
-use pitfall_ports::{ConsumerRecord, Database, DbError, ObjectStore};
+use pitfall_ports::{coverage, ConsumerRecord, Database, DbError, Env, ObjectStore};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -88,6 +88,10 @@ enum Mode {
 pub struct Reassembler {
     mode: Mode,
     memory: Memory,
+    /// Where coverage events are marked, if anywhere.
+    env: Option<Arc<dyn Env>>,
+    /// Chunks this reassembler stored itself, per payload (style a).
+    stored_here: BTreeMap<String, u32>,
 }
 
 /// Bytes held: between records, and the most at any moment.
@@ -159,6 +163,22 @@ impl Reassembler {
         Reassembler {
             mode,
             memory: Memory::default(),
+            env: None,
+            stored_here: BTreeMap::new(),
+        }
+    }
+
+    /// Mark coverage events through `env`: a claim-check object read before
+    /// it existed, a chunked payload completed from chunks a predecessor
+    /// stored.
+    pub fn marking(mut self, env: Arc<dyn Env>) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    fn mark(&self, event: &str) {
+        if let Some(env) = &self.env {
+            env.mark(event);
         }
     }
 
@@ -270,7 +290,10 @@ impl Reassembler {
                 let object_key = reference.object_key;
                 match store.get(&object_key).await {
                     Ok(Some(bytes)) => Ok(self.finish(meta, bytes)),
-                    Ok(None) => Err(PayloadError::DanglingReference { object_key }),
+                    Ok(None) => {
+                        self.mark(coverage::CLAIM_CHECK_READ_BEFORE_EXISTS);
+                        Err(PayloadError::DanglingReference { object_key })
+                    }
                     Err(source) => Err(PayloadError::Store { object_key, source }),
                 }
             }
@@ -281,11 +304,18 @@ impl Reassembler {
                     payload_id: meta.id.clone(),
                     source,
                 };
-                if !store_chunk(db.as_ref(), &meta.id, index, count, &record.value)
+                let stored = store_chunk(db.as_ref(), &meta.id, index, count, &record.value)
                     .await
-                    .map_err(db_err)?
-                {
+                    .map_err(db_err)?;
+                if stored.fresh {
+                    *self.stored_here.entry(meta.id.clone()).or_default() += 1;
+                }
+                if !stored.complete {
                     return Ok(None);
+                }
+                let here = self.stored_here.remove(&meta.id).unwrap_or(0);
+                if stored.fresh && here < count {
+                    self.mark(coverage::CHUNKS_REASSEMBLED_ACROSS_RESTART);
                 }
                 // Read the chunks back one by one into the payload: the
                 // payload is all this holds, and only until it is yielded.
@@ -402,15 +432,23 @@ fn seek_bookkeeping(
     pending + recent.iter().map(String::len).sum::<usize>()
 }
 
-/// Store one chunk and count it, in one transaction. Whether the payload is
-/// now complete: also when the chunk is a duplicate of a complete payload's.
+/// What storing a chunk did.
+struct StoredChunk {
+    /// The chunk was new (not a duplicate).
+    fresh: bool,
+    /// The payload is complete: also when the chunk is a duplicate of a
+    /// complete payload's.
+    complete: bool,
+}
+
+/// Store one chunk and count it, in one transaction.
 async fn store_chunk(
     db: &dyn Database,
     id: &str,
     index: u32,
     count: u32,
     chunk: &[u8],
-) -> Result<bool, DbError> {
+) -> Result<StoredChunk, DbError> {
     let chunk_key = format!("{id}/{index}");
     let received_key = format!("{id}/received");
     let received = |row: &Option<pitfall_ports::Row>| {
@@ -434,7 +472,10 @@ async fn store_chunk(
         let mut tx = db.begin().await?;
         let row = tx.get(CHUNKS, &received_key).await?;
         tx.rollback().await;
-        return Ok(received(&row) >= u64::from(count));
+        return Ok(StoredChunk {
+            fresh: false,
+            complete: received(&row) >= u64::from(count),
+        });
     }
     let row = tx.get(CHUNKS, &received_key).await?;
     let now = received(&row) + 1;
@@ -456,7 +497,10 @@ async fn store_chunk(
         }
     }
     match tx.commit().await {
-        Ok(()) => Ok(now >= u64::from(count)),
+        Ok(()) => Ok(StoredChunk {
+            fresh: true,
+            complete: now >= u64::from(count),
+        }),
         // The chunk or the count was stored concurrently: retrying the
         // record finds out which.
         Err(DbError::UniqueViolation { .. }) => Err(DbError::Conflict),

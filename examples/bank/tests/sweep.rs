@@ -3,7 +3,7 @@
 //! caught, the outbox holds, and a seed replays byte for byte.
 
 use pitfall::harness::history::to_jsonl;
-use pitfall::harness::report::{scenario_report, Repro};
+use pitfall::harness::report::{scenario_report, Repro, Sometimes};
 use pitfall::harness::scenario;
 use pitfall::harness::sweep::{self, Limits, SweepOptions};
 use pitfall::harness::system::Registry;
@@ -35,7 +35,7 @@ fn every_scenario_meets_its_expectation_over_a_short_sweep() {
     let results = sweep::run(run_seed, &scenarios, &opts, |_| {});
     for (i, s) in scenarios.iter().enumerate() {
         let mine: Vec<_> = results.iter().filter(|r| r.scenario == i).collect();
-        let report = scenario_report(s, 0, 20, &mine, &Repro::default());
+        let report = scenario_report(s, 0, 20, &mine, &Repro::default(), Sometimes::Judged);
         assert!(report.met, "{}: {:?}", s.name, report.unmet);
         assert_eq!(report.system, "bank");
         let caught = report.invariants["booked-exactly-once"].violating_seeds;

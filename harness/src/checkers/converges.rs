@@ -1,9 +1,26 @@
 //! converges (liveness): after the faults heal, the system drains within the
-//! scenario's bounded simulated time.
+//! scenario's bounded simulated time, and what it did is durably settled:
+//! every group's last committed offset reaches past the last record it
+//! handled, and every slot's confirmed position reaches its DB's last
+//! commit (some seeds keep faults on to the end of the workload, so the last
+//! commits and confirms can fail too; a drain that only sees nothing left
+//! to handle would miss that).
 
 use crate::history::{Entry, Event};
+use pitfall_ports::Lsn;
+use std::collections::BTreeMap;
 
 pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+    let mut found = drained(history);
+    if found.is_empty() {
+        found.extend(offsets_committed(history));
+        found.extend(slots_confirmed(history));
+    }
+    found
+}
+
+/// Whether the drain ended with nothing pending.
+fn drained(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     let drain = history
         .iter()
         .enumerate()
@@ -25,6 +42,97 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
             ),
             vec![i],
         )],
+    }
+}
+
+/// Per (group, topic, partition): the last record handled must be below the
+/// last committed offset (Kafka commits the next offset to read).
+fn offsets_committed(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+    type Key<'h> = (&'h str, &'h str, u32);
+    let mut handled: BTreeMap<Key<'_>, (u64, usize)> = BTreeMap::new();
+    let mut committed: BTreeMap<Key<'_>, (u64, usize)> = BTreeMap::new();
+    for (i, e) in history.iter().enumerate() {
+        match &e.event {
+            Event::Consume {
+                group,
+                topic,
+                partition,
+                offset,
+                ..
+            } => {
+                keep_highest(&mut handled, (group, topic, *partition), *offset, i);
+            }
+            Event::OffsetCommit {
+                group,
+                topic,
+                partition,
+                offset,
+                ..
+            } => {
+                committed.insert((group, topic, *partition), (*offset, i));
+            }
+            _ => {}
+        }
+    }
+    handled
+        .into_iter()
+        .filter_map(|((group, topic, partition), (last, at))| {
+            let commit = committed.get(&(group, topic, partition));
+            match commit {
+                Some((offset, _)) if *offset > last => None,
+                Some((offset, c)) => Some((
+                    format!(
+                        "group {group} handled {topic}/{partition} up to offset {last}, but its last commit is {offset}: a restart would handle it again"
+                    ),
+                    vec![at, *c],
+                )),
+                None => Some((
+                    format!(
+                        "group {group} handled {topic}/{partition} up to offset {last}, and never committed an offset"
+                    ),
+                    vec![at],
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Per (db, slot) that confirmed anything: its last confirm must reach the
+/// DB's last commit.
+fn slots_confirmed(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+    let mut last_commit: BTreeMap<&str, (Lsn, usize)> = BTreeMap::new();
+    let mut confirmed: BTreeMap<(&str, &str), (Lsn, usize)> = BTreeMap::new();
+    for (i, e) in history.iter().enumerate() {
+        match &e.event {
+            Event::DbCommit { db, lsn, .. } => keep_highest(&mut last_commit, db, *lsn, i),
+            Event::SlotConfirm { db, slot, lsn } => {
+                keep_highest(&mut confirmed, (db, slot), *lsn, i)
+            }
+            _ => {}
+        }
+    }
+    confirmed
+        .into_iter()
+        .filter_map(|((db, slot), (lsn, at))| {
+            let (head, commit) = *last_commit.get(db)?;
+            (lsn < head).then(|| {
+                (
+                    format!(
+                        "slot {slot} of {db} is confirmed to {lsn}, short of the last commit {head}: a restarted connector would produce those changes again"
+                    ),
+                    vec![at, commit],
+                )
+            })
+        })
+        .collect()
+}
+
+/// Keep under `key` the highest `value` seen, with the history line
+/// (`entry`) of its latest occurrence.
+fn keep_highest<K: Ord>(map: &mut BTreeMap<K, (u64, usize)>, key: K, value: u64, entry: usize) {
+    let kept = map.entry(key).or_insert((value, entry));
+    if value >= kept.0 {
+        *kept = (value, entry);
     }
 }
 
@@ -54,5 +162,121 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert!(v[0].0.ends_with("worker lag 3 on events/1"), "{}", v[0].0);
         assert_eq!(check(&[]).len(), 1);
+    }
+
+    fn at(t: u64, event: Event) -> Entry {
+        Entry { t, event }
+    }
+
+    fn consume(t: u64, offset: u64) -> Entry {
+        at(
+            t,
+            Event::Consume {
+                process: "worker".into(),
+                group: "workers".into(),
+                topic: "events".into(),
+                partition: 1,
+                offset,
+                key: "k".into(),
+            },
+        )
+    }
+
+    fn commit(t: u64, offset: u64) -> Entry {
+        at(
+            t,
+            Event::OffsetCommit {
+                process: "worker".into(),
+                group: "workers".into(),
+                topic: "events".into(),
+                partition: 1,
+                offset,
+            },
+        )
+    }
+
+    #[test]
+    fn a_group_whose_last_commit_is_missing_fails_and_the_complete_one_holds() {
+        let complete = [
+            consume(1, 0),
+            consume(2, 1),
+            commit(3, 1),
+            consume(4, 2),
+            commit(5, 3),
+            drain(9, true, &[]),
+        ];
+        assert!(check(&complete).is_empty(), "{:?}", check(&complete));
+
+        let last_commit_lost = [
+            consume(1, 0),
+            consume(2, 1),
+            commit(3, 1),
+            consume(4, 2),
+            drain(9, true, &[]),
+        ];
+        let v = check(&last_commit_lost);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].0.contains("up to offset 2, but its last commit is 1"),
+            "{}",
+            v[0].0
+        );
+        assert_eq!(v[0].1, vec![3, 2]);
+
+        let never = [consume(1, 0), drain(9, true, &[])];
+        assert!(check(&never)[0].0.contains("never committed"));
+    }
+
+    fn db_commit(t: u64, lsn: u64) -> Entry {
+        at(
+            t,
+            Event::DbCommit {
+                db: "orders-db".into(),
+                process: "orders".into(),
+                lsn,
+                changes: vec![],
+            },
+        )
+    }
+
+    fn confirm(t: u64, lsn: u64) -> Entry {
+        at(
+            t,
+            Event::SlotConfirm {
+                db: "orders-db".into(),
+                slot: "orders_cdc".into(),
+                lsn,
+            },
+        )
+    }
+
+    #[test]
+    fn a_slot_whose_last_confirm_is_missing_fails_and_the_complete_one_holds() {
+        let complete = [
+            db_commit(1, 1),
+            db_commit(2, 2),
+            confirm(3, 1),
+            db_commit(4, 3),
+            confirm(5, 3),
+            drain(9, true, &[]),
+        ];
+        assert!(check(&complete).is_empty(), "{:?}", check(&complete));
+
+        let last_confirm_lost = [
+            db_commit(1, 1),
+            db_commit(2, 2),
+            confirm(3, 1),
+            db_commit(4, 3),
+            drain(9, true, &[]),
+        ];
+        let v = check(&last_confirm_lost);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].0.contains(
+                "slot orders_cdc of orders-db is confirmed to 1, short of the last commit 3"
+            ),
+            "{}",
+            v[0].0
+        );
     }
 }

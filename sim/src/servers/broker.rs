@@ -7,11 +7,13 @@
 
 use super::{before_request, peer_name, SharedFaults};
 use crate::wire::{self, b64};
+use pitfall_harness::coverage;
 use pitfall_harness::history::{value_repr, Event, History};
+use pitfall_harness::system::BROKER;
 use pitfall_ports::codec::Codec;
 use pitfall_ports::TopicPartitionOffset;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use turmoil::net::TcpListener;
@@ -163,6 +165,12 @@ pub struct BrokerState {
     next_producer_id: u64,
     groups: BTreeMap<String, Group>,
     pub max_message_bytes: usize,
+    /// What an observer keeps for the coverage marks (not broker state):
+    /// per (group, topic, partition), the offset after the last record
+    /// served; and the appends whose ack was lost, by (producer, topic,
+    /// partition, key, value size).
+    served: BTreeMap<(String, String, u32), u64>,
+    lost_acks: BTreeSet<(String, String, u32, String, usize)>,
 }
 
 impl Default for BrokerState {
@@ -174,6 +182,8 @@ impl Default for BrokerState {
             next_producer_id: 1,
             groups: BTreeMap::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            served: BTreeMap::new(),
+            lost_acks: BTreeSet::new(),
         }
     }
 }
@@ -197,6 +207,28 @@ impl BrokerState {
         self.committed
             .get(&(group.to_string(), topic.to_string(), partition))
             .copied()
+    }
+
+    /// Note records served to `group`; whether any was served before.
+    fn serve(&mut self, group: &str, topic: &str, partition: u32, records: &[WireRecord]) -> bool {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return false;
+        };
+        let next = self
+            .served
+            .entry((group.to_string(), topic.to_string(), partition))
+            .or_insert(0);
+        let again = first.offset < *next;
+        *next = (*next).max(last.offset + 1);
+        again
+    }
+
+    /// Whether `group` was served records it has not committed.
+    fn has_uncommitted(&self, group: &str) -> bool {
+        self.served
+            .iter()
+            .filter(|((g, _, _), _)| g == group)
+            .any(|((g, t, p), next)| self.committed(g, t, *p).unwrap_or(0) < *next)
     }
 
     /// Forget group membership, as a restarted broker does.
@@ -370,9 +402,19 @@ impl BrokerServer {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let now = sim_now_ms();
-                let events = reaper.state.lock().unwrap().expire_members(now);
+                let mut state = reaper.state.lock().unwrap();
+                let events = state.expire_members(now);
+                let in_flight = events.iter().any(
+                    |e| matches!(e, Event::Rebalance { group, .. } if state.has_uncommitted(group)),
+                );
+                drop(state);
                 for e in events {
                     reaper.history.record(e);
+                }
+                if in_flight {
+                    reaper
+                        .history
+                        .mark(BROKER, coverage::REBALANCE_WITH_UNCOMMITTED);
                 }
             }
         });
@@ -469,11 +511,20 @@ impl BrokerServer {
                     headers: headers.clone(),
                     wire,
                 };
-                let result =
-                    self.state
-                        .lock()
-                        .unwrap()
-                        .produce(&topic, partition, record.clone(), sequence);
+                let sent = (
+                    process.to_string(),
+                    topic.clone(),
+                    partition,
+                    key.clone(),
+                    record.value.len(),
+                );
+                let mut state = self.state.lock().unwrap();
+                if state.lost_acks.remove(&sent) {
+                    self.history
+                        .mark(BROKER, coverage::PRODUCE_RETRIED_AFTER_LOST_ACK);
+                }
+                let result = state.produce(&topic, partition, record.clone(), sequence);
+                drop(state);
                 match result {
                     Ok((offset, appended)) => {
                         if appended {
@@ -488,6 +539,7 @@ impl BrokerServer {
                                 wire_bytes: record.wire.map(|w| w as u64),
                             });
                             if self.faults.lock().unwrap().lose_ack() {
+                                self.state.lock().unwrap().lost_acks.insert(sent);
                                 return None;
                             }
                         }
@@ -508,25 +560,25 @@ impl BrokerServer {
                     .lock()
                     .unwrap()
                     .committed(&group, &topic, partition);
-                if let Some(c) = committed.filter(|c| *c < offset) {
-                    if self.roll(|f| f.duplicate_delivery) {
-                        self.history.record(Event::Rewind {
-                            group: group.clone(),
-                            topic: topic.clone(),
-                            partition,
-                            from: offset,
-                            to: c,
-                        });
-                        offset = c;
-                    }
+                let to = redelivery_start(committed, offset, max);
+                if to < offset && self.roll(|f| f.duplicate_delivery) {
+                    self.history.record(Event::Rewind {
+                        group: group.clone(),
+                        topic: topic.clone(),
+                        partition,
+                        from: offset,
+                        to,
+                    });
+                    offset = to;
                 }
-                match self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .fetch(&topic, partition, offset, max)
-                {
-                    Ok(records) => BrokerResponse::Records(records),
+                let mut state = self.state.lock().unwrap();
+                match state.fetch(&topic, partition, offset, max) {
+                    Ok(records) => {
+                        if state.serve(&group, &topic, partition, &records) {
+                            self.history.mark(BROKER, coverage::DUPLICATE_DELIVERED);
+                        }
+                        BrokerResponse::Records(records)
+                    }
                     Err(e) => BrokerResponse::Error(e),
                 }
             }
@@ -566,9 +618,14 @@ impl BrokerServer {
                     assignment: g.members[&id].assignment.clone(),
                     member_id: id,
                 };
+                let in_flight = rebalance.is_some() && s.has_uncommitted(&group);
                 drop(s);
                 if let Some(e) = rebalance {
                     self.history.record(e);
+                }
+                if in_flight {
+                    self.history
+                        .mark(BROKER, coverage::REBALANCE_WITH_UNCOMMITTED);
                 }
                 resp
             }
@@ -636,6 +693,18 @@ impl BrokerServer {
     }
 }
 
+/// Where a duplicate-delivery fault re-serves a fetch at `offset` from: the
+/// group's committed offset when records past it are uncommitted (a
+/// consumer that commits late), otherwise up to one batch (`max` records)
+/// back, as after a commit that did not stick. Equal to `offset` when there
+/// is nothing before it to redeliver.
+fn redelivery_start(committed: Option<u64>, offset: u64, max: usize) -> u64 {
+    match committed {
+        Some(c) if c < offset => c,
+        _ => offset.saturating_sub(max.max(1) as u64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +716,17 @@ mod tests {
             headers: vec![],
             wire: None,
         }
+    }
+
+    #[test]
+    fn redelivery_goes_back_to_the_commit_or_one_batch() {
+        // Uncommitted records past the commit: back to the commit.
+        assert_eq!(redelivery_start(Some(3), 7, 10), 3);
+        // Caught up: up to one batch back, never below zero.
+        assert_eq!(redelivery_start(Some(7), 7, 5), 2);
+        assert_eq!(redelivery_start(None, 3, 5), 0);
+        // Nothing before offset 0 to redeliver.
+        assert_eq!(redelivery_start(None, 0, 5), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::{before_request, peer_name, SharedFaults};
 use crate::wire;
+use pitfall_harness::coverage;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::{Change, ChangeOp, DbError, Lsn, Row};
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,8 @@ pub struct DbState {
     log: Vec<Commit>,
     head: Lsn,
     slots: BTreeMap<String, Lsn>,
+    /// Per slot, the last change served (for the coverage marks).
+    served: BTreeMap<String, Lsn>,
 }
 
 #[derive(Clone, Debug)]
@@ -263,6 +266,18 @@ impl DbState {
             .collect()
     }
 
+    /// Note changes served through `slot`; whether any was served before
+    /// (and so never confirmed: a reader re-reads only past its confirm).
+    fn serve(&mut self, slot: &str, changes: &[Change]) -> bool {
+        let Some(last) = changes.last() else {
+            return false;
+        };
+        let served = self.served.entry(slot.to_string()).or_insert(0);
+        let again = changes[0].lsn <= *served;
+        *served = (*served).max(last.lsn);
+        again
+    }
+
     /// Durably advance a slot. Slots never move backwards.
     pub fn confirm(&mut self, slot: &str, lsn: Lsn) {
         let pos = self.slots.entry(slot.to_string()).or_insert(0);
@@ -342,6 +357,8 @@ impl DbServer {
                                 changes,
                             });
                             if self.faults.lock().unwrap().lose_ack() {
+                                self.history
+                                    .mark(&self.name, coverage::DB_COMMIT_OUTCOME_UNKNOWN);
                                 return;
                             }
                             DbResponse::Committed(lsn)
@@ -377,11 +394,22 @@ impl DbServer {
                 DbResponse::Done
             }
             DbRequest::SlotConfirmed { slot } => DbResponse::Position(state.slot_position(&slot)),
-            DbRequest::Poll { after, max, .. } => {
-                DbResponse::Changes(state.changes_after(after, max))
+            DbRequest::Poll { slot, after, max } => {
+                let changes = state.changes_after(after, max);
+                if state.serve(&slot, &changes) {
+                    self.history
+                        .mark(&self.name, coverage::CDC_REPLAYED_UNCONFIRMED);
+                }
+                DbResponse::Changes(changes)
             }
             DbRequest::Confirm { slot, lsn } => {
                 state.confirm(&slot, lsn);
+                let lsn = state.slot_position(&slot);
+                self.history.record(Event::SlotConfirm {
+                    db: self.name.clone(),
+                    slot,
+                    lsn,
+                });
                 DbResponse::Done
             }
             DbRequest::Commit => unreachable!("commit is handled by the connection loop"),

@@ -34,6 +34,10 @@ pub fn run(dir: &Path, registry: &Registry) -> u8 {
         println!("  {:<20} {}", k.name(), k.describe());
     }
     println!("  {:<20} crash one service host by name", "crash:<host>");
+    println!("\nCOVERAGE EVENTS (every system; a scenario's `sometimes` names them)");
+    for (name, describe) in pitfall_harness::coverage::catalog() {
+        println!("  {name:<34} {describe}");
+    }
     0
 }
 
@@ -87,6 +91,13 @@ fn print_system(system: &Arc<dyn System>, scenarios: &[&Scenario], dir: &Path) {
         println!("\nNAMED CRASHES (besides `crash` and `crash:<host>`)");
         for (name, describe) in groups {
             println!("  {name:<22} {describe}");
+        }
+    }
+    let own = system.coverage_events();
+    if !own.is_empty() {
+        println!("\nCOVERAGE EVENTS OF THIS SYSTEM");
+        for (name, describe) in own {
+            println!("  {name:<34} {describe}");
         }
     }
 }

@@ -423,8 +423,18 @@ impl ReportCtx {
             .enumerate()
             .map(|(i, s)| {
                 let mine: Vec<_> = finished.iter().filter(|r| r.scenario == i).collect();
-                let mut r =
-                    report::scenario_report(s, self.start_seed, self.seeds, &mine, &self.repro);
+                let sometimes = match self.mode {
+                    Mode::Sim => report::Sometimes::Judged,
+                    Mode::Real => report::Sometimes::Reported,
+                };
+                let mut r = report::scenario_report(
+                    s,
+                    self.start_seed,
+                    self.seeds,
+                    &mine,
+                    &self.repro,
+                    sometimes,
+                );
                 r.real = details
                     .and_then(|d| d.get(i))
                     .map(|d| serde_json::to_value(d).expect("details serialize"));

@@ -13,7 +13,7 @@ use crate::schema::{
 use crate::variants::Ordering;
 use async_trait::async_trait;
 use pitfall_blocks::consume::{ApplyError, Handler};
-use pitfall_ports::{ConsumerRecord, DbError, Env, Row, Transaction};
+use pitfall_ports::{coverage, ConsumerRecord, DbError, Env, Row, Transaction};
 use std::sync::Arc;
 
 pub const GROUP: &str = "inventory";
@@ -66,6 +66,7 @@ impl Handler for ReserveStock {
                         applied = current.revision,
                         "inventory: stale update discarded"
                     );
+                    self.env.mark(coverage::STALE_REVISION_DISCARDED);
                     return Ok(());
                 }
             }

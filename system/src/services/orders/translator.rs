@@ -6,12 +6,17 @@
 //!
 //! Produce first, then commit the offset: at least once. A redelivered
 //! change is produced again with the same revision, which readers discard.
+//! A poll's changes are sent [`IN_FLIGHT`] at a time, one per order, so
+//! retries and the reorder fault swap different orders' events but never
+//! one order's.
 
 use super::{OrderEvent, OrderRow, ORDER_EVENT};
 use crate::events::ChangeEnvelope;
 use crate::schema::ORDER_EVENTS_TOPIC;
+use futures_util::future::join_all;
 use pitfall_blocks::backoff::Backoff;
 use pitfall_blocks::consume::Poller;
+use pitfall_blocks::pipeline;
 use pitfall_blocks::publish;
 use pitfall_ports::context::RequestContext;
 use pitfall_ports::{Consumer, ConsumerRecord, Env, Producer};
@@ -19,6 +24,10 @@ use std::sync::Arc;
 
 /// The translator's consumer group.
 pub const GROUP: &str = "translator";
+
+/// Sends in flight at once: Kafka's default
+/// `max.in.flight.requests.per.connection`.
+pub const IN_FLIGHT: usize = 5;
 
 pub struct Translator {
     poller: Poller,
@@ -58,9 +67,14 @@ impl Translator {
     pub async fn run(mut self) {
         loop {
             let records = self.poller.next().await;
+            for round in pipeline::rounds(&records, IN_FLIGHT, |r| &r.key) {
+                join_all(round.into_iter().map(|record| {
+                    let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
+                    ctx.scope(self.forward(record))
+                }))
+                .await;
+            }
             for record in &records {
-                let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
-                ctx.scope(self.forward(record)).await;
                 self.poller
                     .handled(&record.topic, record.partition, record.offset + 1);
             }
