@@ -134,11 +134,12 @@ fn a_real_run_reports_checks_and_cleans_up() {
         psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pitfall_s%'").trim(),
         "0"
     );
-    let kafka = std::env::var("PITFALL_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    // Metadata only: connect to the listener itself (its advertised address
-    // is the proxy, which is down now), so just list names.
+    // Ask the broker's inter-broker listener, which advertises itself. The
+    // client listener advertises the fault proxy, which is down once the run
+    // ended, and a metadata request the client routes there times out.
+    let kafka = std::env::var("PITFALL_KAFKA_INTERNAL").unwrap_or_else(|_| "127.0.0.1:9094".into());
     let admin = KafkaAdmin::new(&kafka).unwrap();
-    let topics = admin.topics(Duration::from_secs(5)).unwrap();
+    let topics = admin.topics(Duration::from_secs(30)).unwrap();
     assert!(
         !topics.iter().any(|t| t.starts_with("pitfall_s")),
         "topics left behind: {topics:?}"

@@ -4,6 +4,7 @@
 //! between applying an effect and committing its offset.
 
 use async_trait::async_trait;
+use pitfall_harness::history::History;
 use pitfall_harness::rpc::{CallError, Request, RpcClient, RpcListener};
 use pitfall_harness::seed::SimRng;
 use pitfall_ports::{ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
@@ -20,13 +21,17 @@ use tokio::sync::mpsc;
 pub struct RealEnv {
     start: tokio::time::Instant,
     rng: Mutex<SimRng>,
+    host: String,
+    history: History,
 }
 
 impl RealEnv {
-    pub fn new(start: tokio::time::Instant, rng: SimRng) -> Self {
+    pub fn new(start: tokio::time::Instant, rng: SimRng, host: &str, history: History) -> Self {
         RealEnv {
             start,
             rng: Mutex::new(rng),
+            host: host.to_string(),
+            history,
         }
     }
 }
@@ -43,6 +48,10 @@ impl Env for RealEnv {
 
     fn random_u64(&self) -> u64 {
         self.rng.lock().unwrap().next_u64()
+    }
+
+    fn mark(&self, event: &str) {
+        self.history.mark(&self.host, event);
     }
 }
 

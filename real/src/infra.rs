@@ -88,6 +88,8 @@ impl RunCtx {
         let env = RealEnv::new(
             self.start,
             seed::rng(self.seed, &format!("host/{host}/{n}")),
+            host,
+            self.history.clone(),
         );
         *n += 1;
         RealInfra {
@@ -155,11 +157,10 @@ impl Infra for RealInfra {
     }
 
     fn feed(&self, name: &str) -> Arc<dyn ChangeFeed> {
-        Arc::new(PgFeed::new(
-            self.pool(name),
-            self.ctx.names.clone(),
-            name.to_string(),
-        ))
+        Arc::new(
+            PgFeed::new(self.pool(name), self.ctx.names.clone(), name.to_string())
+                .recording(self.ctx.history.clone()),
+        )
     }
 
     fn broker(&self) -> Arc<dyn Broker> {

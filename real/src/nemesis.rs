@@ -35,6 +35,7 @@ pub fn support(kind: FaultKind, broker_proxied: bool) -> Result<String, String> 
         FaultKind::Crash => Ok("applied: the host's tasks are aborted and started again; a host that consumes in a group crashes at its next offset commit (after applying, before committing), or after the window's grace".into()),
         FaultKind::DuplicateDelivery => Err("skipped: a real broker cannot be told to redeliver; redelivery comes from crashes and rebalances".into()),
         FaultKind::Reorder => Err("skipped: a real broker never reorders a partition; reordering comes from retries with several requests in flight".into()),
+        FaultKind::CrashPoint | FaultKind::FailPoint => Err("skipped: crash and fail points are switched in simulation only so far".into()),
     }
 }
 
@@ -88,9 +89,11 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
         }
         FaultKind::Partition => return partition(live, w, start),
         FaultKind::Crash => return crash(live, w, start),
-        FaultKind::BrokerCrash | FaultKind::DuplicateDelivery | FaultKind::Reorder => {
-            return Applied::Skipped
-        }
+        FaultKind::BrokerCrash
+        | FaultKind::DuplicateDelivery
+        | FaultKind::Reorder
+        | FaultKind::CrashPoint
+        | FaultKind::FailPoint => return Applied::Skipped,
     }
     Applied::Now
 }

@@ -9,6 +9,7 @@
 
 use crate::names::RunNames;
 use async_trait::async_trait;
+use pitfall_harness::history::{Event, History};
 use pitfall_ports::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
 use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -283,11 +284,25 @@ pub struct PgFeed {
     pool: PgPool,
     names: Arc<RunNames>,
     db: String,
+    /// Where a successful confirm is recorded (`SlotConfirm`), for the
+    /// liveness check of `converges`; none for the drain's probes.
+    history: Option<History>,
 }
 
 impl PgFeed {
     pub fn new(pool: PgPool, names: Arc<RunNames>, db: String) -> Self {
-        PgFeed { pool, names, db }
+        PgFeed {
+            pool,
+            names,
+            db,
+            history: None,
+        }
+    }
+
+    /// Record every confirmed slot position in `history`.
+    pub fn recording(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
     }
 }
 
@@ -370,7 +385,15 @@ impl ChangeFeed for PgFeed {
             .bind(self.names.slot(slot))
             .bind(format_lsn(lsn))
             .execute(&self.pool);
-        unavailable_or_timeout(tokio::time::timeout(OP_TIMEOUT, query).await).map(drop)
+        unavailable_or_timeout(tokio::time::timeout(OP_TIMEOUT, query).await)?;
+        if let Some(history) = &self.history {
+            history.record(Event::SlotConfirm {
+                db: self.db.clone(),
+                slot: slot.to_string(),
+                lsn,
+            });
+        }
+        Ok(())
     }
 }
 
