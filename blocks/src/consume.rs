@@ -77,6 +77,10 @@ pub enum ApplyError {
     /// logged and skipped rather than blocking the partition.
     #[error("poison record: {0}")]
     Poison(String),
+    /// A service the effect calls (not the DB) did not answer: the
+    /// transaction is rolled back and the record applied again later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Next offsets to commit, per (topic, partition), of records handled but
@@ -239,7 +243,7 @@ impl ConsumerLoop {
                     );
                     return Applied::Poison;
                 }
-                Err(ApplyError::Db(e)) => {
+                Err(e @ (ApplyError::Db(_) | ApplyError::Unavailable(_))) => {
                     tracing::debug!(error = %e, offset = record.offset, "consumer: apply failed; retrying");
                     backoff.wait(self.env.as_ref()).await;
                 }

@@ -5,6 +5,8 @@
 //!   producer that parks events in the object store when the broker fails;
 //! - [`recovery`]: re-produces parked events;
 //! - [`cdc`]: tails a DB change feed into the broker;
+//! - [`relay`]: the outbox relay, which makes the calls an outbox table
+//!   describes, from the DB's change feed;
 //! - [`pipeline`]: several sends in flight without breaking per-key order;
 //! - [`consume`]: the consumer loop with its idempotency strategy;
 //! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked
@@ -20,3 +22,4 @@ pub mod payload;
 pub mod pipeline;
 pub mod publish;
 pub mod recovery;
+pub mod relay;

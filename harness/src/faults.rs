@@ -35,10 +35,13 @@ pub enum FaultKind {
     Reorder,
     CrashPoint,
     FailPoint,
+    ApiOutage,
+    ApiSlow,
+    ApiLostReply,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::DbOutage,
         FaultKind::DbSlow,
         FaultKind::DbCrash,
@@ -55,6 +58,9 @@ impl FaultKind {
         FaultKind::Reorder,
         FaultKind::CrashPoint,
         FaultKind::FailPoint,
+        FaultKind::ApiOutage,
+        FaultKind::ApiSlow,
+        FaultKind::ApiLostReply,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +81,9 @@ impl FaultKind {
             FaultKind::Reorder => "reorder",
             FaultKind::CrashPoint => "crash-point",
             FaultKind::FailPoint => "fail-point",
+            FaultKind::ApiOutage => "api-outage",
+            FaultKind::ApiSlow => "api-slow",
+            FaultKind::ApiLostReply => "api-lost-reply",
         }
     }
 
@@ -118,6 +127,11 @@ impl FaultKind {
             FaultKind::FailPoint => {
                 "a call fails exactly at a boundary: before it (not done) or after it (done, but the caller cannot know)"
             }
+            FaultKind::ApiOutage => "a host's front door (an API other hosts call) refuses every call",
+            FaultKind::ApiSlow => "a host's front door delays every call",
+            FaultKind::ApiLostReply => {
+                "a host's front door handles a call but its reply is lost: the caller times out after the callee acted"
+            }
         }
     }
 
@@ -138,6 +152,9 @@ impl FaultKind {
             FaultKind::StoreOutage | FaultKind::StoreSlow => one(STORE),
             FaultKind::Partition => topo.links.iter().map(|(a, b)| format!("{a}|{b}")).collect(),
             FaultKind::Crash => topo.services.clone(),
+            FaultKind::ApiOutage | FaultKind::ApiSlow | FaultKind::ApiLostReply => {
+                topo.front_doors()
+            }
             FaultKind::FailPoint => reachable_boundaries(topo)
                 .map(|b| b.name().to_string())
                 .collect(),
@@ -155,7 +172,11 @@ impl FaultKind {
     fn duration_ms(self) -> (u64, u64) {
         match self {
             FaultKind::DbOutage | FaultKind::BrokerOutage | FaultKind::StoreOutage => (300, 4_000),
-            FaultKind::DbSlow | FaultKind::BrokerSlow | FaultKind::StoreSlow => (500, 5_000),
+            FaultKind::DbSlow
+            | FaultKind::BrokerSlow
+            | FaultKind::StoreSlow
+            | FaultKind::ApiSlow => (500, 5_000),
+            FaultKind::ApiOutage => (300, 4_000),
             FaultKind::DbCrash | FaultKind::BrokerCrash => (200, 3_000),
             FaultKind::Partition => (300, 4_000),
             FaultKind::Crash => (50, 2_000),
@@ -164,14 +185,17 @@ impl FaultKind {
             | FaultKind::DuplicateDelivery
             | FaultKind::Reorder
             | FaultKind::CrashPoint
-            | FaultKind::FailPoint => (1_000, 6_000),
+            | FaultKind::FailPoint
+            | FaultKind::ApiLostReply => (1_000, 6_000),
         }
     }
 
     /// Probability range for kinds that fire per request.
     fn probability(self) -> Option<(f64, f64)> {
         match self {
-            FaultKind::DbLostAck | FaultKind::BrokerLostAck => Some((0.05, 0.4)),
+            FaultKind::DbLostAck | FaultKind::BrokerLostAck | FaultKind::ApiLostReply => {
+                Some((0.05, 0.4))
+            }
             FaultKind::DuplicateDelivery => Some((0.05, 0.3)),
             FaultKind::Reorder => Some((0.1, 0.5)),
             FaultKind::CrashPoint => Some((0.1, 0.5)),
@@ -184,7 +208,7 @@ impl FaultKind {
     fn delay_ms(self) -> Option<(u64, u64)> {
         matches!(
             self,
-            FaultKind::DbSlow | FaultKind::BrokerSlow | FaultKind::StoreSlow
+            FaultKind::DbSlow | FaultKind::BrokerSlow | FaultKind::StoreSlow | FaultKind::ApiSlow
         )
         .then_some(SLOW_DELAY_MS)
     }

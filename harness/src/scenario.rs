@@ -769,7 +769,7 @@ allowed = ["broker-outage", "crash-workers"]
         insta::assert_snapshot!(error_of(&GOOD.replace("[variants]", "colour = 1\n[variants]")),
             @"s.toml:7:1: unknown field `colour`, expected one of name, description, pitfall, system, expect, tolerate, sometimes, sometimes_min_seeds, faults, run, variants");
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-workers\"", "\"crash-nobody\"")),
-            @"s.toml:11:29: unknown fault `crash-nobody`, expected one of db-outage, db-slow, db-crash, db-lost-ack, broker-outage, broker-slow, broker-crash, broker-lost-ack, store-outage, store-slow, partition, crash, duplicate-delivery, reorder, crash-point, fail-point, crash-workers, crash:<host>");
+            @"s.toml:11:29: unknown fault `crash-nobody`, expected one of db-outage, db-slow, db-crash, db-lost-ack, broker-outage, broker-slow, broker-crash, broker-lost-ack, store-outage, store-slow, partition, crash, duplicate-delivery, reorder, crash-point, fail-point, api-outage, api-slow, api-lost-reply, crash-workers, crash:<host>");
         insta::assert_snapshot!(error_of(&GOOD.replace("\"crash-workers\"", "\"crash:db\"")),
             @"s.toml:11:29: `crash:db`: no service host `db`; the services are api, worker");
         insta::assert_snapshot!(error_of(&GOOD.replace("toy-invariant", "toy-invariannt")),

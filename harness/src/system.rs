@@ -236,6 +236,16 @@ impl Topology {
         hosts
     }
 
+    /// The services other hosts call at their front door (the server side
+    /// of a link): what the `api-*` faults target.
+    pub fn front_doors(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .filter(|s| self.links.iter().any(|(_, b)| b == *s))
+            .cloned()
+            .collect()
+    }
+
     /// Whether `host` may use `resource` (a DB, the broker, the store or
     /// another host).
     pub fn linked(&self, host: &str, resource: &str) -> bool {

@@ -28,8 +28,15 @@ pub const CHUNKS_REASSEMBLED_ACROSS_RESTART: &str = "chunks-reassembled-across-r
 /// A claim-check reference was resolved before its object existed.
 pub const CLAIM_CHECK_READ_BEFORE_EXISTS: &str = "claim-check-read-before-exists";
 
+/// A front door handled a call, and its reply was lost: the caller timed
+/// out after the callee acted.
+pub const CALL_REPLY_LOST: &str = "call-reply-lost";
+/// A service that honours idempotency keys answered a call again from the
+/// key's first result instead of acting twice.
+pub const IDEMPOTENT_CALL_REPLAYED: &str = "idempotent-call-replayed";
+
 /// The named events and what each means.
-pub const EVENTS: [(&str, &str); 10] = [
+pub const EVENTS: [(&str, &str); 12] = [
     (
         DUPLICATE_DELIVERED,
         "a consumer group was served a record at an offset it had been served before",
@@ -66,5 +73,13 @@ pub const EVENTS: [(&str, &str); 10] = [
     (
         CLAIM_CHECK_READ_BEFORE_EXISTS,
         "a claim-check reference was resolved before its object existed",
+    ),
+    (
+        CALL_REPLY_LOST,
+        "a front door handled a call and its reply was lost",
+    ),
+    (
+        IDEMPOTENT_CALL_REPLAYED,
+        "a call repeated with an idempotency key was answered from its first result",
     ),
 ];

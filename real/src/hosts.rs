@@ -1,14 +1,15 @@
 //! What stands in for hosts in real mode: the time/randomness port, the
 //! hosts' in-process front doors and the calls between them (which a
-//! partition can cut), and the consumer decorator that crashes a host
-//! between applying an effect and committing its offset.
+//! partition can cut, and the `api-*` faults refuse, delay or answer into
+//! the void), and the consumer decorator that crashes a host between
+//! applying an effect and committing its offset.
 
 use async_trait::async_trait;
 use pitfall_harness::history::History;
 use pitfall_harness::rpc::{CallError, Request, RpcClient, RpcListener};
 use pitfall_harness::seed::SimRng;
-use pitfall_ports::{ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
-use rand::RngCore;
+use pitfall_ports::{coverage, ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
+use rand::{Rng, RngCore};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,16 +56,41 @@ impl Env for RealEnv {
     }
 }
 
-/// Every host's front door, and which (caller, host) pairs a partition
-/// cuts. A door belongs to the host's current incarnation: a crash drops
-/// its listener, and calls find it down until the host opens it again.
-#[derive(Clone, Default)]
+/// A front door's fault switch, set by the `api-*` windows.
+#[derive(Clone, Debug, Default)]
+pub struct DoorFaults {
+    /// Refuse every call.
+    pub down: bool,
+    /// Delay each call by a draw from this range before the host sees it.
+    pub delay_ms: Option<(u64, u64)>,
+    /// Probability that the host's reply is lost after it acted.
+    pub lost_reply: f64,
+}
+
+/// Every host's front door, which (caller, host) pairs a partition cuts,
+/// and each door's fault switch. A door belongs to the host's current
+/// incarnation: a crash drops its listener, and calls find it down until
+/// the host opens it again.
+#[derive(Clone)]
 pub struct Front {
     doors: Arc<Mutex<BTreeMap<String, mpsc::Sender<Request>>>>,
     cut: Arc<Mutex<BTreeSet<(String, String)>>>,
+    faults: Arc<Mutex<BTreeMap<String, DoorFaults>>>,
+    rng: Arc<Mutex<SimRng>>,
+    history: History,
 }
 
 impl Front {
+    pub fn new(rng: SimRng, history: History) -> Self {
+        Front {
+            doors: Arc::default(),
+            cut: Arc::default(),
+            faults: Arc::default(),
+            rng: Arc::new(Mutex::new(rng)),
+            history,
+        }
+    }
+
     /// Open `host`'s door for its current incarnation.
     pub fn open(&self, host: &str) -> Box<dyn RpcListener> {
         let (tx, rx) = mpsc::channel(64);
@@ -82,8 +108,20 @@ impl Front {
         }
     }
 
+    /// Change `host`'s door faults.
+    pub fn set_faults(&self, host: &str, change: impl FnOnce(&mut DoorFaults)) {
+        change(
+            self.faults
+                .lock()
+                .unwrap()
+                .entry(host.to_string())
+                .or_default(),
+        );
+    }
+
     pub fn heal(&self) {
         self.cut.lock().unwrap().clear();
+        self.faults.lock().unwrap().clear();
     }
 
     /// Close every door (the end of a run).
@@ -97,6 +135,27 @@ impl Front {
             front: self.clone(),
             caller: caller.to_string(),
         })
+    }
+
+    /// What `host`'s door does to the next call: refuse it, or delay it and
+    /// whether to lose its reply.
+    fn roll(&self, host: &str) -> Option<(Duration, bool)> {
+        let faults = self
+            .faults
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_default();
+        if faults.down {
+            return None;
+        }
+        let mut rng = self.rng.lock().unwrap();
+        let delay_ms = faults
+            .delay_ms
+            .map_or(0, |(lo, hi)| rng.random_range(lo..=hi));
+        let lose = faults.lost_reply > 0.0 && rng.random_bool(faults.lost_reply.min(1.0));
+        Some((Duration::from_millis(delay_ms), lose))
     }
 }
 
@@ -125,13 +184,31 @@ impl RpcClient for FrontClient {
             return Err(CallError::NotSent(format!("partitioned from {host}")));
         }
         let down = || CallError::NotSent(format!("{host} is down"));
+        let (delay, lose) = self.front.roll(host).ok_or_else(down)?;
         let door = self.front.doors.lock().unwrap().get(host).cloned();
         let door = door.ok_or_else(down)?;
         let (request, reply) = Request::new(body);
-        door.send(request).await.map_err(|_| down())?;
-        match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(CallError::NoReply(format!("{host} went away"))),
+        // A slow door hands the call over late, whether or not the caller
+        // still waits, as a slow server would still act on it.
+        let handed = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            door.send(request).await.is_ok()
+        });
+        let answered = async {
+            if !handed.await.unwrap_or(false) {
+                return Err(down());
+            }
+            let reply = reply
+                .await
+                .map_err(|_| CallError::NoReply(format!("{host} went away")))?;
+            if lose {
+                self.front.history.mark(host, coverage::CALL_REPLY_LOST);
+                std::future::pending::<()>().await;
+            }
+            Ok(reply)
+        };
+        match tokio::time::timeout(timeout, answered).await {
+            Ok(result) => result,
             Err(_) => Err(CallError::NoReply("timed out".into())),
         }
     }

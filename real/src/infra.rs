@@ -63,6 +63,7 @@ impl RunCtx {
         crash_tx: mpsc::UnboundedSender<String>,
         clients: ClientLog,
     ) -> Self {
+        let front = Front::new(seed::rng(seed, "doors"), history.clone());
         RunCtx {
             seed,
             names,
@@ -73,7 +74,7 @@ impl RunCtx {
             links,
             store,
             store_faults: SharedStoreFaults::default(),
-            front: Front::default(),
+            front,
             crash_tx,
             clients,
             armed: Mutex::default(),

@@ -35,6 +35,7 @@ pub fn support(kind: FaultKind, broker_proxied: bool) -> Result<String, String> 
         FaultKind::Crash => Ok("applied: the host's tasks are aborted and started again; a host that consumes in a group crashes at its next offset commit (after applying, before committing), or after the window's grace".into()),
         FaultKind::DuplicateDelivery => Err("skipped: a real broker cannot be told to redeliver; redelivery comes from crashes and rebalances".into()),
         FaultKind::Reorder => Err("skipped: a real broker never reorders a partition; reordering comes from retries with several requests in flight".into()),
+        FaultKind::ApiOutage | FaultKind::ApiSlow | FaultKind::ApiLostReply => Ok("applied at the in-process front doors (refuse, delay before the host sees the call, or lose the reply after it acted)".into()),
         FaultKind::CrashPoint | FaultKind::FailPoint => Err("skipped: crash and fail points are switched in simulation only so far".into()),
     }
 }
@@ -86,6 +87,19 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
         FaultKind::StoreOutage => live.ctx.store_faults.lock().unwrap().down = start,
         FaultKind::StoreSlow => {
             live.ctx.store_faults.lock().unwrap().delay_ms = w.delay_ms.filter(|_| start)
+        }
+        FaultKind::ApiOutage => live.ctx.front.set_faults(&w.target, |f| f.down = start),
+        FaultKind::ApiSlow => live
+            .ctx
+            .front
+            .set_faults(&w.target, |f| f.delay_ms = w.delay_ms.filter(|_| start)),
+        FaultKind::ApiLostReply => {
+            let p = if start {
+                w.probability.unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            live.ctx.front.set_faults(&w.target, |f| f.lost_reply = p)
         }
         FaultKind::Partition => return partition(live, w, start),
         FaultKind::Crash => return crash(live, w, start),

@@ -5,7 +5,7 @@
 use crate::adapters::broker::SimBroker;
 use crate::adapters::db::SimDb;
 use crate::adapters::env::SimEnv;
-use crate::adapters::rpc::{SimListener, SimRpc};
+use crate::adapters::rpc::{Door, SimListener, SimRpc};
 use crate::adapters::store::SimStore;
 use pitfall_harness::history::History;
 use pitfall_harness::rpc::{RpcClient, RpcListener};
@@ -20,12 +20,14 @@ pub struct SimInfra {
     history: History,
     env: Arc<dyn Env>,
     topology: Arc<Topology>,
+    door: Door,
 }
 
 impl SimInfra {
     /// Incarnation `n` of `host` draws from its own sub-seed, so a restarted
     /// service does not replay its predecessor's random choices.
-    pub fn new(host: &str, n: u32, seed: u64, history: History, topology: Arc<Topology>) -> Self {
+    pub fn new(host: &str, n: u32, seed: u64, door: Door, topology: Arc<Topology>) -> Self {
+        let history = door.history.clone();
         SimInfra {
             host: host.to_string(),
             history: history.clone(),
@@ -35,6 +37,7 @@ impl SimInfra {
                 history.clone(),
             )),
             topology,
+            door,
         }
     }
 
@@ -75,7 +78,7 @@ impl Infra for SimInfra {
     }
 
     fn listen(&self) -> Box<dyn RpcListener> {
-        Box::new(SimListener::open())
+        Box::new(SimListener::open(self.door.clone()))
     }
 
     fn rpc(&self) -> Arc<dyn RpcClient> {

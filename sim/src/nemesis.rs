@@ -1,5 +1,5 @@
 //! The simulation's nemesis: how each fault window starts and stops in the
-//! turmoil world — server fault switches, partitions and blackholes on
+//! turmoil world — server and front-door fault switches, partitions and blackholes on
 //! turmoil links, crashes and restarts of hosts, crash and fail points —
 //! and the heal before the drain. Every parameter comes from the window.
 
@@ -28,6 +28,13 @@ pub fn apply(world: &mut SimWorld<'_>, w: &FaultWindow, start: bool) {
         }
         FaultKind::DbOutage | FaultKind::BrokerOutage | FaultKind::StoreOutage => {
             server(world, w).lock().unwrap().down = start;
+        }
+        FaultKind::ApiOutage => world.doors[&w.target].lock().unwrap().down = start,
+        FaultKind::ApiSlow => {
+            world.doors[&w.target].lock().unwrap().slow_ms = w.delay_ms.filter(|_| start);
+        }
+        FaultKind::ApiLostReply => {
+            world.doors[&w.target].lock().unwrap().lost_ack = probability(w, start);
         }
         FaultKind::DbSlow | FaultKind::BrokerSlow | FaultKind::StoreSlow => {
             server(world, w).lock().unwrap().slow_ms = w.delay_ms.filter(|_| start);
@@ -81,6 +88,9 @@ pub fn heal(world: &mut SimWorld<'_>) {
     world.broker.faults.lock().unwrap().heal();
     world.points.clear();
     world.store.faults.lock().unwrap().heal();
+    for door in world.doors.values() {
+        door.lock().unwrap().heal();
+    }
     let hosts: Vec<String> = world.topology.all_hosts();
     for host in hosts.iter().filter(|h| !world.topology.clients.contains(h)) {
         if !world.sim.is_host_running(host.as_str()) {

@@ -4,12 +4,12 @@
 //! clients. As a driver `World` it steps the simulation, applies fault
 //! windows (see [`crate::nemesis`]) and evaluates the system's drain probes.
 
-use crate::adapters::rpc::SimRpc;
+use crate::adapters::rpc::{Door, SimRpc};
 use crate::infra::SimInfra;
 use crate::servers::broker::{BrokerServer, BrokerState};
 use crate::servers::db::{DbServer, DbState};
 use crate::servers::store::{StoreServer, StoreState};
-use crate::servers::ServerFaults;
+use crate::servers::{ServerFaults, SharedFaults};
 use pitfall_harness::crash_points::{ActivePoints, Boundary, Points, WithCrashPoints};
 use pitfall_harness::driver::{Applied, World};
 use pitfall_harness::faults::{DrawnConfig, FaultWindow};
@@ -35,6 +35,8 @@ pub struct SimWorld<'a> {
     pub dbs: BTreeMap<String, DbServer>,
     pub broker: BrokerServer,
     pub store: StoreServer,
+    /// Each service's front-door fault switch (the `api-*` faults).
+    pub doors: BTreeMap<String, SharedFaults>,
     /// Active partitions by (a, b), counted so overlapping windows nest.
     pub(crate) cuts: BTreeMap<(String, String), u32>,
     /// The crash and fail points switched on now.
@@ -114,9 +116,13 @@ impl<'a> SimWorld<'a> {
 
         let points = ActivePoints::default();
         let crash_requests = CrashRequests::default();
+        let mut doors = BTreeMap::new();
         for host in &topology.services {
+            let door = faults(&format!("door/{host}"));
+            doors.insert(host.clone(), door.clone());
             let service = Service {
                 host,
+                door,
                 seed_value,
                 history: &history,
                 topology: &topology,
@@ -144,6 +150,7 @@ impl<'a> SimWorld<'a> {
             dbs,
             broker,
             store,
+            doors,
             cuts: BTreeMap::new(),
             points,
             crash_requests,
@@ -228,6 +235,7 @@ impl<'a> SimWorld<'a> {
 /// What a service host's incarnations share.
 struct Service<'w> {
     host: &'w str,
+    door: SharedFaults,
     seed_value: u64,
     history: &'w History,
     topology: &'w Arc<Topology>,
@@ -244,12 +252,17 @@ fn spawn_service(sim: &mut turmoil::Sim<'_>, scenario: &Scenario, service: Servi
     let points = service.points.clone();
     let requests = service.crash_requests.clone();
     let seed_value = service.seed_value;
+    let door = Door {
+        host: service.host.to_string(),
+        faults: service.door,
+        history: history.clone(),
+    };
     let incarnation = Rc::new(Cell::new(0u32));
     let name = service.host.to_string();
     sim.host(service.host, move || {
         let n = incarnation.get();
         incarnation.set(n + 1);
-        let infra = SimInfra::new(&name, n, seed_value, history.clone(), topology.clone());
+        let infra = SimInfra::new(&name, n, seed_value, door.clone(), topology.clone());
         let (requests, host) = (requests.clone(), name.clone());
         let crash = Arc::new(move |boundary: Boundary| {
             requests.lock().unwrap().push((host.clone(), boundary));

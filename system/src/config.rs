@@ -1,8 +1,8 @@
 //! The reference system's sections of a scenario file — `[variants]`,
-//! `[workload]`, `[producer]`, `[payloads]`, `[orders]` — parsed strictly
-//! and checked, each error located in the file.
+//! `[workload]`, `[producer]`, `[payloads]`, `[orders]`, `[third_party]` —
+//! parsed strictly and checked, each error located in the file.
 
-use crate::variants::{Context, Idempotency, Ordering, OrdersModel, Publish};
+use crate::variants::{Context, Idempotency, Ordering, OrdersModel, Publish, ThirdPartyCall};
 use pitfall_blocks::payload::{Codec, Strategy};
 use pitfall_harness::scenario::{InputError, ScenarioText};
 use pitfall_ports::ProducerConfig;
@@ -11,7 +11,14 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// The top-level keys the reference system reads.
-pub const SECTIONS: &[&str] = &["variants", "workload", "producer", "payloads", "orders"];
+pub const SECTIONS: &[&str] = &[
+    "variants",
+    "workload",
+    "producer",
+    "payloads",
+    "orders",
+    "third_party",
+];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,6 +138,14 @@ fn default_snapshot_every() -> u64 {
     3
 }
 
+/// Pitfall 5 outside the DB: the inventory calls a third-party carrier once
+/// per reservation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThirdParty {
+    pub call: ThirdPartyCall,
+}
+
 /// The sections as the file has them.
 #[derive(Deserialize)]
 struct File {
@@ -139,6 +154,7 @@ struct File {
     producer: Option<Spanned<ProducerConfig>>,
     payloads: Option<Spanned<Payloads>>,
     orders: Option<Spanned<Orders>>,
+    third_party: Option<ThirdParty>,
 }
 
 /// The reference system as one scenario configures it.
@@ -152,6 +168,8 @@ pub struct ShopConfig {
     pub payloads: Option<Payloads>,
     /// Pitfall 2: the orders service, when the scenario has it.
     pub orders: Option<Orders>,
+    /// Pitfall 5: the third-party call, when the scenario has it.
+    pub third_party: Option<ThirdParty>,
     /// A plan's subset of the seed's orders (indices into the draw); all
     /// of them when unset.
     pub keep_orders: Option<Vec<u64>>,
@@ -172,6 +190,9 @@ impl ShopConfig {
         }
         if let Some(o) = &self.orders {
             names.insert("orders".into(), o.model.name().into());
+        }
+        if let Some(t) = &self.third_party {
+            names.insert("third-party".into(), t.call.name().into());
         }
         names
     }
@@ -228,6 +249,7 @@ pub fn parse(file: &ScenarioText<'_>) -> Result<ShopConfig, InputError> {
         producer,
         payloads,
         orders,
+        third_party: f.third_party,
         keep_orders: None,
     })
 }

@@ -126,3 +126,36 @@ pub struct InvoiceRow {
     /// The archive's reassembly memory high-water mark when it stored this.
     pub peak_memory_bytes: u64,
 }
+
+/// Inventory DB, third-party `outbox`: the shipments to request, one row per
+/// reservation, keyed by the payment event's id and written in the
+/// reservation's transaction.
+pub const SHIP_OUTBOX: &str = "ship_outbox";
+/// The inventory DB's slot the shipping relay reads the outbox through.
+pub const SHIPPER_SLOT: &str = "shipper_outbox";
+/// The carrier's DB (the third party's own state): one row per shipment it
+/// performed, keyed by a fresh shipment id.
+pub const SHIPMENTS: &str = "shipments";
+/// The carrier's DB: idempotency key → the shipment it first produced.
+pub const SHIPMENT_KEYS: &str = "shipment_keys";
+
+/// What the inventory asks the carrier to ship for one reservation: the
+/// outbox row, and the body of the call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipRequest {
+    pub payment_id: String,
+    pub order_id: String,
+    pub product: String,
+    pub qty: i64,
+    pub request_id: String,
+    pub user_id: String,
+}
+
+/// A row of [`SHIPMENTS`]: a shipment the carrier performed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentRow {
+    #[serde(flatten)]
+    pub request: ShipRequest,
+    /// The idempotency key the call carried, if any.
+    pub key: Option<String>,
+}

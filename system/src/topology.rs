@@ -9,10 +9,10 @@ use crate::schema::{
     self, EFFECTS, EFFECTS_CDC_TOPIC, FALLBACK_PREFIX, INVOICES, INVOICES_TOPIC, ORDERS_CDC_TOPIC,
     ORDER_EVENTS, ORDER_EVENTS_CDC_TOPIC, ORDER_EVENTS_TOPIC, ORDER_SNAPSHOTS, ORDER_VIEW,
     PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, PROCESSED, REFUNDS, REFUNDS_CDC_TOPIC, REJECTIONS,
-    RELEASES, RESERVATIONS, STOCK,
+    RELEASES, RESERVATIONS, SHIPMENTS, SHIPMENT_KEYS, SHIPPER_SLOT, SHIP_OUTBOX, STOCK,
 };
 use crate::services::{archive, inventory, orders};
-use crate::variants::{OrdersModel, Publish};
+use crate::variants::{OrdersModel, Publish, ThirdPartyCall};
 use crate::workload::product_name;
 use pitfall_blocks::cdc::CdcConfig;
 use pitfall_blocks::payload::CHUNKS;
@@ -35,6 +35,11 @@ pub const ORDERS: &str = "orders";
 pub const ORDER_VIEW_HOST: &str = "order-view";
 /// `crud-cdc`'s translator from the raw orders change log to official events.
 pub const TRANSLATOR: &str = "translator";
+/// Pitfall 5 outside the DB: the third-party carrier API, its own DB, and
+/// (`outbox`) the relay that calls it from the inventory's outbox.
+pub const CARRIER: &str = "carrier";
+pub const CARRIER_DB: &str = "carrier-db";
+pub const SHIPPER: &str = "shipper";
 
 /// The topics pitfall 2 adds: the refunds and inventory change logs the
 /// orders service reads, and the orders model's own.
@@ -78,6 +83,8 @@ pub struct Hosts {
     pub archive: bool,
     /// Pitfall 2: the orders service's model, when it runs.
     pub orders: Option<OrdersModel>,
+    /// Pitfall 5: how the inventory calls the carrier, when it does.
+    pub third_party: Option<ThirdPartyCall>,
 }
 
 impl Hosts {
@@ -88,7 +95,21 @@ impl Hosts {
             shoppers: cfg.workload.shoppers,
             archive: cfg.payloads.is_some(),
             orders: cfg.orders.as_ref().map(|o| o.model),
+            third_party: cfg.third_party.as_ref().map(|t| t.call),
         }
+    }
+
+    /// The carrier and, under `outbox`, its relay.
+    pub fn third_party_hosts(&self) -> Vec<String> {
+        match self.third_party {
+            None => Vec::new(),
+            Some(ThirdPartyCall::Outbox) => vec![CARRIER.into(), SHIPPER.into()],
+            Some(_) => vec![CARRIER.into()],
+        }
+    }
+
+    fn outbox(&self) -> bool {
+        self.third_party == Some(ThirdPartyCall::Outbox)
     }
 
     /// The DB servers.
@@ -96,6 +117,9 @@ impl Hosts {
         let mut dbs = vec![PAYMENTS_DB, INVENTORY_DB];
         if self.orders.is_some() {
             dbs.push(ORDERS_DB);
+        }
+        if self.third_party.is_some() {
+            dbs.push(CARRIER_DB);
         }
         dbs
     }
@@ -151,6 +175,7 @@ impl Hosts {
         hosts.extend(self.cdc().map(String::from));
         hosts.extend(self.recovery().map(String::from));
         hosts.extend(self.consumer_hosts());
+        hosts.extend(self.third_party_hosts());
         hosts
     }
 
@@ -208,6 +233,16 @@ impl Hosts {
             links.push((inv.clone(), BROKER.into()));
             links.push((inv, INVENTORY_DB.into()));
         }
+        if self.third_party.is_some() {
+            links.push((CARRIER.into(), CARRIER_DB.into()));
+            let callers = if self.outbox() {
+                links.push((SHIPPER.into(), INVENTORY_DB.into()));
+                vec![SHIPPER.to_string()]
+            } else {
+                self.inventory_hosts()
+            };
+            links.extend(callers.into_iter().map(|c| (c, CARRIER.to_string())));
+        }
         for shopper in self.shopper_hosts() {
             links.push((shopper.clone(), PAYMENTS.into()));
             if self.orders.is_some() {
@@ -256,6 +291,13 @@ impl Hosts {
                 tables: config.routes.iter().map(|(t, _)| t.clone()).collect(),
             });
         }
+        if self.outbox() {
+            probes.push(Probe::Feed {
+                db: INVENTORY_DB.into(),
+                slot: SHIPPER_SLOT.into(),
+                tables: vec![SHIP_OUTBOX.into()],
+            });
+        }
         if self.publish == Publish::ResilientProducer {
             probes.push(Probe::Empty {
                 prefix: FALLBACK_PREFIX.into(),
@@ -301,12 +343,19 @@ impl Hosts {
     /// The DBs, with their tables, the stock the inventory starts with and
     /// the slots the connectors read.
     fn db_specs(&self, cfg: &ShopConfig) -> Vec<DbSpec> {
-        let connectors = self.cdc_connectors();
+        let mut readers: Vec<(&str, String)> = self
+            .cdc_connectors()
+            .into_iter()
+            .map(|(db, c)| (db, c.slot))
+            .collect();
+        if self.outbox() {
+            readers.push((INVENTORY_DB, SHIPPER_SLOT.into()));
+        }
         let slots = |db: &str| -> Vec<String> {
-            connectors
+            readers
                 .iter()
                 .filter(|(d, _)| *d == db)
-                .map(|(_, c)| c.slot.clone())
+                .map(|(_, slot)| slot.clone())
                 .collect()
         };
         let tables = |names: &[&str]| names.iter().map(|t| t.to_string()).collect();
@@ -317,6 +366,10 @@ impl Hosts {
                 data: serde_json::json!({ "available": cfg.workload.initial_stock }),
             })
             .collect();
+        let mut inventory_tables: Vec<String> = tables(&INVENTORY_TABLES);
+        if self.outbox() {
+            inventory_tables.push(SHIP_OUTBOX.into());
+        }
         let mut dbs = vec![
             DbSpec {
                 name: PAYMENTS_DB.into(),
@@ -326,7 +379,7 @@ impl Hosts {
             },
             DbSpec {
                 name: INVENTORY_DB.into(),
-                tables: tables(&INVENTORY_TABLES),
+                tables: inventory_tables,
                 rows: stock,
                 slots: slots(INVENTORY_DB),
             },
@@ -337,6 +390,14 @@ impl Hosts {
                 tables: tables(&ORDERS_TABLES),
                 rows: Vec::new(),
                 slots: slots(ORDERS_DB),
+            });
+        }
+        if self.third_party.is_some() {
+            dbs.push(DbSpec {
+                name: CARRIER_DB.into(),
+                tables: tables(&[SHIPMENTS, SHIPMENT_KEYS]),
+                rows: Vec::new(),
+                slots: Vec::new(),
             });
         }
         dbs

@@ -186,6 +186,52 @@ impl OrdersModel {
     }
 }
 
+/// Pitfall 5 outside the DB: how the inventory calls the third-party
+/// carrier once per reservation (`[third_party] call`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThirdPartyCall {
+    /// Call while applying the payment, retry a call that got no answer.
+    Naive,
+    /// The same call, with the payment event's id as an idempotency key the
+    /// carrier dedupes on.
+    IdempotencyKey,
+    /// Write the call into an outbox row in the reservation's transaction;
+    /// a relay reads the outbox from the change feed and calls, keyed by the
+    /// row.
+    Outbox,
+}
+
+impl ThirdPartyCall {
+    pub const ALL: [ThirdPartyCall; 3] = [
+        ThirdPartyCall::Naive,
+        ThirdPartyCall::IdempotencyKey,
+        ThirdPartyCall::Outbox,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ThirdPartyCall::Naive => "naive",
+            ThirdPartyCall::IdempotencyKey => "idempotency-key",
+            ThirdPartyCall::Outbox => "outbox",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ThirdPartyCall::Naive => {
+                "naive: call the carrier while applying, retry a call that timed out"
+            }
+            ThirdPartyCall::IdempotencyKey => {
+                "remedy: send the event id as an idempotency key; the carrier answers a repeat from its first result"
+            }
+            ThirdPartyCall::Outbox => {
+                "remedy: record the call in the reservation's transaction; a relay makes it from the change feed, keyed by the outbox row"
+            }
+        }
+    }
+}
+
 /// The variant switches, per pitfall, with the invariants that catch each
 /// pitfall's naive variants: what `pitfall list` shows.
 pub fn components() -> Vec<pitfall_harness::system::Component> {
@@ -241,6 +287,15 @@ pub fn components() -> Vec<pitfall_harness::system::Component> {
             key: "variants.ordering",
             variants: Ordering::ALL.map(|o| (o.name(), o.describe())).to_vec(),
             checked_by: vec!["per-key-order"],
+        },
+        Component {
+            pitfall: Some(5),
+            title: "side effects outside the DB: how inventory calls the third-party carrier",
+            key: "third_party.call",
+            variants: ThirdPartyCall::ALL
+                .map(|c| (c.name(), c.describe()))
+                .to_vec(),
+            checked_by: vec!["no-double-call", "call-completes"],
         },
     ]
 }

@@ -6,6 +6,7 @@
 
 use crate::config::ShopConfig;
 use crate::services::archive::{self, Archive};
+use crate::services::carrier::{Carrier, CarrierClient, ShipCall};
 use crate::services::inventory::{ReserveStock, GROUP};
 use crate::services::orders::translator::Translator;
 use crate::services::orders::{self, OrdersCall, OrdersService};
@@ -17,6 +18,7 @@ use futures_util::future::join_all;
 use pitfall_blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_blocks::consume::ConsumerLoop;
 use pitfall_blocks::recovery::Recovery;
+use pitfall_blocks::relay::{OutboxRelay, RelayConfig};
 use pitfall_harness::rpc;
 use pitfall_harness::scenario::RunParams;
 use pitfall_harness::system::{Client, ClientCtx, Config, HostFuture, Infra, Topology};
@@ -30,6 +32,8 @@ const SESSION_TIMEOUT_MS: u64 = 2_000;
 const MAX_POLL_RECORDS: usize = 10;
 /// How often the recovery service looks for parked records.
 const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the shipping relay looks for new outbox rows.
+const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 fn consumer(group: &str, topics: &[&str]) -> ConsumerConfig {
     ConsumerConfig {
@@ -56,6 +60,8 @@ impl Config for ShopConfig {
             RECOVERY => self.recovery(infra),
             ARCHIVE => self.archive(infra),
             ORDERS | ORDER_VIEW_HOST | TRANSLATOR => self.orders_host(host, infra),
+            CARRIER => carrier(infra),
+            SHIPPER => self.shipper(infra),
             inventory if inventory.starts_with("inventory-") => self.inventory(infra),
             other => panic!("the reference system has no host `{other}`"),
         }
@@ -227,18 +233,52 @@ impl ShopConfig {
         Box::pin(recovery.run())
     }
 
-    /// An inventory member: reserve stock for each payment event.
+    /// An inventory member: reserve stock for each payment event (and ship
+    /// it, with a third-party carrier).
     fn inventory(&self, infra: &dyn Infra) -> HostFuture {
         let env = infra.env();
         let topic = self.variants.producer.topic();
+        let reserve = ReserveStock::new(env.clone(), self.variants.ordering)
+            .shipping(self.carrier_client(infra));
         let consumer_loop = ConsumerLoop::new(
             infra.broker().consumer(&consumer(GROUP, &[topic])),
             infra.db(INVENTORY_DB),
-            Arc::new(ReserveStock::new(env.clone(), self.variants.ordering)),
+            Arc::new(reserve),
             env,
             self.variants.consumer,
         );
         Box::pin(consumer_loop.run())
+    }
+
+    /// The client of the carrier, when the scenario has one.
+    fn carrier_client(&self, infra: &dyn Infra) -> Option<CarrierClient> {
+        let t = self.third_party.as_ref()?;
+        Some(CarrierClient {
+            rpc: infra.rpc(),
+            env: infra.env(),
+            host: CARRIER.into(),
+            call: t.call,
+        })
+    }
+
+    /// `outbox`: the relay that ships each outbox row through the carrier.
+    fn shipper(&self, infra: &dyn Infra) -> HostFuture {
+        let client = self
+            .carrier_client(infra)
+            .expect("the shipper runs only with [third_party]");
+        let config = RelayConfig {
+            slot: crate::schema::SHIPPER_SLOT.into(),
+            table: crate::schema::SHIP_OUTBOX.into(),
+            poll_interval: RELAY_POLL_INTERVAL,
+            batch: 16,
+        };
+        let relay = OutboxRelay::new(
+            infra.feed(INVENTORY_DB),
+            Arc::new(client),
+            infra.env(),
+            config,
+        );
+        Box::pin(relay.run())
     }
 
     /// The archive: reassemble attachments and store each once.
@@ -328,4 +368,13 @@ impl ShopConfig {
             }
         }
     }
+}
+
+/// The third-party carrier: its front door over its own DB.
+fn carrier(infra: &dyn Infra) -> HostFuture {
+    let carrier = Arc::new(Carrier::new(infra.db(CARRIER_DB), infra.env()));
+    Box::pin(rpc::serve(infra.listen(), move |call: ShipCall| {
+        let carrier = carrier.clone();
+        async move { carrier.ship(call).await }
+    }))
 }

@@ -244,3 +244,45 @@ pub fn append(t: u64, key: &str, offset: u64) -> Entry {
         },
     }
 }
+
+/// A run header whose variants include a third-party call.
+pub fn run_with_third_party() -> Entry {
+    Entry {
+        t: 0,
+        event: Event::Run {
+            scenario: "third-party".into(),
+            seed: 1,
+            mode: "sim".into(),
+            system: "shop".into(),
+            variants: [("third-party".to_string(), "naive".to_string())].into(),
+        },
+    }
+}
+
+/// The carrier shipping `order`'s payment as shipment `id`.
+pub fn shipment(t: u64, lsn: u64, id: &str, order: &str, key: Option<&str>) -> Entry {
+    let row = crate::schema::ShipmentRow {
+        request: crate::schema::ShipRequest {
+            payment_id: format!("pay-{order}"),
+            order_id: order.into(),
+            product: "apple".into(),
+            qty: 1,
+            request_id: format!("r-{order}"),
+            user_id: "u1".into(),
+        },
+        key: key.map(String::from),
+    };
+    commit(
+        t,
+        crate::topology::CARRIER_DB,
+        lsn,
+        vec![change(
+            lsn,
+            crate::schema::SHIPMENTS,
+            id,
+            ChangeOp::Insert,
+            1,
+            json!(row),
+        )],
+    )
+}

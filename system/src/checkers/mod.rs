@@ -12,6 +12,7 @@ pub mod orders;
 pub mod payload;
 mod per_key_order;
 mod stock_conservation;
+mod third_party;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -78,6 +79,16 @@ pub fn invariants() -> Vec<Invariant> {
             "snapshot-consistency",
             "an event-sourced snapshot never disagrees with a replay of the events up to it",
             orders::check_snapshot_consistency,
+        ),
+        Invariant::new(
+            "no-double-call",
+            "the third-party carrier shipped each payment at most once",
+            third_party::check_no_double_call,
+        ),
+        Invariant::new(
+            "call-completes",
+            "every payment the inventory reserved was shipped by the third-party carrier by the end of the drain",
+            third_party::check_call_completes,
         ),
     ]
 }

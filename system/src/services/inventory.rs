@@ -3,14 +3,16 @@
 //! rejection when there is too little; a refund releases what was reserved.
 //! Which duplicates it survives is the consumer loop's idempotency variant;
 //! whether a stale update (an older revision arriving after a newer one) can
-//! undo a newer one is its [`Ordering`] variant.
+//! undo a newer one is its [`Ordering`] variant. With a third-party carrier,
+//! each reservation also ships, by its [`ThirdPartyCall`] variant.
 
 use crate::events::{decode_payment, PaymentCompleted, PaymentStatus};
 use crate::schema::{
-    EffectRow, EffectStatus, OutcomeRow, StockRow, EFFECTS, REJECTIONS, RELEASES, RESERVATIONS,
-    STOCK,
+    EffectRow, EffectStatus, OutcomeRow, ShipRequest, StockRow, EFFECTS, REJECTIONS, RELEASES,
+    RESERVATIONS, SHIP_OUTBOX, STOCK,
 };
-use crate::variants::Ordering;
+use crate::services::carrier::CarrierClient;
+use crate::variants::{Ordering, ThirdPartyCall};
 use async_trait::async_trait;
 use pitfall_blocks::consume::{ApplyError, Handler};
 use pitfall_ports::{coverage, ConsumerRecord, DbError, Env, Row, Transaction};
@@ -21,11 +23,23 @@ pub const GROUP: &str = "inventory";
 pub struct ReserveStock {
     env: Arc<dyn Env>,
     ordering: Ordering,
+    /// The third-party carrier each reservation ships with, if any.
+    shipping: Option<CarrierClient>,
 }
 
 impl ReserveStock {
     pub fn new(env: Arc<dyn Env>, ordering: Ordering) -> Self {
-        ReserveStock { env, ordering }
+        ReserveStock {
+            env,
+            ordering,
+            shipping: None,
+        }
+    }
+
+    /// Ship each reservation through the carrier.
+    pub fn shipping(mut self, client: Option<CarrierClient>) -> Self {
+        self.shipping = client;
+        self
     }
 }
 
@@ -93,6 +107,7 @@ impl ReserveStock {
                 available: level.available - payment.qty,
             };
             update_stock(tx, &payment.product, stock.version, &left).await?;
+            self.ship(tx, payment).await?;
             (RESERVATIONS, "res", EffectStatus::Reserved, payment.qty)
         } else {
             (REJECTIONS, "rej", EffectStatus::Rejected, 0)
@@ -102,6 +117,35 @@ impl ReserveStock {
         tx.insert(table, &id, json(&outcome(payment, payment.qty)))
             .await?;
         Ok(effect(payment, status, held))
+    }
+
+    /// Ship the reservation: call the carrier now (naive, idempotency key),
+    /// or record the call in this transaction's outbox for the relay.
+    async fn ship(
+        &self,
+        tx: &mut dyn Transaction,
+        payment: &PaymentCompleted,
+    ) -> Result<(), ApplyError> {
+        let Some(client) = &self.shipping else {
+            return Ok(());
+        };
+        let request = ShipRequest {
+            payment_id: payment.payment_id.clone(),
+            order_id: payment.order_id.clone(),
+            product: payment.product.clone(),
+            qty: payment.qty,
+            request_id: payment.request_id.clone(),
+            user_id: payment.user_id.clone(),
+        };
+        let key = payment.event_id();
+        match client.call {
+            ThirdPartyCall::Outbox => Ok(tx.insert(SHIP_OUTBOX, &key, json(&request)).await?),
+            ThirdPartyCall::Naive | ThirdPartyCall::IdempotencyKey => client
+                .ship(&request, &key)
+                .await
+                .map(|_| ())
+                .map_err(ApplyError::Unavailable),
+        }
     }
 
     /// Give back whatever the payment holds (nothing when it was rejected,

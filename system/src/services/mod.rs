@@ -1,7 +1,9 @@
 //! The reference e-commerce services: payments → inventory reservation →
-//! orders view, and the archive that stores orders' attachments (invoices).
+//! orders view, the archive that stores orders' attachments (invoices), and
+//! the third-party carrier each reservation ships with.
 
 pub mod archive;
+pub mod carrier;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
