@@ -5,8 +5,8 @@
 
 use async_trait::async_trait;
 use pitfall_ports::{
-    Broker, ChangeFeed, ConsumerConfig, Database, DbError, ProducerConfig, ProducerRecord,
-    TopicPartitionOffset,
+    Broker, ChangeFeed, Consumer, ConsumerConfig, Database, DbError, ProducerConfig,
+    ProducerRecord, TopicPartitionOffset, TxnError, TxnProducer,
 };
 
 use serde_json::json;
@@ -21,7 +21,14 @@ pub const DB: &str = "contract-db";
 /// The slot the change-log case reads through.
 pub const SLOT: &str = "contract";
 /// Single-partition topics the broker cases use, one per case.
-pub const TOPICS: [&str; 3] = ["contract-dup", "contract-idem", "contract-resume"];
+pub const TOPICS: [&str; 6] = [
+    "contract-dup",
+    "contract-idem",
+    "contract-resume",
+    "contract-txn",
+    "contract-zombie",
+    "contract-txn-in",
+];
 
 /// What a mode provides to the cases.
 #[async_trait]
@@ -54,11 +61,23 @@ async fn read_topic(
     group: &str,
     expect_at_least: usize,
 ) -> Result<Vec<(u64, String)>, String> {
+    read_topic_as(f, topic, group, expect_at_least, false).await
+}
+
+/// [`read_topic`] at an isolation level.
+async fn read_topic_as(
+    f: &dyn Fixture,
+    topic: &str,
+    group: &str,
+    expect_at_least: usize,
+    read_committed: bool,
+) -> Result<Vec<(u64, String)>, String> {
     let mut consumer = f.broker().consumer(&ConsumerConfig {
         group: group.into(),
         topics: vec![topic.into()],
         session_timeout_ms: 6_000,
         max_poll_records: 100,
+        read_committed,
     });
     let mut seen = Vec::new();
     for _ in 0..60 {
@@ -147,6 +166,7 @@ pub async fn committed_offsets_resume(f: &dyn Fixture) -> CaseResult {
         topics: vec![topic.into()],
         session_timeout_ms: 6_000,
         max_poll_records: 2,
+        read_committed: false,
     };
     let mut first = f.broker().consumer(&config);
     let mut got = Vec::new();
@@ -287,6 +307,177 @@ pub async fn change_log_is_ordered_by_commit(f: &dyn Fixture) -> CaseResult {
     })
 }
 
+/// The keys a reader sees, in offset order.
+fn keys(log: &[(u64, String)]) -> Vec<&str> {
+    let mut log: Vec<&(u64, String)> = log.iter().collect();
+    log.sort();
+    log.dedup();
+    log.iter().map(|(_, k)| k.as_str()).collect()
+}
+
+fn txn_producer(f: &dyn Fixture, id: &str) -> Box<dyn TxnProducer> {
+    f.broker()
+        .txn_producer(id, &ProducerConfig::default(), 60_000)
+}
+
+/// Begin, send `keys`, and commit or abort.
+async fn transaction(
+    p: &mut dyn TxnProducer,
+    topic: &str,
+    keys: &[&str],
+    commit: bool,
+) -> Result<(), TxnError> {
+    p.begin().await?;
+    for k in keys {
+        p.send(record(topic, k)).await?;
+    }
+    if commit {
+        p.commit().await
+    } else {
+        p.abort().await
+    }
+}
+
+/// A committed transaction's records are read under `read_committed`, an
+/// aborted one's are not (and are, under `read_uncommitted`).
+pub async fn committed_transactions_are_visible_aborted_ones_are_not(
+    f: &dyn Fixture,
+) -> CaseResult {
+    let topic = TOPICS[3];
+    let mut p = txn_producer(f, "contract-txn");
+    let err = |e: TxnError| format!("transaction: {e}");
+    transaction(p.as_mut(), topic, &["c1"], true)
+        .await
+        .map_err(err)?;
+    transaction(p.as_mut(), topic, &["a1", "a2"], false)
+        .await
+        .map_err(err)?;
+    transaction(p.as_mut(), topic, &["c2"], true)
+        .await
+        .map_err(err)?;
+    let committed = read_topic_as(f, topic, "contract-txn-rc", 2, true).await?;
+    check(keys(&committed) == ["c1", "c2"], || {
+        format!("read_committed saw {:?}, expected c1, c2", keys(&committed))
+    })?;
+    let all = read_topic_as(f, topic, "contract-txn-ru", 4, false).await?;
+    check(keys(&all) == ["c1", "a1", "a2", "c2"], || {
+        format!(
+            "read_uncommitted saw {:?}, expected c1, a1, a2, c2",
+            keys(&all)
+        )
+    })
+}
+
+/// A second producer with the same `transactional.id` fences the first: the
+/// zombie's open transaction is aborted and its next call refused.
+pub async fn a_zombie_producer_is_fenced(f: &dyn Fixture) -> CaseResult {
+    let topic = TOPICS[4];
+    let mut zombie = txn_producer(f, "contract-zombie");
+    zombie
+        .begin()
+        .await
+        .map_err(|e| format!("zombie begin: {e}"))?;
+    zombie
+        .send(record(topic, "z1"))
+        .await
+        .map_err(|e| format!("zombie send: {e}"))?;
+    let mut next = txn_producer(f, "contract-zombie");
+    transaction(next.as_mut(), topic, &["n1"], true)
+        .await
+        .map_err(|e| format!("the new producer's transaction: {e}"))?;
+    let refused = match zombie.send(record(topic, "z2")).await {
+        Err(TxnError::Fenced(_)) => true,
+        Ok(_) => matches!(zombie.commit().await, Err(TxnError::Fenced(_))),
+        Err(_) => false,
+    };
+    check(refused, || "the zombie was not fenced".to_string())?;
+    let committed = read_topic_as(f, topic, "contract-zombie-rc", 1, true).await?;
+    check(keys(&committed) == ["n1"], || {
+        format!(
+            "read_committed saw {:?}, expected only n1",
+            keys(&committed)
+        )
+    })
+}
+
+/// Poll until `consumer` has `n` records.
+async fn poll_n(consumer: &mut dyn Consumer, n: usize) -> Vec<pitfall_ports::ConsumerRecord> {
+    let mut got = Vec::new();
+    for _ in 0..60 {
+        got.extend(
+            consumer
+                .poll(Duration::from_millis(500))
+                .await
+                .unwrap_or_default(),
+        );
+        if got.len() >= n {
+            break;
+        }
+    }
+    got
+}
+
+/// Offsets sent to a transaction are committed with it: not after an
+/// abort, and after a commit.
+pub async fn offsets_commit_only_with_the_transaction(f: &dyn Fixture) -> CaseResult {
+    let topic = TOPICS[5];
+    let plain = f.broker().producer(&ProducerConfig::default());
+    for i in 0..3 {
+        plain
+            .send(record(topic, &format!("r{i}")))
+            .await
+            .map_err(|e| format!("send r{i}: {e}"))?;
+    }
+    let config = ConsumerConfig {
+        group: "contract-txn-group".into(),
+        topics: vec![topic.into()],
+        session_timeout_ms: 6_000,
+        max_poll_records: 10,
+        read_committed: true,
+    };
+    let to = [TopicPartitionOffset {
+        topic: topic.into(),
+        partition: 0,
+        offset: 3,
+    }];
+    let mut p = txn_producer(f, "contract-offsets");
+    for commit in [false, true] {
+        let mut consumer = f.broker().consumer(&config);
+        let got = poll_n(consumer.as_mut(), 1).await;
+        let first = got.first().map(|r| r.offset);
+        check(first == Some(0), || {
+            format!("after an aborted offset commit the member started at {first:?}, not 0")
+        })?;
+        let group = consumer
+            .group_metadata()
+            .ok_or("the member has no group metadata")?;
+        p.begin().await.map_err(|e| format!("begin: {e}"))?;
+        p.send_offsets(&group, &to)
+            .await
+            .map_err(|e| format!("send_offsets: {e}"))?;
+        let end = if commit {
+            p.commit().await
+        } else {
+            p.abort().await
+        };
+        end.map_err(|e| format!("end: {e}"))?;
+        drop(consumer);
+        if commit {
+            plain
+                .send(record(topic, "r3"))
+                .await
+                .map_err(|e| format!("send r3: {e}"))?;
+            let mut after = f.broker().consumer(&config);
+            let got = poll_n(after.as_mut(), 1).await;
+            let first = got.first().map(|r| r.offset);
+            return check(first == Some(3), || {
+                format!("after the committed transaction the member started at {first:?}, not 3")
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A contract case: runs against a fixture, says what broke.
 pub type Case = for<'a> fn(&'a dyn Fixture) -> futures_util::future::BoxFuture<'a, CaseResult>;
 
@@ -307,6 +498,16 @@ pub fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("change_log_is_ordered_by_commit", |f| {
             Box::pin(change_log_is_ordered_by_commit(f))
+        }),
+        (
+            "committed_transactions_are_visible_aborted_ones_are_not",
+            |f| Box::pin(committed_transactions_are_visible_aborted_ones_are_not(f)),
+        ),
+        ("a_zombie_producer_is_fenced", |f| {
+            Box::pin(a_zombie_producer_is_fenced(f))
+        }),
+        ("offsets_commit_only_with_the_transaction", |f| {
+            Box::pin(offsets_commit_only_with_the_transaction(f))
         }),
     ]
 }

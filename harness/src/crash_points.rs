@@ -23,8 +23,9 @@ use crate::system::Infra;
 use async_trait::async_trait;
 use pitfall_ports::{
     Broker, ChangeFeed, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Database, DbError,
-    Delivery, Env, LogReader, Lsn, ObjectStore, ProduceError, Producer, ProducerConfig,
-    ProducerRecord, Row, StoreError, TopicPartitionOffset, Transaction,
+    Delivery, Env, GroupMetadata, LogReader, Lsn, ObjectStore, ProduceError, Producer,
+    ProducerConfig, ProducerRecord, Row, StoreError, TopicPartitionOffset, Transaction, TxnError,
+    TxnProducer,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -431,6 +432,70 @@ impl Broker for PointBroker {
     fn reader(&self) -> Arc<dyn LogReader> {
         self.inner.reader()
     }
+
+    fn txn_producer(
+        &self,
+        transactional_id: &str,
+        config: &ProducerConfig,
+        timeout_ms: u64,
+    ) -> Box<dyn TxnProducer> {
+        Box::new(PointTxnProducer {
+            inner: self
+                .inner
+                .txn_producer(transactional_id, config, timeout_ms),
+            points: self.points.clone(),
+        })
+    }
+}
+
+/// A transactional producer's sends pass the produce boundaries, and its
+/// commit (which commits the consumer offsets) the offset-commit ones.
+struct PointTxnProducer {
+    inner: Box<dyn TxnProducer>,
+    points: Points,
+}
+
+#[async_trait]
+impl TxnProducer for PointTxnProducer {
+    async fn begin(&mut self) -> Result<(), TxnError> {
+        self.inner.begin().await
+    }
+
+    async fn send(&mut self, record: ProducerRecord) -> Result<Delivery, TxnError> {
+        let points = self.points.clone();
+        points
+            .around(
+                Boundary::BeforeProduce,
+                Boundary::AfterProduce,
+                self.inner.send(record),
+                |b| TxnError::Abortable(message(b)),
+            )
+            .await
+    }
+
+    async fn send_offsets(
+        &mut self,
+        group: &GroupMetadata,
+        offsets: &[TopicPartitionOffset],
+    ) -> Result<(), TxnError> {
+        self.inner.send_offsets(group, offsets).await
+    }
+
+    async fn commit(&mut self) -> Result<(), TxnError> {
+        let points = self.points.clone();
+        points
+            .around(
+                Boundary::BeforeOffsetCommit,
+                Boundary::AfterOffsetCommit,
+                self.inner.commit(),
+                |b| TxnError::Abortable(message(b)),
+            )
+            .await
+    }
+
+    async fn abort(&mut self) -> Result<(), TxnError> {
+        self.inner.abort().await
+    }
 }
 
 struct PointProducer {
@@ -473,6 +538,10 @@ impl Consumer for PointConsumer {
                 |b| ConsumeError::Unavailable(message(b)),
             )
             .await
+    }
+
+    fn group_metadata(&self) -> Option<GroupMetadata> {
+        self.inner.group_metadata()
     }
 }
 

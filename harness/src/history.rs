@@ -162,6 +162,17 @@ pub enum Event {
         key: String,
         found: bool,
     },
+    /// A transaction ended: its records (offsets appended within it) became
+    /// visible (`committed`) or were aborted, and a marker was written into
+    /// each of its partitions at `markers`. Offsets it committed are
+    /// `OffsetCommit`s just before.
+    TxnEnd {
+        transactional_id: String,
+        process: String,
+        committed: bool,
+        records: Vec<pitfall_ports::TopicPartitionOffset>,
+        markers: Vec<pitfall_ports::TopicPartitionOffset>,
+    },
     /// A replication slot's confirmed position moved to `lsn`: the change
     /// feed may forget everything up to it.
     SlotConfirm {

@@ -163,6 +163,36 @@ pub struct ConsumerConfig {
     /// partitions are handed to the others.
     pub session_timeout_ms: u64,
     pub max_poll_records: usize,
+    /// Kafka's `isolation.level`: `read_committed` reads only records of
+    /// committed transactions, and nothing past a partition's last stable
+    /// offset (the first record of a transaction still open). Otherwise
+    /// (`read_uncommitted`, Kafka's default) every record is read,
+    /// aborted ones included.
+    #[serde(default)]
+    pub read_committed: bool,
+}
+
+/// Who a group member is now: what a transactional producer sends with the
+/// offsets it commits, so the broker can refuse them from a member that was
+/// fenced by a rebalance (KIP-447).
+#[derive(Clone)]
+pub struct GroupMetadata {
+    pub group: String,
+    pub member_id: String,
+    pub generation: u64,
+    /// The client library's own handle for it, when it has one (rdkafka's
+    /// `ConsumerGroupMetadata`); the adapter that made it reads it back.
+    pub handle: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for GroupMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMetadata")
+            .field("group", &self.group)
+            .field("member_id", &self.member_id)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A group member. Auto-commit is always off: offsets move only by `commit`.
@@ -176,6 +206,50 @@ pub trait Consumer: Send + Sync {
     /// would rewind the new owner): the rest are, and the call then returns
     /// [`ConsumeError::CommitFailed`].
     async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError>;
+    /// The member's current identity in its group, for a transactional
+    /// producer's `send_offsets`; `None` before it joined.
+    fn group_metadata(&self) -> Option<GroupMetadata> {
+        None
+    }
+}
+
+/// Why a transactional call failed, and what the caller must do.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TxnError {
+    /// Another producer with the same `transactional.id` started since
+    /// (this one is a zombie), or the group moved on: stop using this
+    /// producer; make a new one.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// The transaction cannot commit: abort it, and consume again from the
+    /// committed offsets.
+    #[error("transaction must abort: {0}")]
+    Abortable(String),
+}
+
+/// A transactional producer (Kafka's `transactional.id`): what it produces
+/// between `begin` and `commit`, and the consumer offsets it sends, become
+/// visible to `read_committed` consumers together, or not at all.
+#[async_trait]
+pub trait TxnProducer: Send {
+    /// Start a transaction (registering the producer with the broker's
+    /// transaction coordinator first, which fences older producers with the
+    /// same id and aborts their open transaction).
+    async fn begin(&mut self) -> Result<(), TxnError>;
+    /// Produce within the open transaction.
+    async fn send(&mut self, record: ProducerRecord) -> Result<Delivery, TxnError>;
+    /// Commit these consumer offsets with the transaction
+    /// (`SendOffsetsToTransaction`).
+    async fn send_offsets(
+        &mut self,
+        group: &GroupMetadata,
+        offsets: &[TopicPartitionOffset],
+    ) -> Result<(), TxnError>;
+    /// Commit: the records and the offsets become visible at once.
+    async fn commit(&mut self) -> Result<(), TxnError>;
+    /// Abort: the records are never read by `read_committed` consumers, and
+    /// the offsets are not committed.
+    async fn abort(&mut self) -> Result<(), TxnError>;
 }
 
 /// Reads a partition by offset outside any consumer group: the seek a
@@ -197,6 +271,14 @@ pub trait Broker: Send + Sync {
     fn producer(&self, config: &ProducerConfig) -> std::sync::Arc<dyn Producer>;
     fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer>;
     fn reader(&self) -> std::sync::Arc<dyn LogReader>;
+    /// A transactional producer with this `transactional.id`; a transaction
+    /// open longer than `timeout_ms` is aborted by the broker.
+    fn txn_producer(
+        &self,
+        transactional_id: &str,
+        config: &ProducerConfig,
+        timeout_ms: u64,
+    ) -> Box<dyn TxnProducer>;
 }
 
 #[cfg(test)]

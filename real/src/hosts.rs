@@ -254,4 +254,8 @@ impl Consumer for CrashAtCommit {
         }
         self.inner.commit(offsets).await
     }
+
+    fn group_metadata(&self) -> Option<pitfall_ports::GroupMetadata> {
+        self.inner.group_metadata()
+    }
 }

@@ -15,7 +15,7 @@ use pitfall_harness::seed;
 use pitfall_harness::system::{Infra, Topology};
 use pitfall_ports::{
     Broker, ChangeFeed, Consumer, ConsumerConfig, Database, Env, LogReader, ObjectStore, Producer,
-    ProducerConfig,
+    ProducerConfig, TxnProducer,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::BTreeMap;
@@ -230,5 +230,15 @@ impl Broker for HostBroker {
 
     fn reader(&self) -> Arc<dyn LogReader> {
         self.inner.reader()
+    }
+
+    fn txn_producer(
+        &self,
+        transactional_id: &str,
+        config: &ProducerConfig,
+        timeout_ms: u64,
+    ) -> Box<dyn TxnProducer> {
+        self.inner
+            .txn_producer(transactional_id, config, timeout_ms)
     }
 }

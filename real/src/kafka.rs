@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::codec::Codec;
 use pitfall_ports::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
-    ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
+    LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    TxnProducer,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -89,7 +90,12 @@ pub fn consumer_settings(
     set("enable.auto.commit", "false".into());
     set("enable.auto.offset.store", "false".into());
     set("auto.offset.reset", "earliest".into());
-    set("isolation.level", "read_committed".into());
+    let isolation = if cfg.read_committed {
+        "read_committed"
+    } else {
+        "read_uncommitted"
+    };
+    set("isolation.level", isolation.into());
     set(
         "session.timeout.ms",
         cfg.session_timeout_ms
@@ -120,7 +126,7 @@ pub struct ClientLog(Arc<Mutex<BTreeMap<String, BTreeSet<Settings>>>>);
 pub type Settings = BTreeMap<String, String>;
 
 impl ClientLog {
-    fn record(&self, kind: &str, settings: &BTreeMap<String, String>) {
+    pub(crate) fn record(&self, kind: &str, settings: &BTreeMap<String, String>) {
         let mut shown = settings.clone();
         shown.remove("bootstrap.servers");
         shown.remove("group.id");
@@ -215,6 +221,24 @@ impl Broker for KafkaBroker {
             bootstrap: self.bootstrap.clone(),
             names: self.names.clone(),
         })
+    }
+
+    fn txn_producer(
+        &self,
+        transactional_id: &str,
+        config: &ProducerConfig,
+        timeout_ms: u64,
+    ) -> Box<dyn TxnProducer> {
+        Box::new(crate::kafka_txn::KafkaTxnProducer::new(
+            &self.bootstrap,
+            config,
+            transactional_id,
+            timeout_ms,
+            self.names.clone(),
+            self.history.clone(),
+            &self.process,
+            &self.clients,
+        ))
     }
 }
 
@@ -417,6 +441,16 @@ impl Consumer for KafkaConsumer {
             ))),
         }
     }
+
+    fn group_metadata(&self) -> Option<GroupMetadata> {
+        let cgm = self.inner().group_metadata()?;
+        Some(GroupMetadata {
+            group: self.config.group.clone(),
+            member_id: String::new(),
+            generation: self.inner().context().generation.load(Ordering::SeqCst),
+            handle: Some(Arc::new(cgm)),
+        })
+    }
 }
 
 impl KafkaConsumer {
@@ -488,6 +522,7 @@ impl LogReader for KafkaLogReader {
             topics: vec![],
             session_timeout_ms: 6_000,
             max_poll_records: 100,
+            read_committed: false,
         };
         let group = self.names.group(&config.group);
         let consumer: StreamConsumer =
@@ -718,6 +753,7 @@ mod tests {
             topics: vec![],
             session_timeout_ms: requested_ms,
             max_poll_records: 10,
+            read_committed: false,
         };
         consumer_settings("b:1", "g", &cfg)["session.timeout.ms"].clone()
     }

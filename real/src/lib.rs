@@ -17,6 +17,7 @@
 pub mod hosts;
 pub mod infra;
 pub mod kafka;
+pub mod kafka_txn;
 pub mod live;
 pub mod names;
 pub mod nemesis;

@@ -208,7 +208,7 @@ impl<'a> SimWorld<'a> {
                 topic,
             } => {
                 let broker = self.broker.state.lock().unwrap();
-                for (p, end) in broker.end_offsets(topic).into_iter().enumerate() {
+                for (p, end) in broker.readable_ends(topic).into_iter().enumerate() {
                     let committed = broker.committed(group, topic, p as u32).unwrap_or(0);
                     if committed < end {
                         pending.push(format!("{label} lag {} on {topic}/{p}", end - committed));

@@ -102,3 +102,18 @@ fn unique_key_conflicts_are_reported() {
 fn change_log_is_ordered_by_commit() {
     run_case("change_log_is_ordered_by_commit");
 }
+
+#[test]
+fn committed_transactions_are_visible_aborted_ones_are_not() {
+    run_case("committed_transactions_are_visible_aborted_ones_are_not");
+}
+
+#[test]
+fn a_zombie_producer_is_fenced() {
+    run_case("a_zombie_producer_is_fenced");
+}
+
+#[test]
+fn offsets_commit_only_with_the_transaction() {
+    run_case("offsets_commit_only_with_the_transaction");
+}

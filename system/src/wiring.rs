@@ -41,6 +41,7 @@ fn consumer(group: &str, topics: &[&str]) -> ConsumerConfig {
         topics: topics.iter().map(|t| t.to_string()).collect(),
         session_timeout_ms: SESSION_TIMEOUT_MS,
         max_poll_records: MAX_POLL_RECORDS,
+        read_committed: false,
     }
 }
 
@@ -297,6 +298,7 @@ impl ShopConfig {
             // enough not to be expelled meanwhile.
             session_timeout_ms: archive::SESSION_TIMEOUT_MS,
             max_poll_records: archive::MAX_POLL_RECORDS,
+            read_committed: false,
         });
         let db: Arc<dyn Database> = infra.db(INVENTORY_DB);
         let reassembler =

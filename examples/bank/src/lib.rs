@@ -239,6 +239,7 @@ impl Config for BankConfig {
                     topics: vec![TOPIC.into()],
                     session_timeout_ms: 2_000,
                     max_poll_records: 10,
+                    read_committed: false,
                 });
                 Box::pin(
                     ConsumerLoop::new(

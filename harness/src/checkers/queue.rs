@@ -15,6 +15,11 @@
 //! - **poll-skip**: a consumer jumping over offsets with no (re)assignment,
 //!   crash or rewind in between.
 //!
+//! Transactions: a record its transaction aborted was never in the log a
+//! `read_committed` consumer reads, so it is left out of every check, and a
+//! consumer stepping over aborted records and transaction markers is not
+//! skipping.
+//!
 //! Which anomalies a run may show is the system's call
 //! ([`crate::system::System::queue_allowed`], from the variants the run
 //! header records); every other anomaly is a violation.
@@ -62,8 +67,41 @@ fn revision(value: &Value) -> Option<u64> {
 }
 
 /// Every anomaly in the history: (kind, message, evidence lines).
+/// Offsets per partition.
+type Gaps = BTreeMap<Tp, BTreeSet<u64>>;
+
+/// Per partition, the offsets no `read_committed` consumer is handed:
+/// aborted records and transaction markers; and which of them are aborted
+/// records.
+fn transaction_gaps(history: &[Entry]) -> (Gaps, BTreeSet<(Tp, u64)>) {
+    let mut gaps: Gaps = BTreeMap::new();
+    let mut aborted = BTreeSet::new();
+    for e in history {
+        let Event::TxnEnd {
+            committed,
+            records,
+            markers,
+            ..
+        } = &e.event
+        else {
+            continue;
+        };
+        let aborted_records = records.iter().filter(|_| !committed);
+        for o in markers.iter().chain(aborted_records.clone()) {
+            gaps.entry((o.topic.clone(), o.partition))
+                .or_default()
+                .insert(o.offset);
+        }
+        for o in aborted_records {
+            aborted.insert(((o.topic.clone(), o.partition), o.offset));
+        }
+    }
+    (gaps, aborted)
+}
+
 pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
     let mut found = Vec::new();
+    let (gaps, aborted) = transaction_gaps(history);
     // The log: (topic, partition) → offset → (key, value, entry).
     let mut log: BTreeMap<Tp, BTreeMap<u64, (&str, &Value, usize)>> = BTreeMap::new();
     for (i, e) in history.iter().enumerate() {
@@ -76,6 +114,9 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
             ..
         } = &e.event
         {
+            if aborted.contains(&((topic.clone(), *partition), *offset)) {
+                continue;
+            }
             let slot = log.entry((topic.clone(), *partition)).or_default();
             match slot.get(offset) {
                 Some((_, v, j)) if *v != value => found.push((
@@ -126,14 +167,20 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
                         ));
                     }
                 }
-                if let Some((last, j)) = position.insert((process.clone(), tp), (*offset, i)) {
+                let stepped_over = |last: u64| {
+                    let gap = gaps.get(&tp);
+                    (last + 1..*offset).all(|o| gap.is_some_and(|g| g.contains(&o)))
+                };
+                if let Some((last, j)) =
+                    position.insert((process.clone(), tp.clone()), (*offset, i))
+                {
                     if *offset <= last {
                         found.push((
                             Anomaly::NonmonotonicPoll,
                             format!("{process} read {topic}/{partition}@{offset} after @{last} with no reassignment, crash or rewind between"),
                             vec![j, i],
                         ));
-                    } else if *offset > last + 1 {
+                    } else if *offset > last + 1 && !stepped_over(last) {
                         found.push((
                             Anomaly::PollSkip,
                             format!(
@@ -423,5 +470,59 @@ mod tests {
         assert_eq!(kinds(&h), vec![Anomaly::Duplicate, Anomaly::Duplicate]);
         let allowed = [Anomaly::Duplicate];
         assert!(check(&h, &allowed).is_empty(), "{:?}", check(&h, &allowed));
+    }
+
+    fn txn_end(committed: bool, records: &[u64], marker: u64) -> Entry {
+        let tpo = |offset: u64| pitfall_ports::TopicPartitionOffset {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        };
+        at(
+            50 + marker,
+            Event::TxnEnd {
+                transactional_id: "tx".into(),
+                process: "p".into(),
+                committed,
+                records: records.iter().map(|o| tpo(*o)).collect(),
+                markers: vec![tpo(marker)],
+            },
+        )
+    }
+
+    #[test]
+    fn an_aborted_transaction_is_out_of_the_log_and_stepping_over_it_is_no_skip() {
+        // The aborted attempt at 0 and its marker at 1; the committed retry
+        // of the same value at 2 and its marker at 3; a plain record at 4.
+        let h = vec![
+            run("cdc"),
+            append(0, "a", json!({"n": 0})),
+            txn_end(false, &[0], 1),
+            append(2, "a", json!({"n": 0})),
+            txn_end(true, &[2], 3),
+            append(4, "b", json!({"n": 4})),
+            consume("c1", 2, "a"),
+            consume("c1", 4, "b"),
+        ];
+        assert_eq!(kinds(&h), vec![]);
+    }
+
+    #[test]
+    fn a_committed_transaction_is_still_checked() {
+        // The retry committed twice (no abort between): a duplicate; and a
+        // jump over a committed record is a skip.
+        let h = vec![
+            run("cdc"),
+            append(0, "a", json!({"n": 0})),
+            append(1, "a", json!({"n": 0})),
+            txn_end(true, &[0, 1], 2),
+            append(3, "b", json!({"n": 3})),
+            consume("c1", 0, "a"),
+            consume("c1", 3, "b"),
+        ];
+        assert_eq!(
+            kinds(&h),
+            vec![Anomaly::PollSkip, Anomaly::LostWrite, Anomaly::Duplicate]
+        );
     }
 }

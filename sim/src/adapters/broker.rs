@@ -11,15 +11,22 @@
 //! The consumer is a group member: it joins, fetches its assigned partitions
 //! from the committed offsets, heartbeats from `poll`, and rejoins when the
 //! group rebalances.
+//!
+//! The transactional producer speaks to the broker's transaction
+//! coordinator as Kafka's client does: InitProducerId with its
+//! `transactional.id` (which fences its predecessors), AddPartitionsToTxn
+//! before a partition's first record, idempotent sends, TxnOffsetCommit with
+//! the consumer's group metadata, and EndTxn.
 
 use super::REQUEST_TIMEOUT;
-use crate::servers::broker::{BrokerError, BrokerRequest, BrokerResponse, PORT};
+use crate::servers::broker::{BrokerError, BrokerRequest, BrokerResponse, TxnRef, PORT};
 use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, LogReader,
-    ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
+    LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
+    TxnError, TxnProducer,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -112,6 +119,25 @@ impl Broker for SimBroker {
             addr: self.addr.clone(),
         })
     }
+
+    fn txn_producer(
+        &self,
+        transactional_id: &str,
+        config: &ProducerConfig,
+        timeout_ms: u64,
+    ) -> Box<dyn TxnProducer> {
+        Box::new(SimTxnProducer {
+            addr: self.addr.clone(),
+            transactional_id: transactional_id.to_string(),
+            timeout_ms,
+            config: config.clone(),
+            conn: None,
+            id: None,
+            partitions: BTreeMap::new(),
+            added: BTreeSet::new(),
+            next_sequence: BTreeMap::new(),
+        })
+    }
 }
 
 /// Reads a partition by offset on a connection of its own, outside any
@@ -141,6 +167,7 @@ impl LogReader for SimLogReader {
                 offset,
                 max: (to - offset + 1).min(100) as usize,
                 group: String::new(),
+                read_committed: false,
             };
             let records = match wire::call(&mut conn, &req, REQUEST_TIMEOUT)
                 .await
@@ -336,6 +363,7 @@ impl SimProducer {
                         headers: record.headers.clone(),
                         sequence,
                         codec: self.config.compression,
+                        txn: None,
                     })
                     .await
                 }
@@ -534,6 +562,7 @@ impl SimConsumer {
                     offset,
                     max: self.config.max_poll_records,
                     group: self.config.group.clone(),
+                    read_committed: self.config.read_committed,
                 })
                 .await?;
             let records = match resp {
@@ -620,6 +649,193 @@ impl Consumer for SimConsumer {
                 o.topic, o.partition
             ))),
         }
+    }
+
+    fn group_metadata(&self) -> Option<GroupMetadata> {
+        let (member_id, generation) = self.member.clone()?;
+        Some(GroupMetadata {
+            group: self.config.group.clone(),
+            member_id,
+            generation,
+            handle: None,
+        })
+    }
+}
+
+/// A transactional producer: one request at a time, each retried on its
+/// own connection until the delivery timeout.
+pub struct SimTxnProducer {
+    addr: String,
+    transactional_id: String,
+    timeout_ms: u64,
+    config: ProducerConfig,
+    conn: Option<Conn>,
+    /// The producer id and epoch the coordinator gave, once registered.
+    id: Option<TxnRef>,
+    partitions: BTreeMap<String, u32>,
+    /// Partitions added to the open transaction.
+    added: BTreeSet<(String, u32)>,
+    next_sequence: BTreeMap<(String, u32), u64>,
+}
+
+/// What a broker error means for a transaction.
+fn txn_error(e: BrokerError) -> TxnError {
+    match e {
+        BrokerError::ProducerFenced => {
+            TxnError::Fenced("a newer producer has this transactional.id".into())
+        }
+        other => TxnError::Abortable(format!("{other:?}")),
+    }
+}
+
+impl SimTxnProducer {
+    /// Send `req` until the broker answers it or the delivery timeout ends.
+    /// A request whose answer was lost is sent again: every transactional
+    /// request is safe to repeat (sends carry their sequence).
+    async fn request(&mut self, req: &BrokerRequest) -> Result<BrokerResponse, TxnError> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.delivery_timeout_ms);
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        loop {
+            if self.conn.is_none() {
+                self.conn = wire::connect(&self.addr, REQUEST_TIMEOUT).await.ok();
+            }
+            if let Some(conn) = self.conn.as_mut() {
+                match wire::call(conn, req, timeout).await {
+                    Ok(BrokerResponse::Error(
+                        BrokerError::NotAvailable | BrokerError::OutOfOrderSequence,
+                    )) => {}
+                    Ok(resp) => return Ok(resp),
+                    Err(_) => self.conn = None,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(TxnError::Abortable("the broker did not answer".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn done(&mut self, req: &BrokerRequest) -> Result<(), TxnError> {
+        match self.request(req).await? {
+            BrokerResponse::Done => Ok(()),
+            BrokerResponse::Error(e) => Err(txn_error(e)),
+            other => Err(TxnError::Abortable(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    fn id(&self) -> Result<TxnRef, TxnError> {
+        self.id
+            .clone()
+            .ok_or_else(|| TxnError::Abortable("no transaction begun".into()))
+    }
+
+    async fn partition_of(&mut self, topic: &str, key: &str) -> Result<u32, TxnError> {
+        if let Some(n) = self.partitions.get(topic) {
+            return Ok(partition_for_key(key.as_bytes(), *n));
+        }
+        let req = BrokerRequest::Metadata {
+            topic: topic.into(),
+        };
+        match self.request(&req).await? {
+            BrokerResponse::Partitions(n) => {
+                self.partitions.insert(topic.into(), n);
+                Ok(partition_for_key(key.as_bytes(), n))
+            }
+            BrokerResponse::Error(e) => Err(txn_error(e)),
+            other => Err(TxnError::Abortable(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// EndTxn, and forget the transaction's partitions.
+    async fn end(&mut self, commit: bool) -> Result<(), TxnError> {
+        let txn = self.id()?;
+        let result = self.done(&BrokerRequest::EndTxn { txn, commit }).await;
+        self.added.clear();
+        result
+    }
+}
+
+#[async_trait]
+impl TxnProducer for SimTxnProducer {
+    async fn begin(&mut self) -> Result<(), TxnError> {
+        if self.id.is_none() {
+            let req = BrokerRequest::InitTxn {
+                transactional_id: self.transactional_id.clone(),
+                timeout_ms: self.timeout_ms,
+            };
+            match self.request(&req).await? {
+                BrokerResponse::ProducerEpoch { producer_id, epoch } => {
+                    self.id = Some(TxnRef {
+                        transactional_id: self.transactional_id.clone(),
+                        producer_id,
+                        epoch,
+                    });
+                    self.next_sequence.clear();
+                }
+                other => return Err(TxnError::Abortable(format!("unexpected reply {other:?}"))),
+            }
+        }
+        self.added.clear();
+        Ok(())
+    }
+
+    async fn send(&mut self, record: ProducerRecord) -> Result<Delivery, TxnError> {
+        let txn = self.id()?;
+        let partition = self.partition_of(&record.topic, &record.key).await?;
+        let tp = (record.topic.clone(), partition);
+        if !self.added.contains(&tp) {
+            let req = BrokerRequest::AddPartitions {
+                txn: txn.clone(),
+                partitions: vec![tp.clone()],
+            };
+            self.done(&req).await?;
+            self.added.insert(tp.clone());
+        }
+        let next = self.next_sequence.entry(tp).or_insert(0);
+        let sequence = (txn.producer_id, *next);
+        *next += 1;
+        let value = match self.config.compression {
+            Some(codec) => codec.compress(&record.value),
+            None => record.value,
+        };
+        let req = BrokerRequest::Produce {
+            topic: record.topic,
+            partition,
+            key: record.key,
+            value,
+            headers: record.headers,
+            sequence: Some(sequence),
+            codec: self.config.compression,
+            txn: Some(txn),
+        };
+        match self.request(&req).await? {
+            BrokerResponse::Appended { offset } => Ok(Delivery { partition, offset }),
+            BrokerResponse::Error(e) => Err(txn_error(e)),
+            other => Err(TxnError::Abortable(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    async fn send_offsets(
+        &mut self,
+        group: &GroupMetadata,
+        offsets: &[TopicPartitionOffset],
+    ) -> Result<(), TxnError> {
+        let req = BrokerRequest::TxnOffsets {
+            txn: self.id()?,
+            group: group.group.clone(),
+            member_id: group.member_id.clone(),
+            generation: group.generation,
+            offsets: offsets.to_vec(),
+        };
+        self.done(&req).await
+    }
+
+    async fn commit(&mut self) -> Result<(), TxnError> {
+        self.end(true).await
+    }
+
+    async fn abort(&mut self) -> Result<(), TxnError> {
+        self.end(false).await
     }
 }
 

@@ -1,9 +1,14 @@
 //! The simulated broker, with Kafka semantics: topics of N partitions with
 //! per-partition offsets and headers, a maximum message size, idempotent
-//! producers (producer id + per-partition sequence), and consumer groups with
+//! producers (producer id + per-partition sequence), consumer groups with
 //! durable committed offsets and server-side eager rebalancing when members
-//! join or stop heartbeating. The acknowledged log, committed offsets and
-//! producer sequences survive a crash; group membership does not.
+//! join or stop heartbeating, and transactions: a coordinator per
+//! `transactional.id` with producer epochs that fence zombies, partitions and
+//! group offsets added to the open transaction, commit and abort markers
+//! written into each partition, `read_committed` fetches that stop at the
+//! last stable offset and skip aborted records, and a timeout that aborts a
+//! stuck transaction. The acknowledged log, committed offsets, producer
+//! sequences and transactions survive a crash; group membership does not.
 
 use super::{before_request, peer_name, SharedFaults};
 use crate::wire::{self, b64};
@@ -53,6 +58,9 @@ pub enum BrokerRequest {
         /// The codec `value` is compressed with (batch compression).
         #[serde(default)]
         codec: Option<Codec>,
+        /// The transaction this record belongs to.
+        #[serde(default)]
+        txn: Option<TxnRef>,
     },
     Fetch {
         topic: String,
@@ -60,6 +68,33 @@ pub enum BrokerRequest {
         offset: u64,
         max: usize,
         group: String,
+        #[serde(default)]
+        read_committed: bool,
+    },
+    /// InitProducerId with a `transactional.id`: bump the epoch (fencing
+    /// the previous producer) and abort its open transaction.
+    InitTxn {
+        transactional_id: String,
+        timeout_ms: u64,
+    },
+    /// AddPartitionsToTxn (starts the transaction on its first call).
+    AddPartitions {
+        txn: TxnRef,
+        partitions: Vec<(String, u32)>,
+    },
+    /// TxnOffsetCommit: offsets committed with the transaction, from a
+    /// group member of this generation.
+    TxnOffsets {
+        txn: TxnRef,
+        group: String,
+        member_id: String,
+        generation: u64,
+        offsets: Vec<TopicPartitionOffset>,
+    },
+    /// EndTxn: write the commit or abort markers.
+    EndTxn {
+        txn: TxnRef,
+        commit: bool,
     },
     Join {
         group: String,
@@ -103,6 +138,20 @@ pub enum BrokerError {
     IllegalGeneration,
     /// A compressed batch that does not decompress.
     Corrupt(String),
+    /// A newer producer with this `transactional.id` exists (or the broker
+    /// aborted this one's transaction on timeout and bumped its epoch).
+    ProducerFenced,
+    /// The request does not fit the transaction's state (a record for a
+    /// partition never added, or no transaction open).
+    InvalidTxnState,
+}
+
+/// A transactional producer's identity on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TxnRef {
+    pub transactional_id: String,
+    pub producer_id: u64,
+    pub epoch: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +159,10 @@ pub enum BrokerError {
 pub enum BrokerResponse {
     Partitions(u32),
     ProducerId(u64),
+    ProducerEpoch {
+        producer_id: u64,
+        epoch: u32,
+    },
     Appended {
         offset: u64,
     },
@@ -132,6 +185,40 @@ struct Stored {
     /// The compressed value's size, when the producer compressed the batch:
     /// the size limit applies to what came over the wire.
     wire: Option<usize>,
+    status: Status,
+}
+
+/// Where a stored record stands with respect to transactions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Not transactional, or its transaction committed.
+    Visible,
+    /// In the open transaction of this producer id.
+    Pending(u64),
+    Aborted,
+    /// A commit or abort marker (a control record: never handed to a
+    /// consumer).
+    Marker,
+}
+
+/// A `transactional.id`'s coordinator state.
+#[derive(Debug)]
+struct Txn {
+    producer_id: u64,
+    epoch: u32,
+    timeout_ms: u64,
+    /// The process that registered the current epoch.
+    process: String,
+    open: Option<OpenTxn>,
+}
+
+#[derive(Debug, Default)]
+struct OpenTxn {
+    started_ms: u64,
+    partitions: BTreeSet<(String, u32)>,
+    /// (group, topic, partition) → offset, committed with the transaction.
+    offsets: BTreeMap<(String, String, u32), u64>,
+    records: Vec<TopicPartitionOffset>,
 }
 
 #[derive(Debug, Default)]
@@ -164,6 +251,7 @@ pub struct BrokerState {
     producers: BTreeMap<(u64, String, u32), Sequences>,
     next_producer_id: u64,
     groups: BTreeMap<String, Group>,
+    txns: BTreeMap<String, Txn>,
     pub max_message_bytes: usize,
     /// What an observer keeps for the coverage marks (not broker state):
     /// per (group, topic, partition), the offset after the last record
@@ -181,6 +269,7 @@ impl Default for BrokerState {
             producers: BTreeMap::new(),
             next_producer_id: 1,
             groups: BTreeMap::new(),
+            txns: BTreeMap::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             served: BTreeMap::new(),
             lost_acks: BTreeSet::new(),
@@ -200,6 +289,24 @@ impl BrokerState {
         self.logs
             .get(topic)
             .map(|ps| ps.iter().map(|p| p.len() as u64).collect())
+            .unwrap_or_default()
+    }
+
+    /// Per partition of `topic`, the offset after its last record a
+    /// consumer still has to read: transaction markers and aborted records
+    /// at the end are not lag, records of an open transaction are.
+    pub fn readable_ends(&self, topic: &str) -> Vec<u64> {
+        self.logs
+            .get(topic)
+            .map(|ps| {
+                ps.iter()
+                    .map(|log| {
+                        log.iter()
+                            .rposition(|r| matches!(r.status, Status::Visible | Status::Pending(_)))
+                            .map_or(0, |i| i as u64 + 1)
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -243,9 +350,17 @@ impl BrokerState {
         &mut self,
         topic: &str,
         partition: u32,
-        record: Stored,
+        mut record: Stored,
         sequence: Option<(u64, u64)>,
+        txn: Option<&TxnRef>,
     ) -> Result<(u64, bool), BrokerError> {
+        if let Some(t) = txn {
+            let open = self.current(t)?.open.as_ref();
+            if !open.is_some_and(|o| o.partitions.contains(&(topic.to_string(), partition))) {
+                return Err(BrokerError::InvalidTxnState);
+            }
+            record.status = Status::Pending(t.producer_id);
+        }
         let size = record.key.len()
             + record.wire.unwrap_or(record.value.len())
             + record
@@ -287,25 +402,194 @@ impl BrokerState {
             }
         }
         log.push(record);
+        if let Some(t) = txn {
+            let txn = self
+                .txns
+                .get_mut(&t.transactional_id)
+                .expect("checked above");
+            txn.open
+                .as_mut()
+                .expect("checked above")
+                .records
+                .push(TopicPartitionOffset {
+                    topic: topic.to_string(),
+                    partition,
+                    offset,
+                });
+        }
         Ok((offset, true))
     }
 
+    /// The coordinator state of `t`, if `t` is its current epoch.
+    fn current(&mut self, t: &TxnRef) -> Result<&mut Txn, BrokerError> {
+        match self.txns.get_mut(&t.transactional_id) {
+            Some(txn) if txn.producer_id == t.producer_id && txn.epoch == t.epoch => Ok(txn),
+            _ => Err(BrokerError::ProducerFenced),
+        }
+    }
+
+    /// Register a producer for `id`: a new producer id, or the next epoch of
+    /// the existing one, whose open transaction is aborted first.
+    fn init_txn(&mut self, id: &str, timeout_ms: u64, process: &str) -> (u64, u32, Vec<Event>) {
+        let events = match self.txns.get(id) {
+            Some(t) if t.open.is_some() => self.end_txn(id, false),
+            _ => Vec::new(),
+        };
+        let pid = match self.txns.get_mut(id) {
+            Some(t) => {
+                t.epoch += 1;
+                t.timeout_ms = timeout_ms;
+                t.process = process.to_string();
+                t.producer_id
+            }
+            None => {
+                let pid = self.next_producer_id;
+                self.next_producer_id += 1;
+                self.txns.insert(
+                    id.to_string(),
+                    Txn {
+                        producer_id: pid,
+                        epoch: 0,
+                        timeout_ms,
+                        process: process.to_string(),
+                        open: None,
+                    },
+                );
+                pid
+            }
+        };
+        // A new epoch starts its sequences again.
+        self.producers.retain(|(p, _, _), _| *p != pid);
+        (pid, self.txns[id].epoch, events)
+    }
+
+    /// The open transaction of `t`, started if there is none.
+    fn open_txn(&mut self, t: &TxnRef, now_ms: u64) -> Result<&mut OpenTxn, BrokerError> {
+        let txn = self.current(t)?;
+        Ok(txn.open.get_or_insert_with(|| OpenTxn {
+            started_ms: now_ms,
+            ..OpenTxn::default()
+        }))
+    }
+
+    /// Commit or abort `id`'s open transaction: mark its records, write a
+    /// marker into each of its partitions, and (on commit) commit its group
+    /// offsets. Returns what the history records.
+    fn end_txn(&mut self, id: &str, commit: bool) -> Vec<Event> {
+        let Some(txn) = self.txns.get_mut(id) else {
+            return Vec::new();
+        };
+        let Some(open) = txn.open.take() else {
+            return Vec::new();
+        };
+        let (pid, process) = (txn.producer_id, txn.process.clone());
+        let mut markers = Vec::new();
+        for (topic, partition) in &open.partitions {
+            let Some(log) = self
+                .logs
+                .get_mut(topic)
+                .and_then(|ps| ps.get_mut(*partition as usize))
+            else {
+                continue;
+            };
+            for r in log.iter_mut().filter(|r| r.status == Status::Pending(pid)) {
+                r.status = if commit {
+                    Status::Visible
+                } else {
+                    Status::Aborted
+                };
+            }
+            markers.push(TopicPartitionOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: log.len() as u64,
+            });
+            log.push(Stored {
+                key: String::new(),
+                value: Vec::new(),
+                headers: Vec::new(),
+                wire: None,
+                status: Status::Marker,
+            });
+        }
+        let mut events = Vec::new();
+        if commit {
+            for ((group, topic, partition), offset) in &open.offsets {
+                self.committed
+                    .insert((group.clone(), topic.clone(), *partition), *offset);
+                events.push(Event::OffsetCommit {
+                    process: process.clone(),
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                });
+            }
+        }
+        events.push(Event::TxnEnd {
+            transactional_id: id.to_string(),
+            process,
+            committed: commit,
+            records: open.records,
+            markers,
+        });
+        events
+    }
+
+    /// Abort every transaction open longer than its timeout, and bump its
+    /// epoch so its producer is fenced (as Kafka does since KIP-360).
+    pub fn expire_txns(&mut self, now_ms: u64) -> Vec<Event> {
+        let expired: Vec<String> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| {
+                t.open
+                    .as_ref()
+                    .is_some_and(|o| now_ms.saturating_sub(o.started_ms) > t.timeout_ms)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut events = Vec::new();
+        for id in expired {
+            events.extend(self.end_txn(&id, false));
+            if let Some(t) = self.txns.get_mut(&id) {
+                t.epoch += 1;
+            }
+        }
+        events
+    }
+
+    /// Records from `offset`: never markers; under `read_committed`, no
+    /// aborted record and nothing from the last stable offset on.
     fn fetch(
         &self,
         topic: &str,
         partition: u32,
         offset: u64,
         max: usize,
+        read_committed: bool,
     ) -> Result<Vec<WireRecord>, BrokerError> {
         let log = self
             .logs
             .get(topic)
             .and_then(|ps| ps.get(partition as usize))
             .ok_or_else(|| BrokerError::UnknownTopic(format!("{topic}/{partition}")))?;
-        Ok(log
+        let stable = if read_committed {
+            log.iter()
+                .position(|r| matches!(r.status, Status::Pending(_)))
+                .unwrap_or(log.len())
+        } else {
+            log.len()
+        };
+        Ok(log[..stable]
             .iter()
             .enumerate()
             .skip(offset as usize)
+            .filter(|(_, r)| match r.status {
+                Status::Marker => false,
+                Status::Aborted => !read_committed,
+                _ => true,
+            })
             .take(max)
             .map(|(i, r)| WireRecord {
                 offset: i as u64,
@@ -403,10 +687,11 @@ impl BrokerServer {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let now = sim_now_ms();
                 let mut state = reaper.state.lock().unwrap();
-                let events = state.expire_members(now);
+                let mut events = state.expire_members(now);
                 let in_flight = events.iter().any(
                     |e| matches!(e, Event::Rebalance { group, .. } if state.has_uncommitted(group)),
                 );
+                events.extend(state.expire_txns(now));
                 drop(state);
                 for e in events {
                     reaper.history.record(e);
@@ -483,6 +768,7 @@ impl BrokerServer {
                 headers,
                 sequence,
                 codec,
+                txn,
             } => {
                 if self.roll(|f| f.reorder) {
                     let delay = self.faults.lock().unwrap().draw_ms(20, 200);
@@ -510,6 +796,7 @@ impl BrokerServer {
                     value,
                     headers: headers.clone(),
                     wire,
+                    status: Status::Visible,
                 };
                 let sent = (
                     process.to_string(),
@@ -523,7 +810,8 @@ impl BrokerServer {
                     self.history
                         .mark(BROKER, coverage::PRODUCE_RETRIED_AFTER_LOST_ACK);
                 }
-                let result = state.produce(&topic, partition, record.clone(), sequence);
+                let result =
+                    state.produce(&topic, partition, record.clone(), sequence, txn.as_ref());
                 drop(state);
                 match result {
                     Ok((offset, appended)) => {
@@ -554,6 +842,7 @@ impl BrokerServer {
                 mut offset,
                 max,
                 group,
+                read_committed,
             } => {
                 let committed = self
                     .state
@@ -572,7 +861,7 @@ impl BrokerServer {
                     offset = to;
                 }
                 let mut state = self.state.lock().unwrap();
-                match state.fetch(&topic, partition, offset, max) {
+                match state.fetch(&topic, partition, offset, max, read_committed) {
                     Ok(records) => {
                         if state.serve(&group, &topic, partition, &records) {
                             self.history.mark(BROKER, coverage::DUPLICATE_DELIVERED);
@@ -678,6 +967,47 @@ impl BrokerServer {
                     BrokerResponse::Error(BrokerError::IllegalGeneration)
                 }
             }
+            BrokerRequest::InitTxn {
+                transactional_id,
+                timeout_ms,
+            } => {
+                let (producer_id, epoch, events) =
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .init_txn(&transactional_id, timeout_ms, process);
+                self.record_all(events);
+                BrokerResponse::ProducerEpoch { producer_id, epoch }
+            }
+            BrokerRequest::AddPartitions { txn, partitions } => {
+                let mut s = self.state.lock().unwrap();
+                match s.open_txn(&txn, now) {
+                    Ok(open) => {
+                        open.partitions.extend(partitions);
+                        BrokerResponse::Done
+                    }
+                    Err(e) => BrokerResponse::Error(e),
+                }
+            }
+            BrokerRequest::TxnOffsets {
+                txn,
+                group,
+                member_id,
+                generation,
+                offsets,
+            } => self.txn_offsets(&txn, &group, &member_id, generation, offsets, now),
+            BrokerRequest::EndTxn { txn, commit } => {
+                let mut s = self.state.lock().unwrap();
+                match s.current(&txn) {
+                    Err(e) => BrokerResponse::Error(e),
+                    Ok(_) => {
+                        let events = s.end_txn(&txn.transactional_id, commit);
+                        drop(s);
+                        self.record_all(events);
+                        BrokerResponse::Done
+                    }
+                }
+            }
             BrokerRequest::Committed {
                 group,
                 topic,
@@ -690,6 +1020,45 @@ impl BrokerServer {
             ),
         };
         Some(resp)
+    }
+}
+
+impl BrokerServer {
+    fn record_all(&self, events: Vec<Event>) {
+        for e in events {
+            self.history.record(e);
+        }
+    }
+
+    /// Offsets to commit with `txn`, from a member of the group's current
+    /// generation only: a zombie's are refused (KIP-447).
+    fn txn_offsets(
+        &self,
+        txn: &TxnRef,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: Vec<TopicPartitionOffset>,
+        now_ms: u64,
+    ) -> BrokerResponse {
+        let mut s = self.state.lock().unwrap();
+        let current = s
+            .groups
+            .get(group)
+            .is_some_and(|g| g.generation == generation && g.members.contains_key(member_id));
+        if !current {
+            return BrokerResponse::Error(BrokerError::IllegalGeneration);
+        }
+        match s.open_txn(txn, now_ms) {
+            Ok(open) => {
+                for o in offsets {
+                    open.offsets
+                        .insert((group.to_string(), o.topic, o.partition), o.offset);
+                }
+                BrokerResponse::Done
+            }
+            Err(e) => BrokerResponse::Error(e),
+        }
     }
 }
 
@@ -715,6 +1084,7 @@ mod tests {
             value: b"v".to_vec(),
             headers: vec![],
             wire: None,
+            status: Status::Visible,
         }
     }
 
@@ -733,21 +1103,27 @@ mod tests {
     fn idempotent_sequences_drop_duplicates_and_refuse_gaps() {
         let mut b = BrokerState::default();
         b.create_topic("t", 1);
-        assert_eq!(b.produce("t", 0, rec("a"), Some((7, 0))), Ok((0, true)));
         assert_eq!(
-            b.produce("t", 0, rec("a"), Some((7, 0))),
+            b.produce("t", 0, rec("a"), Some((7, 0)), None),
+            Ok((0, true))
+        );
+        assert_eq!(
+            b.produce("t", 0, rec("a"), Some((7, 0)), None),
             Ok((0, false)),
             "retry is a no-op"
         );
         assert_eq!(
-            b.produce("t", 0, rec("c"), Some((7, 2))),
+            b.produce("t", 0, rec("c"), Some((7, 2)), None),
             Err(BrokerError::OutOfOrderSequence)
         );
-        assert_eq!(b.produce("t", 0, rec("b"), Some((7, 1))), Ok((1, true)));
+        assert_eq!(
+            b.produce("t", 0, rec("b"), Some((7, 1)), None),
+            Ok((1, true))
+        );
         assert_eq!(b.end_offsets("t"), vec![2]);
         // Without a producer id the same retry is a duplicate.
-        assert_eq!(b.produce("t", 0, rec("a"), None), Ok((2, true)));
-        assert_eq!(b.produce("t", 0, rec("a"), None), Ok((3, true)));
+        assert_eq!(b.produce("t", 0, rec("a"), None, None), Ok((2, true)));
+        assert_eq!(b.produce("t", 0, rec("a"), None, None), Ok((3, true)));
     }
 
     #[test]
@@ -760,9 +1136,10 @@ mod tests {
             value: vec![0; 10],
             headers: vec![],
             wire: None,
+            status: Status::Visible,
         };
         assert_eq!(
-            b.produce("t", 0, big.clone(), None),
+            b.produce("t", 0, big.clone(), None, None),
             Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
         );
         // A compressed batch is judged by its size on the wire.
@@ -770,13 +1147,13 @@ mod tests {
             wire: Some(5),
             ..big.clone()
         };
-        assert_eq!(b.produce("t", 0, compressed, None), Ok((0, true)));
+        assert_eq!(b.produce("t", 0, compressed, None, None), Ok((0, true)));
         let still_big = Stored {
             wire: Some(10),
             ..big
         };
         assert_eq!(
-            b.produce("t", 0, still_big, None),
+            b.produce("t", 0, still_big, None, None),
             Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
         );
     }
@@ -804,5 +1181,132 @@ mod tests {
         let g = &b.groups["g"];
         assert_eq!(g.generation, 2);
         assert_eq!(g.members["m2"].assignment.len(), 3);
+    }
+
+    fn txn_ref(b: &BrokerState, id: &str) -> TxnRef {
+        let t = &b.txns[id];
+        TxnRef {
+            transactional_id: id.into(),
+            producer_id: t.producer_id,
+            epoch: t.epoch,
+        }
+    }
+
+    fn keys(b: &BrokerState, read_committed: bool) -> Vec<String> {
+        b.fetch("t", 0, 0, 100, read_committed)
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}@{}", r.key, r.offset))
+            .collect()
+    }
+
+    #[test]
+    fn read_committed_stops_at_the_open_transaction_and_skips_aborted_records() {
+        let mut b = BrokerState::default();
+        b.create_topic("t", 1);
+        b.init_txn("tx", 1_000, "p");
+        let t = txn_ref(&b, "tx");
+        assert_eq!(
+            b.produce("t", 0, rec("a"), None, Some(&t)),
+            Err(BrokerError::InvalidTxnState),
+            "a partition must be added first"
+        );
+        b.open_txn(&t, 0)
+            .unwrap()
+            .partitions
+            .insert(("t".into(), 0));
+        b.produce("t", 0, rec("a"), None, Some(&t)).unwrap();
+        b.produce("t", 0, rec("plain"), None, None).unwrap();
+        assert_eq!(keys(&b, true), Vec::<String>::new(), "nothing past the LSO");
+        assert_eq!(keys(&b, false), vec!["a@0", "plain@1"]);
+        let events = b.end_txn("tx", false);
+        assert!(
+            matches!(&events[..], [Event::TxnEnd { committed: false, records, markers, .. }]
+            if records.len() == 1 && markers[0].offset == 2)
+        );
+        assert_eq!(
+            keys(&b, true),
+            vec!["plain@1"],
+            "aborted and marker skipped"
+        );
+        assert_eq!(
+            keys(&b, false),
+            vec!["a@0", "plain@1"],
+            "uncommitted reads aborted ones"
+        );
+        assert_eq!(
+            b.readable_ends("t"),
+            vec![2],
+            "the trailing marker is not lag"
+        );
+    }
+
+    #[test]
+    fn a_commit_publishes_records_and_offsets_together() {
+        let mut b = BrokerState::default();
+        b.create_topic("t", 1);
+        b.init_txn("tx", 1_000, "p");
+        let t = txn_ref(&b, "tx");
+        let open = b.open_txn(&t, 0).unwrap();
+        open.partitions.insert(("t".into(), 0));
+        open.offsets.insert(("g".into(), "in".into(), 0), 7);
+        b.produce("t", 0, rec("a"), None, Some(&t)).unwrap();
+        assert_eq!(
+            b.committed("g", "in", 0),
+            None,
+            "offsets wait for the commit"
+        );
+        let events = b.end_txn("tx", true);
+        assert_eq!(b.committed("g", "in", 0), Some(7));
+        assert!(matches!(events[0], Event::OffsetCommit { offset: 7, .. }));
+        assert_eq!(keys(&b, true), vec!["a@0"]);
+    }
+
+    #[test]
+    fn a_new_epoch_fences_the_zombie_and_aborts_its_transaction() {
+        let mut b = BrokerState::default();
+        b.create_topic("t", 1);
+        b.init_txn("tx", 1_000, "p");
+        let zombie = txn_ref(&b, "tx");
+        b.open_txn(&zombie, 0)
+            .unwrap()
+            .partitions
+            .insert(("t".into(), 0));
+        b.produce("t", 0, rec("a"), None, Some(&zombie)).unwrap();
+        let (_, epoch, events) = b.init_txn("tx", 1_000, "p2");
+        assert_eq!(epoch, 1);
+        assert!(matches!(
+            events[..],
+            [Event::TxnEnd {
+                committed: false,
+                ..
+            }]
+        ));
+        assert_eq!(
+            b.produce("t", 0, rec("b"), None, Some(&zombie)),
+            Err(BrokerError::ProducerFenced)
+        );
+        assert_eq!(
+            b.open_txn(&zombie, 0).err(),
+            Some(BrokerError::ProducerFenced)
+        );
+    }
+
+    #[test]
+    fn a_stuck_transaction_times_out_aborted_and_fenced() {
+        let mut b = BrokerState::default();
+        b.create_topic("t", 1);
+        b.init_txn("tx", 1_000, "p");
+        let t = txn_ref(&b, "tx");
+        b.open_txn(&t, 100)
+            .unwrap()
+            .partitions
+            .insert(("t".into(), 0));
+        b.produce("t", 0, rec("a"), None, Some(&t)).unwrap();
+        assert!(b.expire_txns(1_000).is_empty(), "not yet");
+        assert_eq!(b.readable_ends("t"), vec![1], "an open transaction is lag");
+        assert_eq!(b.expire_txns(1_200).len(), 1);
+        assert_eq!(keys(&b, true), Vec::<String>::new());
+        assert_eq!(b.current(&t).err(), Some(BrokerError::ProducerFenced));
     }
 }
