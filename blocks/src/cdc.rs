@@ -18,7 +18,7 @@ use crate::pipeline;
 use crate::publish::TYPE_HEADER;
 use futures_util::future::join_all;
 use pitfall_ports::context::RequestContext;
-use pitfall_ports::{Change, ChangeFeed, ChangeOp, Env, Producer, ProducerRecord};
+use pitfall_ports::{Change, ChangeFeed, ChangeOp, Env, Lsn, Producer, ProducerRecord};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,15 +132,13 @@ impl CdcConnector {
 
     pub async fn run(self) {
         let mut backoff = Backoff::new(50, 1_000);
-        let mut produced = loop {
-            match self.feed.confirmed(&self.config.slot).await {
-                Ok(lsn) => break lsn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cdc: cannot read slot position");
-                    backoff.wait(self.env.as_ref()).await;
-                }
-            }
-        };
+        let mut produced = resume_position(
+            self.feed.as_ref(),
+            &self.config.slot,
+            self.env.as_ref(),
+            &mut backoff,
+        )
+        .await;
         let mut confirmed = produced;
         let mut last_flush = self.env.now_ms();
         loop {
@@ -243,6 +241,25 @@ impl CdcConnector {
             .iter()
             .find(|(t, _)| t == table)
             .map(|(_, topic)| topic.as_str())
+    }
+}
+
+/// The slot's durable confirmed position, where a reader of the feed
+/// resumes after a (re)start: read until the DB answers.
+pub async fn resume_position(
+    feed: &dyn ChangeFeed,
+    slot: &str,
+    env: &dyn Env,
+    backoff: &mut Backoff,
+) -> Lsn {
+    loop {
+        match feed.confirmed(slot).await {
+            Ok(lsn) => return lsn,
+            Err(e) => {
+                tracing::warn!(error = %e, slot, "cannot read the slot's position");
+                backoff.wait(env).await;
+            }
+        }
     }
 }
 

@@ -177,16 +177,18 @@ pub trait Handler: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
     Applied,
+    /// This very record (same topic, partition and offset) was applied
+    /// before: it is delivered again.
+    Redelivered,
+    /// The same event was applied before from another record (re-produced
+    /// at a new offset).
     Duplicate,
     Poison,
 }
 
 pub struct ConsumerLoop {
     poller: Poller,
-    db: Arc<dyn Database>,
-    handler: Arc<dyn Handler>,
-    env: Arc<dyn Env>,
-    idempotency: Idempotency,
+    applier: Applier,
 }
 
 impl ConsumerLoop {
@@ -199,10 +201,12 @@ impl ConsumerLoop {
     ) -> Self {
         ConsumerLoop {
             poller: Poller::new(consumer, env.clone(), "consumer"),
-            db,
-            handler,
-            env,
-            idempotency,
+            applier: Applier {
+                db,
+                handler,
+                env,
+                idempotency,
+            },
         }
     }
 
@@ -211,13 +215,37 @@ impl ConsumerLoop {
             let records = self.poller.next().await;
             for record in &records {
                 let ctx = RequestContext::from_headers(&record.headers).unwrap_or_default();
-                ctx.scope(self.handle(record)).await;
+                ctx.scope(self.applier.handle(record)).await;
                 self.poller
                     .handled(&record.topic, record.partition, record.offset + 1);
             }
         }
     }
+}
 
+/// Whether a marker written for `applied` (its topic, partition and offset)
+/// marks this very record or another copy of the same event.
+fn redelivered_or_duplicate(applied: &serde_json::Value, record: &ConsumerRecord) -> Applied {
+    let same = applied["topic"] == record.topic.as_str()
+        && applied["partition"] == record.partition
+        && applied["offset"] == record.offset;
+    if same {
+        Applied::Redelivered
+    } else {
+        Applied::Duplicate
+    }
+}
+
+/// Applies one record's effect in a DB transaction, with the idempotency
+/// strategy's marker in the same transaction.
+pub struct Applier {
+    pub db: Arc<dyn Database>,
+    pub handler: Arc<dyn Handler>,
+    pub env: Arc<dyn Env>,
+    pub idempotency: Idempotency,
+}
+
+impl Applier {
     /// Apply one record, retrying transient DB errors until it is applied, a
     /// duplicate, or poison.
     pub async fn handle(&self, record: &ConsumerRecord) -> Applied {
@@ -262,9 +290,9 @@ impl ConsumerLoop {
         };
         let mut tx = self.db.begin().await?;
         if let Some(marker) = &marker {
-            if tx.get(PROCESSED, marker).await?.is_some() {
+            if let Some(row) = tx.get(PROCESSED, marker).await? {
                 tx.rollback().await;
-                return Ok(Applied::Duplicate);
+                return Ok(redelivered_or_duplicate(&row.data, record));
             }
         }
         if let Err(e) = self.handler.apply(tx.as_mut(), record).await {

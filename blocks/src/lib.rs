@@ -9,6 +9,7 @@
 //!   describes, from the DB's change feed;
 //! - [`pipeline`]: several sends in flight without breaking per-key order;
 //! - [`consume`]: the consumer loop with its idempotency strategy;
+//! - [`eos`]: the consume-transform-produce loop in Kafka transactions;
 //! - [`payload`]: large payloads — inline, compressed, chunked or claim-checked
 //!   on the way out, reassembled with bounded memory on the way in;
 //! - [`backoff`]: retry pacing that draws its jitter from the seeded [`Env`].
@@ -18,6 +19,7 @@
 pub mod backoff;
 pub mod cdc;
 pub mod consume;
+pub mod eos;
 pub mod payload;
 pub mod pipeline;
 pub mod publish;

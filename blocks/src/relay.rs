@@ -10,6 +10,7 @@
 //! idempotency key).
 
 use crate::backoff::Backoff;
+use crate::cdc::resume_position;
 use async_trait::async_trait;
 use pitfall_ports::{Change, ChangeFeed, ChangeOp, Env};
 use std::sync::Arc;
@@ -61,15 +62,9 @@ impl OutboxRelay {
     /// each new outbox row in commit order, confirm after each batch.
     pub async fn run(self) {
         let mut backoff = Backoff::new(50, 1_000);
-        let mut confirmed = loop {
-            match self.feed.confirmed(&self.config.slot).await {
-                Ok(lsn) => break lsn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "relay: cannot read slot position");
-                    backoff.wait(self.env.as_ref()).await;
-                }
-            }
-        };
+        let feed = self.feed.as_ref();
+        let mut confirmed =
+            resume_position(feed, &self.config.slot, self.env.as_ref(), &mut backoff).await;
         let mut sent = confirmed;
         loop {
             if sent > confirmed {

@@ -543,6 +543,10 @@ impl Consumer for PointConsumer {
     fn group_metadata(&self) -> Option<GroupMetadata> {
         self.inner.group_metadata()
     }
+
+    async fn rewind(&mut self) -> Result<(), ConsumeError> {
+        self.inner.rewind().await
+    }
 }
 
 struct PointStore {

@@ -173,6 +173,14 @@ pub enum Event {
         records: Vec<pitfall_ports::TopicPartitionOffset>,
         markers: Vec<pitfall_ports::TopicPartitionOffset>,
     },
+    /// Offsets of a partition that a `read_committed` reader never gets
+    /// (transaction markers and aborted records), as real mode reads the
+    /// log back after the drain.
+    Gaps {
+        topic: String,
+        partition: u32,
+        offsets: Vec<u64>,
+    },
     /// A replication slot's confirmed position moved to `lsn`: the change
     /// feed may forget everything up to it.
     SlotConfirm {

@@ -211,6 +211,14 @@ pub trait Consumer: Send + Sync {
     fn group_metadata(&self) -> Option<GroupMetadata> {
         None
     }
+    /// Go back to the group's committed offsets on every assigned
+    /// partition (what a transactional consumer does after an abort:
+    /// Kafka's `seek` to the committed positions).
+    async fn rewind(&mut self) -> Result<(), ConsumeError> {
+        Err(ConsumeError::Unavailable(
+            "this consumer cannot rewind".into(),
+        ))
+    }
 }
 
 /// Why a transactional call failed, and what the caller must do.

@@ -35,8 +35,15 @@ pub const CALL_REPLY_LOST: &str = "call-reply-lost";
 /// key's first result instead of acting twice.
 pub const IDEMPOTENT_CALL_REPLAYED: &str = "idempotent-call-replayed";
 
+/// A Kafka transaction was aborted (by its producer, by a newer producer
+/// with its id, or by the broker on timeout).
+pub const TXN_ABORTED: &str = "txn-aborted";
+/// The broker refused a transactional producer whose epoch is over: a
+/// zombie was fenced.
+pub const PRODUCER_FENCED: &str = "producer-fenced";
+
 /// The named events and what each means.
-pub const EVENTS: [(&str, &str); 12] = [
+pub const EVENTS: [(&str, &str); 14] = [
     (
         DUPLICATE_DELIVERED,
         "a consumer group was served a record at an offset it had been served before",
@@ -81,5 +88,10 @@ pub const EVENTS: [(&str, &str); 12] = [
     (
         IDEMPOTENT_CALL_REPLAYED,
         "a call repeated with an idempotency key was answered from its first result",
+    ),
+    (TXN_ABORTED, "a Kafka transaction was aborted"),
+    (
+        PRODUCER_FENCED,
+        "the broker refused a transactional producer whose epoch is over (a zombie)",
     ),
 ];

@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use pitfall_harness::history::History;
 use pitfall_harness::rpc::{CallError, Request, RpcClient, RpcListener};
 use pitfall_harness::seed::SimRng;
-use pitfall_ports::{coverage, ConsumeError, Consumer, ConsumerRecord, Env, TopicPartitionOffset};
+use pitfall_ports::{
+    coverage, ConsumeError, Consumer, ConsumerRecord, Delivery, Env, GroupMetadata, ProducerRecord,
+    TopicPartitionOffset, TxnError, TxnProducer,
+};
 use rand::{Rng, RngCore};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -255,7 +258,69 @@ impl Consumer for CrashAtCommit {
         self.inner.commit(offsets).await
     }
 
-    fn group_metadata(&self) -> Option<pitfall_ports::GroupMetadata> {
+    fn group_metadata(&self) -> Option<GroupMetadata> {
         self.inner.group_metadata()
+    }
+
+    async fn rewind(&mut self) -> Result<(), ConsumeError> {
+        self.inner.rewind().await
+    }
+}
+
+/// Wraps a host's transactional producer the same way: when armed, its
+/// next commit crashes the host instead, after the batch's DB effects
+/// committed and before the Kafka transaction does.
+pub struct CrashAtTxnCommit {
+    inner: Box<dyn TxnProducer>,
+    armed: Arc<AtomicBool>,
+    host: String,
+    crash: mpsc::UnboundedSender<String>,
+}
+
+impl CrashAtTxnCommit {
+    pub fn new(
+        inner: Box<dyn TxnProducer>,
+        armed: Arc<AtomicBool>,
+        host: &str,
+        crash: mpsc::UnboundedSender<String>,
+    ) -> Self {
+        CrashAtTxnCommit {
+            inner,
+            armed,
+            host: host.to_string(),
+            crash,
+        }
+    }
+}
+
+#[async_trait]
+impl TxnProducer for CrashAtTxnCommit {
+    async fn begin(&mut self) -> Result<(), TxnError> {
+        self.inner.begin().await
+    }
+
+    async fn send(&mut self, record: ProducerRecord) -> Result<Delivery, TxnError> {
+        self.inner.send(record).await
+    }
+
+    async fn send_offsets(
+        &mut self,
+        group: &GroupMetadata,
+        offsets: &[TopicPartitionOffset],
+    ) -> Result<(), TxnError> {
+        self.inner.send_offsets(group, offsets).await
+    }
+
+    async fn commit(&mut self) -> Result<(), TxnError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let _ = self.crash.send(self.host.clone());
+            // The supervisor aborts this task; never commit.
+            std::future::pending::<()>().await;
+        }
+        self.inner.commit().await
+    }
+
+    async fn abort(&mut self) -> Result<(), TxnError> {
+        self.inner.abort().await
     }
 }

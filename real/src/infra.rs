@@ -4,7 +4,7 @@
 //! the object store with adapter-injected faults, real time with the seed's
 //! randomness, and the in-process front doors.
 
-use crate::hosts::{CrashAtCommit, Front, RealEnv};
+use crate::hosts::{CrashAtCommit, CrashAtTxnCommit, Front, RealEnv};
 use crate::kafka::{ClientLog, KafkaBroker};
 use crate::names::RunNames;
 use crate::postgres::{PgDb, PgFeed};
@@ -198,12 +198,21 @@ impl Infra for RealInfra {
     }
 }
 
-/// The broker as one host sees it: its group consumers crash it at an
-/// offset commit when the nemesis arms them.
+/// The broker as one host sees it: its group consumers and transactional
+/// producers crash it at an offset or transaction commit when the nemesis
+/// arms them.
 struct HostBroker {
     inner: KafkaBroker,
     ctx: Arc<RunCtx>,
     host: String,
+}
+
+impl HostBroker {
+    /// The host's "crash at the next commit" flag.
+    fn armed(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        let mut armed = self.ctx.armed.lock().unwrap();
+        armed.entry(self.host.clone()).or_default().clone()
+    }
 }
 
 impl Broker for HostBroker {
@@ -212,17 +221,9 @@ impl Broker for HostBroker {
     }
 
     fn consumer(&self, config: &ConsumerConfig) -> Box<dyn Consumer> {
-        let armed = self
-            .ctx
-            .armed
-            .lock()
-            .unwrap()
-            .entry(self.host.clone())
-            .or_default()
-            .clone();
         Box::new(CrashAtCommit::new(
             self.inner.consumer(config),
-            armed,
+            self.armed(),
             &self.host,
             self.ctx.crash_tx.clone(),
         ))
@@ -238,7 +239,12 @@ impl Broker for HostBroker {
         config: &ProducerConfig,
         timeout_ms: u64,
     ) -> Box<dyn TxnProducer> {
-        self.inner
-            .txn_producer(transactional_id, config, timeout_ms)
+        Box::new(CrashAtTxnCommit::new(
+            self.inner
+                .txn_producer(transactional_id, config, timeout_ms),
+            self.armed(),
+            &self.host,
+            self.ctx.crash_tx.clone(),
+        ))
     }
 }

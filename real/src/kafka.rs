@@ -442,6 +442,41 @@ impl Consumer for KafkaConsumer {
         }
     }
 
+    async fn rewind(&mut self) -> Result<(), ConsumeError> {
+        let consumer = self.inner();
+        let timeout = Duration::from_secs(10);
+        let unavailable = |e: KafkaError| ConsumeError::Unavailable(e.to_string());
+        let committed =
+            tokio::task::block_in_place(|| consumer.committed(timeout)).map_err(unavailable)?;
+        let mut rewound = Vec::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            tokio::task::block_in_place(|| {
+                consumer.seek(e.topic(), e.partition(), offset, timeout)
+            })
+            .map_err(unavailable)?;
+            let topic = self.names.logical_topic(e.topic()).unwrap_or(e.topic());
+            let to = match offset {
+                Offset::Offset(o) => o as u64,
+                _ => 0,
+            };
+            rewound.push((topic.to_string(), e.partition() as u32, to));
+        }
+        for (topic, partition, to) in rewound {
+            self.history.record(Event::Rewind {
+                group: self.config.group.clone(),
+                topic,
+                partition,
+                from: to,
+                to,
+            });
+        }
+        Ok(())
+    }
+
     fn group_metadata(&self) -> Option<GroupMetadata> {
         let cgm = self.inner().group_metadata()?;
         Some(GroupMetadata {
@@ -570,6 +605,9 @@ pub struct KafkaAdmin {
     admin: AdminClient<DefaultClientContext>,
 }
 
+/// Per partition, the offsets a `read_committed` reader never gets.
+pub type LogGaps = BTreeMap<u32, Vec<u64>>;
+
 /// A record as read back from the broker's log.
 #[derive(Clone, Debug)]
 pub struct LoggedRecord {
@@ -683,14 +721,51 @@ impl KafkaAdmin {
             .collect())
     }
 
-    /// Every record in a topic, partition by partition.
+    /// Whether a `read_committed` reader finds a record in `from..to` of a
+    /// partition: lag behind only transaction markers and aborted records
+    /// is no lag (a consumer that committed its last record's offset + 1
+    /// stops short of the marker after it). Unknown (true) if the reader
+    /// cannot tell within `timeout`.
+    #[allow(clippy::disallowed_methods)] // real mode: a blocking read bounded by wall time
+    pub fn readable_between(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: i64,
+        to: i64,
+        timeout: Duration,
+    ) -> Result<bool, KafkaError> {
+        let reader = self.reader("pitfall-lag-reader")?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition as i32, Offset::Offset(from))?;
+        reader.assign(&tpl)?;
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(m) = reader.poll(Duration::from_millis(100)) {
+                return Ok(m?.offset() < to);
+            }
+            let passed = reader
+                .position()?
+                .elements()
+                .iter()
+                .any(|e| matches!(e.offset(), Offset::Offset(at) if at >= to));
+            if passed {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every record in a topic a `read_committed` reader gets, partition by
+    /// partition, and per partition the offsets it never gets (transaction
+    /// markers and aborted records): gaps a consumer steps over.
     #[allow(clippy::disallowed_methods)] // real mode: a blocking read bounded by wall time
     pub fn read_all(
         &self,
         topic: &str,
         partitions: u32,
         timeout: Duration,
-    ) -> Result<Vec<LoggedRecord>, KafkaError> {
+    ) -> Result<(Vec<LoggedRecord>, LogGaps), KafkaError> {
         let marks = self.watermarks(topic, partitions, timeout)?;
         let reader = self.reader("pitfall-log-reader")?;
         let mut tpl = TopicPartitionList::new();
@@ -707,6 +782,18 @@ impl KafkaAdmin {
         let mut out = Vec::new();
         let deadline = std::time::Instant::now() + timeout;
         while !remaining.is_empty() && std::time::Instant::now() < deadline {
+            // A partition that ends with a transaction marker has no record
+            // at its high watermark - 1: done once the position passed it.
+            if let Ok(positions) = reader.position() {
+                for e in positions.elements() {
+                    if let Offset::Offset(at) = e.offset() {
+                        let p = e.partition() as u32;
+                        if remaining.get(&p).is_some_and(|high| at >= *high) {
+                            remaining.remove(&p);
+                        }
+                    }
+                }
+            }
             let Some(m) = reader.poll(Duration::from_millis(200)) else {
                 continue;
             };
@@ -739,7 +826,21 @@ impl KafkaAdmin {
                 }
             }
         }
-        Ok(out)
+        let mut gaps = LogGaps::new();
+        for (p, (low, high)) in marks.iter().enumerate() {
+            let seen: BTreeSet<u64> = out
+                .iter()
+                .filter(|r| r.partition == p as u32)
+                .map(|r| r.offset)
+                .collect();
+            let missing: Vec<u64> = (*low as u64..*high as u64)
+                .filter(|o| !seen.contains(o))
+                .collect();
+            if !missing.is_empty() {
+                gaps.insert(p as u32, missing);
+            }
+        }
+        Ok((out, gaps))
     }
 }
 

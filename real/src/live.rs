@@ -168,15 +168,27 @@ impl<'r, 'w> Live<'r, 'w> {
         let lag = tokio::task::block_in_place(|| {
             let marks = admin.watermarks(&topic, parts, Duration::from_secs(2))?;
             let committed = admin.committed(&group, &topic, parts, Duration::from_secs(2))?;
-            Ok::<_, rdkafka::error::KafkaError>((marks, committed))
+            let mut lag = Vec::new();
+            for (p, ((_, high), c)) in marks.iter().zip(committed).enumerate() {
+                let c = c.unwrap_or(0);
+                let behind = c < *high
+                    && admin.readable_between(
+                        &topic,
+                        p as u32,
+                        c,
+                        *high,
+                        Duration::from_secs(2),
+                    )?;
+                if behind {
+                    lag.push((p, high - c));
+                }
+            }
+            Ok::<_, rdkafka::error::KafkaError>(lag)
         });
         match lag {
-            Ok((marks, committed)) => {
-                for (p, ((_, high), c)) in marks.iter().zip(committed).enumerate() {
-                    let c = c.unwrap_or(0);
-                    if c < *high {
-                        pending.push(format!("{label} lag {} on {logical}/{p}", high - c));
-                    }
+            Ok(lag) => {
+                for (p, n) in lag {
+                    pending.push(format!("{label} lag {n} on {logical}/{p}"));
                 }
             }
             Err(e) => pending.push(format!("cannot read {label} lag: {e}")),

@@ -149,10 +149,20 @@ impl<'w> Run<'w> {
         for logical in &self.scenario.topology.topics {
             let topic = self.names.topic(logical);
             let parts = self.scenario.run.partitions;
-            let records = tokio::task::block_in_place(|| {
+            let (records, gaps) = tokio::task::block_in_place(|| {
                 admin.read_all(&topic, parts, Duration::from_secs(20))
             })
             .map_err(|e| format!("reading {topic}: {e}"))?;
+            for (partition, offsets) in gaps {
+                self.history.record_at(
+                    0,
+                    Event::Gaps {
+                        topic: logical.clone(),
+                        partition,
+                        offsets,
+                    },
+                );
+            }
             for r in records {
                 let t = r
                     .timestamp_ms

@@ -2,7 +2,9 @@
 //! `[workload]`, `[producer]`, `[payloads]`, `[orders]`, `[third_party]` —
 //! parsed strictly and checked, each error located in the file.
 
-use crate::variants::{Context, Idempotency, Ordering, OrdersModel, Publish, ThirdPartyCall};
+use crate::variants::{
+    Context, Delivery, Idempotency, Ordering, OrdersModel, Publish, ThirdPartyCall,
+};
 use pitfall_blocks::payload::{Codec, Strategy};
 use pitfall_harness::scenario::{InputError, ScenarioText};
 use pitfall_ports::ProducerConfig;
@@ -34,6 +36,10 @@ pub struct Variants {
     /// (default `order-naive`).
     #[serde(default)]
     pub ordering: Ordering,
+    /// Kafka transactions: whether inventory produces its reserved events
+    /// and commits its offsets in one (default `at-least-once`).
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,6 +191,9 @@ impl ShopConfig {
             ("context".to_string(), v.context.name().to_string()),
             ("ordering".to_string(), v.ordering.name().to_string()),
         ]);
+        if v.delivery != Delivery::AtLeastOnce {
+            names.insert("delivery".into(), v.delivery.name().into());
+        }
         if let Some(p) = &self.payloads {
             names.insert("payloads".into(), p.strategy.name().into());
         }

@@ -159,3 +159,19 @@ pub struct ShipmentRow {
     /// The idempotency key the call carried, if any.
     pub key: Option<String>,
 }
+
+/// `kafka-eos`: the topic inventory produces a reserved event to, in the
+/// same Kafka transaction as its offsets.
+pub const RESERVED_TOPIC: &str = "inventory-reserved";
+
+/// `kafka-eos`: inventory's output for one payment event it consumed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedEvent {
+    pub payment_id: String,
+    pub revision: u64,
+    /// The consumed record it answers, `topic/partition@offset`: the same
+    /// record's output twice in the committed log is a duplicate.
+    pub source: String,
+    pub request_id: String,
+    pub user_id: String,
+}

@@ -9,10 +9,11 @@ use crate::schema::{
     self, EFFECTS, EFFECTS_CDC_TOPIC, FALLBACK_PREFIX, INVOICES, INVOICES_TOPIC, ORDERS_CDC_TOPIC,
     ORDER_EVENTS, ORDER_EVENTS_CDC_TOPIC, ORDER_EVENTS_TOPIC, ORDER_SNAPSHOTS, ORDER_VIEW,
     PAYMENTS_CDC_TOPIC, PAYMENTS_TOPIC, PROCESSED, REFUNDS, REFUNDS_CDC_TOPIC, REJECTIONS,
-    RELEASES, RESERVATIONS, SHIPMENTS, SHIPMENT_KEYS, SHIPPER_SLOT, SHIP_OUTBOX, STOCK,
+    RELEASES, RESERVATIONS, RESERVED_TOPIC, SHIPMENTS, SHIPMENT_KEYS, SHIPPER_SLOT, SHIP_OUTBOX,
+    STOCK,
 };
-use crate::services::{archive, inventory, orders};
-use crate::variants::{OrdersModel, Publish, ThirdPartyCall};
+use crate::services::{archive, inventory, notifier, orders};
+use crate::variants::{Delivery, OrdersModel, Publish, ThirdPartyCall};
 use crate::workload::product_name;
 use pitfall_blocks::cdc::CdcConfig;
 use pitfall_blocks::payload::CHUNKS;
@@ -40,6 +41,8 @@ pub const TRANSLATOR: &str = "translator";
 pub const CARRIER: &str = "carrier";
 pub const CARRIER_DB: &str = "carrier-db";
 pub const SHIPPER: &str = "shipper";
+/// `kafka-eos`: the reader of inventory's transactional output.
+pub const NOTIFIER: &str = "notifier";
 
 /// The topics pitfall 2 adds: the refunds and inventory change logs the
 /// orders service reads, and the orders model's own.
@@ -85,6 +88,8 @@ pub struct Hosts {
     pub orders: Option<OrdersModel>,
     /// Pitfall 5: how the inventory calls the carrier, when it does.
     pub third_party: Option<ThirdPartyCall>,
+    /// Pitfall 5: how the inventory commits its progress.
+    pub delivery: Delivery,
 }
 
 impl Hosts {
@@ -96,7 +101,13 @@ impl Hosts {
             archive: cfg.payloads.is_some(),
             orders: cfg.orders.as_ref().map(|o| o.model),
             third_party: cfg.third_party.as_ref().map(|t| t.call),
+            delivery: cfg.variants.delivery,
         }
+    }
+
+    /// `kafka-eos`: the notifier.
+    pub fn notifier(&self) -> Option<&'static str> {
+        (self.delivery == Delivery::KafkaEos).then_some(NOTIFIER)
     }
 
     /// The carrier and, under `outbox`, its relay.
@@ -176,6 +187,7 @@ impl Hosts {
         hosts.extend(self.recovery().map(String::from));
         hosts.extend(self.consumer_hosts());
         hosts.extend(self.third_party_hosts());
+        hosts.extend(self.notifier().map(String::from));
         hosts
     }
 
@@ -243,6 +255,9 @@ impl Hosts {
             };
             links.extend(callers.into_iter().map(|c| (c, CARRIER.to_string())));
         }
+        if let Some(n) = self.notifier() {
+            links.push((n.into(), BROKER.into()));
+        }
         for shopper in self.shopper_hosts() {
             links.push((shopper.clone(), PAYMENTS.into()));
             if self.orders.is_some() {
@@ -280,6 +295,9 @@ impl Hosts {
         let mut probes = vec![lag("inventory", inventory::GROUP, self.publish.topic())];
         if self.archive {
             probes.push(lag(archive::GROUP, archive::GROUP, INVOICES_TOPIC));
+        }
+        if self.notifier().is_some() {
+            probes.push(lag(notifier::GROUP, notifier::GROUP, RESERVED_TOPIC));
         }
         for (group, topic) in self.orders_consumers() {
             probes.push(lag(group, group, topic));
@@ -410,6 +428,9 @@ impl Hosts {
             .to_vec();
         if self.orders.is_some() {
             topics.extend(ORDERS_TOPICS.map(String::from));
+        }
+        if self.notifier().is_some() {
+            topics.push(RESERVED_TOPIC.into());
         }
         Topology {
             dbs: self.db_specs(cfg),

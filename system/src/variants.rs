@@ -186,6 +186,40 @@ impl OrdersModel {
     }
 }
 
+/// Pitfall 5 with Kafka transactions: how the inventory commits its
+/// progress (`[variants] delivery`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// Apply the effect, then commit the offsets: at least once.
+    #[default]
+    AtLeastOnce,
+    /// Consume-transform-produce in a Kafka transaction: the "reserved"
+    /// event and the offsets commit together, the DB effect before them,
+    /// outside the transaction.
+    KafkaEos,
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 2] = [Delivery::AtLeastOnce, Delivery::KafkaEos];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "at-least-once",
+            Delivery::KafkaEos => "kafka-eos",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Delivery::AtLeastOnce => "apply the effect, then commit the offsets",
+            Delivery::KafkaEos => {
+                "Kafka exactly-once: produce the reserved event and commit the offsets in one Kafka transaction; the DB effect commits before it, outside it (exactly once only with the topic-partition-offset stored in the effect's transaction: consumer = dedupe-offset)"
+            }
+        }
+    }
+}
+
 /// Pitfall 5 outside the DB: how the inventory calls the third-party
 /// carrier once per reservation (`[third_party] call`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -287,6 +321,13 @@ pub fn components() -> Vec<pitfall_harness::system::Component> {
             key: "variants.ordering",
             variants: Ordering::ALL.map(|o| (o.name(), o.describe())).to_vec(),
             checked_by: vec!["per-key-order"],
+        },
+        Component {
+            pitfall: Some(5),
+            title: "Kafka transactions: how inventory commits its progress",
+            key: "variants.delivery",
+            variants: Delivery::ALL.map(|d| (d.name(), d.describe())).to_vec(),
+            checked_by: vec!["no-double-effect", "output-exactly-once"],
         },
         Component {
             pitfall: Some(5),

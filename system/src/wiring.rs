@@ -7,16 +7,18 @@
 use crate::config::ShopConfig;
 use crate::services::archive::{self, Archive};
 use crate::services::carrier::{Carrier, CarrierClient, ShipCall};
-use crate::services::inventory::{ReserveStock, GROUP};
+use crate::services::inventory::{ReserveStock, Reserved, GROUP};
+use crate::services::notifier;
 use crate::services::orders::translator::Translator;
 use crate::services::orders::{self, OrdersCall, OrdersService};
 use crate::services::payments::{PayloadOutlet, PaymentsCall, PaymentsService};
 use crate::topology::*;
-use crate::variants::{Idempotency, OrdersModel};
+use crate::variants::{Delivery, Idempotency, OrdersModel};
 use crate::workload::{draw_orders, shopper, Order};
 use futures_util::future::join_all;
 use pitfall_blocks::cdc::{CdcConfig, CdcConnector};
 use pitfall_blocks::consume::ConsumerLoop;
+use pitfall_blocks::eos::{EosConfig, EosLoop};
 use pitfall_blocks::recovery::Recovery;
 use pitfall_blocks::relay::{OutboxRelay, RelayConfig};
 use pitfall_harness::rpc;
@@ -32,6 +34,12 @@ const SESSION_TIMEOUT_MS: u64 = 2_000;
 const MAX_POLL_RECORDS: usize = 10;
 /// How often the recovery service looks for parked records.
 const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+/// The transactional inventory member's session timeout (Apache Kafka's
+/// `group.min.session.timeout.ms`).
+const EOS_SESSION_TIMEOUT_MS: u64 = 6_000;
+/// How long a Kafka transaction may stay open before the broker aborts it
+/// (Kafka's `transaction.timeout.ms` defaults to 60 s).
+const TRANSACTION_TIMEOUT_MS: u64 = 10_000;
 /// How often the shipping relay looks for new outbox rows.
 const RELAY_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -63,6 +71,13 @@ impl Config for ShopConfig {
             ORDERS | ORDER_VIEW_HOST | TRANSLATOR => self.orders_host(host, infra),
             CARRIER => carrier(infra),
             SHIPPER => self.shipper(infra),
+            NOTIFIER => Box::pin(notifier::run(
+                infra.broker().consumer(&ConsumerConfig {
+                    read_committed: true,
+                    ..consumer(notifier::GROUP, &[crate::schema::RESERVED_TOPIC])
+                }),
+                infra.env(),
+            )),
             inventory if inventory.starts_with("inventory-") => self.inventory(infra),
             other => panic!("the reference system has no host `{other}`"),
         }
@@ -241,6 +256,30 @@ impl ShopConfig {
         let topic = self.variants.producer.topic();
         let reserve = ReserveStock::new(env.clone(), self.variants.ordering)
             .shipping(self.carrier_client(infra));
+        if self.variants.delivery == Delivery::KafkaEos {
+            let config = EosConfig {
+                // A transaction spans the whole poll, and a member heartbeats
+                // only between polls: Apache Kafka's minimum session timeout,
+                // so one slow batch does not expel it.
+                consumer: ConsumerConfig {
+                    session_timeout_ms: EOS_SESSION_TIMEOUT_MS,
+                    ..consumer(GROUP, &[topic])
+                },
+                producer: self.producer.clone(),
+                transactional_id: infra.host().to_string(),
+                transaction_timeout_ms: TRANSACTION_TIMEOUT_MS,
+            };
+            let eos = EosLoop::new(
+                infra.broker(),
+                config,
+                infra.db(INVENTORY_DB),
+                Arc::new(reserve),
+                Arc::new(Reserved),
+                env,
+                self.variants.consumer,
+            );
+            return Box::pin(eos.run());
+        }
         let consumer_loop = ConsumerLoop::new(
             infra.broker().consumer(&consumer(GROUP, &[topic])),
             infra.db(INVENTORY_DB),

@@ -77,6 +77,16 @@ fn transaction_gaps(history: &[Entry]) -> (Gaps, BTreeSet<(Tp, u64)>) {
     let mut gaps: Gaps = BTreeMap::new();
     let mut aborted = BTreeSet::new();
     for e in history {
+        if let Event::Gaps {
+            topic,
+            partition,
+            offsets,
+        } = &e.event
+        {
+            let gap = gaps.entry((topic.clone(), *partition)).or_default();
+            gap.extend(offsets);
+            continue;
+        }
         let Event::TxnEnd {
             committed,
             records,
@@ -97,6 +107,12 @@ fn transaction_gaps(history: &[Entry]) -> (Gaps, BTreeSet<(Tp, u64)>) {
         }
     }
     (gaps, aborted)
+}
+
+/// The records transactions aborted, as ((topic, partition), offset): never
+/// read by a `read_committed` consumer.
+pub fn aborted_records(history: &[Entry]) -> BTreeSet<((String, u32), u64)> {
+    transaction_gaps(history).1
 }
 
 pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {

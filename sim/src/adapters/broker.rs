@@ -136,6 +136,7 @@ impl Broker for SimBroker {
             partitions: BTreeMap::new(),
             added: BTreeSet::new(),
             next_sequence: BTreeMap::new(),
+            reinit: false,
         })
     }
 }
@@ -651,6 +652,35 @@ impl Consumer for SimConsumer {
         }
     }
 
+    async fn rewind(&mut self) -> Result<(), ConsumeError> {
+        for (topic, partition) in self.assignment.clone() {
+            let resp = self
+                .call(&BrokerRequest::Committed {
+                    group: self.config.group.clone(),
+                    topic: topic.clone(),
+                    partition,
+                })
+                .await?;
+            let BrokerResponse::Offset(committed) = resp else {
+                return Err(down(format!("unexpected reply {resp:?}")));
+            };
+            let to = committed.unwrap_or(0);
+            let key = (topic.clone(), partition);
+            let from = self.positions.get(&key).copied().unwrap_or(0);
+            if from > to {
+                self.history.record(Event::Rewind {
+                    group: self.config.group.clone(),
+                    topic,
+                    partition,
+                    from,
+                    to,
+                });
+            }
+            self.positions.insert(key, to);
+        }
+        Ok(())
+    }
+
     fn group_metadata(&self) -> Option<GroupMetadata> {
         let (member_id, generation) = self.member.clone()?;
         Some(GroupMetadata {
@@ -676,6 +706,10 @@ pub struct SimTxnProducer {
     /// Partitions added to the open transaction.
     added: BTreeSet<(String, u32)>,
     next_sequence: BTreeMap<(String, u32), u64>,
+    /// A send failed, so its sequence may never have reached the broker:
+    /// register again (a new epoch restarts the sequences) before the next
+    /// transaction, as Kafka's producer bumps its epoch (KIP-360).
+    reinit: bool,
 }
 
 /// What a broker error means for a transaction.
@@ -758,7 +792,7 @@ impl SimTxnProducer {
 #[async_trait]
 impl TxnProducer for SimTxnProducer {
     async fn begin(&mut self) -> Result<(), TxnError> {
-        if self.id.is_none() {
+        if self.id.is_none() || std::mem::take(&mut self.reinit) {
             let req = BrokerRequest::InitTxn {
                 transactional_id: self.transactional_id.clone(),
                 timeout_ms: self.timeout_ms,
@@ -808,11 +842,14 @@ impl TxnProducer for SimTxnProducer {
             codec: self.config.compression,
             txn: Some(txn),
         };
-        match self.request(&req).await? {
-            BrokerResponse::Appended { offset } => Ok(Delivery { partition, offset }),
-            BrokerResponse::Error(e) => Err(txn_error(e)),
-            other => Err(TxnError::Abortable(format!("unexpected reply {other:?}"))),
-        }
+        let result = match self.request(&req).await {
+            Ok(BrokerResponse::Appended { offset }) => Ok(Delivery { partition, offset }),
+            Ok(BrokerResponse::Error(e)) => Err(txn_error(e)),
+            Ok(other) => Err(TxnError::Abortable(format!("unexpected reply {other:?}"))),
+            Err(e) => Err(e),
+        };
+        self.reinit |= result.is_err();
+        result
     }
 
     async fn send_offsets(

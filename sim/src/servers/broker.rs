@@ -252,6 +252,8 @@ pub struct BrokerState {
     next_producer_id: u64,
     groups: BTreeMap<String, Group>,
     txns: BTreeMap<String, Txn>,
+    /// Groups whose offsets are committed by transactions.
+    txn_groups: BTreeSet<String>,
     pub max_message_bytes: usize,
     /// What an observer keeps for the coverage marks (not broker state):
     /// per (group, topic, partition), the offset after the last record
@@ -270,6 +272,7 @@ impl Default for BrokerState {
             next_producer_id: 1,
             groups: BTreeMap::new(),
             txns: BTreeMap::new(),
+            txn_groups: BTreeSet::new(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             served: BTreeMap::new(),
             lost_acks: BTreeSet::new(),
@@ -693,9 +696,7 @@ impl BrokerServer {
                 );
                 events.extend(state.expire_txns(now));
                 drop(state);
-                for e in events {
-                    reaper.history.record(e);
-                }
+                reaper.record_all(events);
                 if in_flight {
                     reaper
                         .history
@@ -844,12 +845,20 @@ impl BrokerServer {
                 group,
                 read_committed,
             } => {
-                let committed = self
-                    .state
-                    .lock()
-                    .unwrap()
-                    .committed(&group, &topic, partition);
-                let to = redelivery_start(committed, offset, max);
+                let (committed, transactional) = {
+                    let s = self.state.lock().unwrap();
+                    (
+                        s.committed(&group, &topic, partition),
+                        s.txn_groups.contains(&group),
+                    )
+                };
+                // A transactional group's offsets commit atomically with its
+                // output: redelivery goes back to them, never behind.
+                let to = if transactional {
+                    committed.filter(|c| *c < offset).unwrap_or(offset)
+                } else {
+                    redelivery_start(committed, offset, max)
+                };
                 if to < offset && self.roll(|f| f.duplicate_delivery) {
                     self.history.record(Event::Rewind {
                         group: group.clone(),
@@ -1019,13 +1028,26 @@ impl BrokerServer {
                     .committed(&group, &topic, partition),
             ),
         };
+        if resp == BrokerResponse::Error(BrokerError::ProducerFenced) {
+            self.history.mark(BROKER, coverage::PRODUCER_FENCED);
+        }
         Some(resp)
     }
 }
 
 impl BrokerServer {
+    /// Record `events`, marking an aborted transaction.
     fn record_all(&self, events: Vec<Event>) {
         for e in events {
+            if matches!(
+                e,
+                Event::TxnEnd {
+                    committed: false,
+                    ..
+                }
+            ) {
+                self.history.mark(BROKER, coverage::TXN_ABORTED);
+            }
             self.history.record(e);
         }
     }
@@ -1049,6 +1071,7 @@ impl BrokerServer {
         if !current {
             return BrokerResponse::Error(BrokerError::IllegalGeneration);
         }
+        s.txn_groups.insert(group.to_string());
         match s.open_txn(txn, now_ms) {
             Ok(open) => {
                 for o in offsets {

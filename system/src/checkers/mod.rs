@@ -5,6 +5,7 @@
 
 mod state;
 
+mod eos;
 mod no_double_effect;
 mod no_lost_payment;
 mod no_phantom;
@@ -79,6 +80,11 @@ pub fn invariants() -> Vec<Invariant> {
             "snapshot-consistency",
             "an event-sourced snapshot never disagrees with a replay of the events up to it",
             orders::check_snapshot_consistency,
+        ),
+        Invariant::new(
+            "output-exactly-once",
+            "under kafka-eos, each consumed record's reserved event is committed once in the output topic (aborted transactions' copies are not read)",
+            eos::check,
         ),
         Invariant::new(
             "no-double-call",

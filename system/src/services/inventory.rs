@@ -8,14 +8,16 @@
 
 use crate::events::{decode_payment, PaymentCompleted, PaymentStatus};
 use crate::schema::{
-    EffectRow, EffectStatus, OutcomeRow, ShipRequest, StockRow, EFFECTS, REJECTIONS, RELEASES,
-    RESERVATIONS, SHIP_OUTBOX, STOCK,
+    EffectRow, EffectStatus, OutcomeRow, ReservedEvent, ShipRequest, StockRow, EFFECTS, REJECTIONS,
+    RELEASES, RESERVATIONS, RESERVED_TOPIC, SHIP_OUTBOX, STOCK,
 };
 use crate::services::carrier::CarrierClient;
 use crate::variants::{Ordering, ThirdPartyCall};
 use async_trait::async_trait;
 use pitfall_blocks::consume::{ApplyError, Handler};
-use pitfall_ports::{coverage, ConsumerRecord, DbError, Env, Row, Transaction};
+use pitfall_blocks::eos::Transform;
+use pitfall_blocks::publish;
+use pitfall_ports::{coverage, ConsumerRecord, DbError, Env, ProducerRecord, Row, Transaction};
 use std::sync::Arc;
 
 pub const GROUP: &str = "inventory";
@@ -170,6 +172,30 @@ impl ReserveStock {
         tx.insert(RELEASES, &id, json(&outcome(payment, held)))
             .await?;
         Ok(effect(payment, EffectStatus::Released, 0))
+    }
+}
+
+/// `kafka-eos`: the reserved event for each payment event consumed,
+/// produced in the Kafka transaction that commits its offset.
+pub struct Reserved;
+
+impl Transform for Reserved {
+    fn output(&self, record: &ConsumerRecord) -> Option<ProducerRecord> {
+        let payment = decode_payment(record).ok()?;
+        let event = ReservedEvent {
+            payment_id: payment.payment_id.clone(),
+            revision: payment.revision,
+            source: format!("{}/{}@{}", record.topic, record.partition, record.offset),
+            request_id: payment.request_id,
+            user_id: payment.user_id,
+        };
+        let value = serde_json::to_vec(&event).expect("event serializes");
+        Some(publish::record(
+            RESERVED_TOPIC,
+            &payment.payment_id,
+            "inventory-reserved",
+            value,
+        ))
     }
 }
 
