@@ -541,4 +541,29 @@ mod tests {
             vec![Anomaly::PollSkip, Anomaly::LostWrite, Anomaly::Duplicate]
         );
     }
+
+    #[test]
+    fn gaps_read_back_in_real_mode_are_stepped_over() {
+        // Real mode knows the offsets a read_committed reader never got
+        // (here a marker at 1) only from reading the log back.
+        let gaps = at(
+            0,
+            Event::Gaps {
+                topic: "t".into(),
+                partition: 0,
+                offsets: vec![1],
+            },
+        );
+        let h = vec![
+            run("cdc"),
+            gaps.clone(),
+            append(0, "a", json!({"n": 0})),
+            append(2, "b", json!({"n": 2})),
+            consume("c1", 0, "a"),
+            consume("c1", 2, "b"),
+        ];
+        assert_eq!(kinds(&h), vec![]);
+        let without: Vec<Entry> = h.into_iter().filter(|e| e.event != gaps.event).collect();
+        assert_eq!(kinds(&without), vec![Anomaly::PollSkip]);
+    }
 }
