@@ -494,17 +494,7 @@ impl SimConsumer {
         self.positions.clear();
         self.fetched_since_join.clear();
         for (topic, partition) in &assignment {
-            let resp = self
-                .call(&BrokerRequest::Committed {
-                    group: self.config.group.clone(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                })
-                .await?;
-            let offset = match resp {
-                BrokerResponse::Offset(o) => o.unwrap_or(0),
-                other => return Err(down(format!("unexpected reply {other:?}"))),
-            };
+            let offset = self.committed(topic, *partition).await?.unwrap_or(0);
             self.positions.insert((topic.clone(), *partition), offset);
         }
         self.history.record(Event::Assigned {
@@ -517,6 +507,29 @@ impl SimConsumer {
         self.assignment = assignment;
         self.last_heartbeat = Some(Instant::now());
         Ok(())
+    }
+
+    /// The group's committed offset of a partition, waiting while an open
+    /// transaction is about to move it (a stable offset fetch).
+    async fn committed(
+        &mut self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, ConsumeError> {
+        let req = BrokerRequest::Committed {
+            group: self.config.group.clone(),
+            topic: topic.to_string(),
+            partition,
+        };
+        loop {
+            match self.call(&req).await? {
+                BrokerResponse::Offset(o) => return Ok(o),
+                BrokerResponse::Error(BrokerError::UnstableOffsetCommit) => {
+                    tokio::time::sleep(FETCH_PAUSE).await;
+                }
+                other => return Err(down(format!("unexpected reply {other:?}"))),
+            }
+        }
     }
 
     async fn heartbeat(&mut self) -> Result<(), ConsumeError> {
@@ -654,17 +667,7 @@ impl Consumer for SimConsumer {
 
     async fn rewind(&mut self) -> Result<(), ConsumeError> {
         for (topic, partition) in self.assignment.clone() {
-            let resp = self
-                .call(&BrokerRequest::Committed {
-                    group: self.config.group.clone(),
-                    topic: topic.clone(),
-                    partition,
-                })
-                .await?;
-            let BrokerResponse::Offset(committed) = resp else {
-                return Err(down(format!("unexpected reply {resp:?}")));
-            };
-            let to = committed.unwrap_or(0);
+            let to = self.committed(&topic, partition).await?.unwrap_or(0);
             let key = (topic.clone(), partition);
             let from = self.positions.get(&key).copied().unwrap_or(0);
             if from > to {

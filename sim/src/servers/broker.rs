@@ -144,6 +144,10 @@ pub enum BrokerError {
     /// The request does not fit the transaction's state (a record for a
     /// partition never added, or no transaction open).
     InvalidTxnState,
+    /// An open transaction holds offsets for this partition of the group:
+    /// ask again once it ended (KIP-447's stable offset fetch), so a new
+    /// owner does not start from offsets about to move. Retriable.
+    UnstableOffsetCommit,
 }
 
 /// A transactional producer's identity on the wire.
@@ -311,6 +315,16 @@ impl BrokerState {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Whether an open transaction will commit an offset for this partition
+    /// of `group`.
+    fn offset_pending(&self, group: &str, topic: &str, partition: u32) -> bool {
+        let key = (group.to_string(), topic.to_string(), partition);
+        self.txns
+            .values()
+            .filter_map(|t| t.open.as_ref())
+            .any(|o| o.offsets.contains_key(&key))
     }
 
     pub fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
@@ -1021,12 +1035,14 @@ impl BrokerServer {
                 group,
                 topic,
                 partition,
-            } => BrokerResponse::Offset(
-                self.state
-                    .lock()
-                    .unwrap()
-                    .committed(&group, &topic, partition),
-            ),
+            } => {
+                let s = self.state.lock().unwrap();
+                if s.offset_pending(&group, &topic, partition) {
+                    BrokerResponse::Error(BrokerError::UnstableOffsetCommit)
+                } else {
+                    BrokerResponse::Offset(s.committed(&group, &topic, partition))
+                }
+            }
         };
         if resp == BrokerResponse::Error(BrokerError::ProducerFenced) {
             self.history.mark(BROKER, coverage::PRODUCER_FENCED);
@@ -1331,5 +1347,22 @@ mod tests {
         assert_eq!(b.expire_txns(1_200).len(), 1);
         assert_eq!(keys(&b, true), Vec::<String>::new());
         assert_eq!(b.current(&t).err(), Some(BrokerError::ProducerFenced));
+    }
+
+    #[test]
+    fn offsets_an_open_transaction_holds_are_unstable_until_it_ends() {
+        let mut b = BrokerState::default();
+        b.create_topic("in", 1);
+        b.init_txn("tx", 1_000, "p");
+        let t = txn_ref(&b, "tx");
+        b.open_txn(&t, 0)
+            .unwrap()
+            .offsets
+            .insert(("g".into(), "in".into(), 0), 4);
+        assert!(b.offset_pending("g", "in", 0), "a new owner must wait");
+        assert!(!b.offset_pending("other", "in", 0));
+        b.end_txn("tx", true);
+        assert!(!b.offset_pending("g", "in", 0));
+        assert_eq!(b.committed("g", "in", 0), Some(4));
     }
 }
