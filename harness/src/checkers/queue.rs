@@ -67,6 +67,9 @@ fn revision(value: &Value) -> Option<u64> {
 }
 
 /// Every anomaly in the history: (kind, message, evidence lines).
+/// A record in the log: key, value, the value's text, history entry.
+type Logged<'h> = (&'h str, &'h Value, String, usize);
+
 /// Offsets per partition.
 type Gaps = BTreeMap<Tp, BTreeSet<u64>>;
 
@@ -119,7 +122,7 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
     let mut found = Vec::new();
     let (gaps, aborted) = transaction_gaps(history);
     // The log: (topic, partition) → offset → (key, value, entry).
-    let mut log: BTreeMap<Tp, BTreeMap<u64, (&str, &Value, usize)>> = BTreeMap::new();
+    let mut log: BTreeMap<Tp, BTreeMap<u64, Logged>> = BTreeMap::new();
     for (i, e) in history.iter().enumerate() {
         if let Event::Append {
             topic,
@@ -135,14 +138,16 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
             }
             let slot = log.entry((topic.clone(), *partition)).or_default();
             match slot.get(offset) {
-                Some((_, v, j)) if *v != value => found.push((
+                Some((_, v, _, j)) if *v != value => found.push((
                     Anomaly::InconsistentOffsets,
                     format!("{topic}/{partition}@{offset} holds two values"),
                     vec![*j, i],
                 )),
                 Some(_) => {}
                 None => {
-                    slot.insert(*offset, (key, value, i));
+                    // Serialized once: values are compared by their text
+                    // (duplicates, replays) below.
+                    slot.insert(*offset, (key, value, value.to_string(), i));
                 }
             }
         }
@@ -174,7 +179,7 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
             } => {
                 let tp = (topic.clone(), *partition);
                 consumed.entry(tp.clone()).or_default().insert(*offset);
-                if let Some((k, _, j)) = log.get(&tp).and_then(|l| l.get(offset)) {
+                if let Some((k, _, _, j)) = log.get(&tp).and_then(|l| l.get(offset)) {
                     if *k != key {
                         found.push((
                             Anomaly::InconsistentOffsets,
@@ -214,7 +219,7 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
     for ((topic, partition), records) in &log {
         let seen = consumed.get(&(topic.clone(), *partition));
         let highest = seen.and_then(|s| s.last().copied());
-        for (offset, (key, _, i)) in records {
+        for (offset, (key, _, _, i)) in records {
             if seen.is_some_and(|s| s.contains(offset)) {
                 continue;
             }
@@ -238,11 +243,11 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
     // The same value at several offsets.
     // (topic, value) → (partition, offset, entry) of every copy.
     type Copies = Vec<(u32, u64, usize)>;
-    let mut by_value: BTreeMap<(String, String), Copies> = BTreeMap::new();
+    let mut by_value: BTreeMap<(&str, &str), Copies> = BTreeMap::new();
     for ((topic, partition), records) in &log {
-        for (offset, (_, value, i)) in records {
+        for (offset, (_, _, text, i)) in records {
             by_value
-                .entry((topic.clone(), value.to_string()))
+                .entry((topic.as_str(), text.as_str()))
                 .or_default()
                 .push((*partition, *offset, *i));
         }
@@ -265,9 +270,9 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
     // is a duplicate, not a reordering: only first copies count here.
     for ((topic, partition), records) in &log {
         let mut highest: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        for (offset, (key, value, i)) in records {
-            if !seen.insert(value.to_string()) {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for (offset, (key, value, text, i)) in records {
+            if !seen.insert(text.as_str()) {
                 continue;
             }
             let Some(rev) = revision(value) else { continue };

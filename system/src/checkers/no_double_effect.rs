@@ -1,10 +1,11 @@
 //! no-double-effect: no payment's side effect is applied more than once: at
 //! most one reservation or rejection per payment, and one release per refund.
 
-use super::state::{appends_of, outcomes, OutcomeKind};
+use super::state::{appends_by_key, outcomes, OutcomeKind};
 use pitfall_harness::history::Entry;
 
 pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+    let appends_of = appends_by_key(history);
     outcomes(history)
         .into_iter()
         .filter(|(_, applied)| {
@@ -19,7 +20,7 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         .map(|(id, applied)| {
             let kinds: Vec<&str> = applied.iter().map(|o| o.kind.name()).collect();
             let order = applied[0].row.order_id.clone();
-            let appends = appends_of(history, &order);
+            let appends = appends_of.get(order.as_str()).cloned().unwrap_or_default();
             let reserved: i64 = applied
                 .iter()
                 .filter(|o| o.kind == OutcomeKind::Reserved)

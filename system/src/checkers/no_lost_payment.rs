@@ -2,16 +2,20 @@
 //! reserved, or rejected for lack of stock — after the drain. (That it has at
 //! most one is no-double-effect.)
 
-use super::state::{appends_of, outcomes, payments};
+use super::state::{appends_by_key, outcomes, payments};
 use pitfall_harness::history::Entry;
 
 pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     let outcomes = outcomes(history);
+    let appends_of = appends_by_key(history);
     payments(history)
         .into_iter()
         .filter(|(id, _)| !outcomes.contains_key(id))
         .map(|(id, (p, entry))| {
-            let appends = appends_of(history, &p.order_id);
+            let appends = appends_of
+                .get(p.order_id.as_str())
+                .cloned()
+                .unwrap_or_default();
             let fate = if appends.is_empty() {
                 "its event was never appended to the broker".to_string()
             } else {

@@ -111,12 +111,14 @@ pub fn stock_levels(history: &[Entry]) -> BTreeMap<String, Vec<(usize, i64)>> {
     out
 }
 
-/// Entries that appended a record with this key.
-pub fn appends_of(history: &[Entry], key: &str) -> Vec<usize> {
-    history
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches!(&e.event, Event::Append { key: k, .. } if k == key))
-        .map(|(i, _)| i)
-        .collect()
+/// Per record key, the entries that appended a record with it: built once,
+/// so a checker that explains many findings stays linear.
+pub fn appends_by_key(history: &[Entry]) -> BTreeMap<&str, Vec<usize>> {
+    let mut out: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in history.iter().enumerate() {
+        if let Event::Append { key, .. } = &e.event {
+            out.entry(key.as_str()).or_default().push(i);
+        }
+    }
+    out
 }
