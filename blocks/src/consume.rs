@@ -305,19 +305,53 @@ impl Applier {
                 "partition": record.partition,
                 "offset": record.offset,
             });
+            // A marker written meanwhile by a concurrent application (two
+            // members across a rebalance) is a conflict: the retry reads it
+            // and tells a redelivery of this record from another copy.
             match tx.insert(PROCESSED, marker, data).await {
                 Ok(()) => {}
                 Err(DbError::UniqueViolation { .. }) => {
                     tx.rollback().await;
-                    return Ok(Applied::Duplicate);
+                    return Err(DbError::Conflict.into());
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         match tx.commit().await {
             Ok(_) => Ok(Applied::Applied),
-            Err(DbError::UniqueViolation { .. }) if marker.is_some() => Ok(Applied::Duplicate),
+            Err(DbError::UniqueViolation { .. }) if marker.is_some() => {
+                Err(DbError::Conflict.into())
+            }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: u64) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "payments".into(),
+            partition: 1,
+            offset,
+            key: "o1".into(),
+            value: vec![],
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_marker_of_this_very_record_is_a_redelivery_of_another_a_duplicate() {
+        let marker = serde_json::json!({"topic": "payments", "partition": 1, "offset": 7});
+        assert_eq!(
+            redelivered_or_duplicate(&marker, &record(7)),
+            Applied::Redelivered
+        );
+        assert_eq!(
+            redelivered_or_duplicate(&marker, &record(9)),
+            Applied::Duplicate
+        );
     }
 }

@@ -499,7 +499,17 @@ impl BrokerState {
         let Some(open) = txn.open.take() else {
             return Vec::new();
         };
-        let (pid, process) = (txn.producer_id, txn.process.clone());
+        let process = txn.process.clone();
+        let outcome = if commit {
+            Status::Visible
+        } else {
+            Status::Aborted
+        };
+        for o in &open.records {
+            if let Some(r) = self.record_mut(&o.topic, o.partition, o.offset) {
+                r.status = outcome;
+            }
+        }
         let mut markers = Vec::new();
         for (topic, partition) in &open.partitions {
             let Some(log) = self
@@ -509,13 +519,6 @@ impl BrokerState {
             else {
                 continue;
             };
-            for r in log.iter_mut().filter(|r| r.status == Status::Pending(pid)) {
-                r.status = if commit {
-                    Status::Visible
-                } else {
-                    Status::Aborted
-                };
-            }
             markers.push(TopicPartitionOffset {
                 topic: topic.clone(),
                 partition: *partition,
@@ -551,6 +554,13 @@ impl BrokerState {
             markers,
         });
         events
+    }
+
+    fn record_mut(&mut self, topic: &str, partition: u32, offset: u64) -> Option<&mut Stored> {
+        self.logs
+            .get_mut(topic)?
+            .get_mut(partition as usize)?
+            .get_mut(offset as usize)
     }
 
     /// Abort every transaction open longer than its timeout, and bump its
@@ -591,17 +601,13 @@ impl BrokerState {
             .get(topic)
             .and_then(|ps| ps.get(partition as usize))
             .ok_or_else(|| BrokerError::UnknownTopic(format!("{topic}/{partition}")))?;
-        let stable = if read_committed {
-            log.iter()
-                .position(|r| matches!(r.status, Status::Pending(_)))
-                .unwrap_or(log.len())
-        } else {
-            log.len()
-        };
-        Ok(log[..stable]
+        // A read_committed reader is never past the last stable offset, so
+        // the first open record from its offset on is where it stops.
+        Ok(log
             .iter()
             .enumerate()
             .skip(offset as usize)
+            .take_while(|(_, r)| !(read_committed && matches!(r.status, Status::Pending(_))))
             .filter(|(_, r)| match r.status {
                 Status::Marker => false,
                 Status::Aborted => !read_committed,

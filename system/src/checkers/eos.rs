@@ -1,18 +1,27 @@
 //! output-exactly-once: under `kafka-eos`, the committed log of inventory's
-//! reserved topic holds each consumed record's output once. This is the half
-//! that Kafka's transactions deliver: an aborted transaction's output is not
-//! in the log a `read_committed` reader sees, whatever happened to the DB
-//! effect beside it (`no-double-effect` judges that half).
+//! reserved topic holds each consumed record's output once, and every
+//! payment event on its input topic got a reserved event by the end of the
+//! drain. This is the half that Kafka's transactions deliver: an aborted
+//! transaction's output is not in the log a `read_committed` reader sees,
+//! and is produced again with the retry, whatever happened to the DB effect
+//! beside it (`no-double-effect` judges that half).
 
 use crate::schema::{ReservedEvent, RESERVED_TOPIC};
+use crate::variants::Publish;
 use pitfall_harness::checkers::queue::aborted_records;
 use pitfall_harness::history::{Entry, Event};
-use std::collections::BTreeMap;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     let aborted = aborted_records(history);
-    // The consumed record each output answers → (partition, offset, entry).
+    let committed = |topic: &str, partition: u32, offset: u64| {
+        !aborted.contains(&((topic.to_string(), partition), offset))
+    };
+    // The consumed record each output answers → (partition, offset, entry),
+    // and the payment events answered.
     let mut outputs: BTreeMap<String, Vec<(u32, u64, usize)>> = BTreeMap::new();
+    let mut answered: BTreeSet<(String, u64)> = BTreeSet::new();
     for (i, e) in history.iter().enumerate() {
         let Event::Append {
             topic,
@@ -24,17 +33,18 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         else {
             continue;
         };
-        if topic != RESERVED_TOPIC || aborted.contains(&((topic.clone(), *partition), *offset)) {
+        if topic != RESERVED_TOPIC || !committed(topic, *partition, *offset) {
             continue;
         }
         if let Ok(event) = serde_json::from_value::<ReservedEvent>(value.clone()) {
+            answered.insert((event.payment_id, event.revision));
             outputs
                 .entry(event.source)
                 .or_default()
                 .push((*partition, *offset, i));
         }
     }
-    outputs
+    let mut found: Vec<(String, Vec<usize>)> = outputs
         .into_iter()
         .filter(|(_, copies)| copies.len() > 1)
         .map(|(source, copies)| {
@@ -48,7 +58,69 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
                 copies.iter().map(|(_, _, i)| *i).collect(),
             )
         })
-        .collect()
+        .collect();
+    if let Some(input) = drained_eos_input(history) {
+        for (i, e) in history.iter().enumerate() {
+            let Event::Append {
+                topic,
+                partition,
+                offset,
+                value,
+                ..
+            } = &e.event
+            else {
+                continue;
+            };
+            if topic != input || !committed(topic, *partition, *offset) {
+                continue;
+            }
+            let Some(event) = payment_event(value) else {
+                continue;
+            };
+            if !answered.contains(&event) {
+                found.push((
+                    format!(
+                        "payment {}@{} at {topic}/{partition}@{offset} got no reserved event in {RESERVED_TOPIC}",
+                        event.0, event.1
+                    ),
+                    vec![i],
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// Under `kafka-eos`, once the drain converged: the topic inventory reads
+/// (from the run's `producer` variant).
+fn drained_eos_input(history: &[Entry]) -> Option<&'static str> {
+    let variants = history.iter().find_map(|e| match &e.event {
+        Event::Run { variants, .. } => Some(variants),
+        _ => None,
+    })?;
+    if variants.get("delivery").map(String::as_str) != Some("kafka-eos") {
+        return None;
+    }
+    let drained = history.iter().any(|e| {
+        matches!(
+            e.event,
+            Event::Drain {
+                converged: true,
+                ..
+            }
+        )
+    });
+    let producer = variants.get("producer")?;
+    let publish: Publish = serde_json::from_value(Value::String(producer.clone())).ok()?;
+    drained.then(|| publish.topic())
+}
+
+/// The (payment id, revision) a record on the payments topic carries: a
+/// payment event, or a CDC change envelope of the payments row.
+fn payment_event(value: &Value) -> Option<(String, u64)> {
+    let event = value.get("after").unwrap_or(value);
+    let id = event.get("payment_id")?.as_str()?;
+    Some((id.to_string(), event.get("revision")?.as_u64()?))
 }
 
 #[cfg(test)]
@@ -118,5 +190,79 @@ mod tests {
             "the output for payments/0@5 is committed 2 times in inventory-reserved (0@0, 0@1)"
         );
         assert_eq!(v[0].1, vec![0, 1]);
+    }
+
+    fn run_eos() -> Entry {
+        Entry {
+            t: 0,
+            event: Event::Run {
+                scenario: "kafka-eos".into(),
+                seed: 1,
+                mode: "sim".into(),
+                system: "shop".into(),
+                variants: [
+                    ("producer".to_string(), "cdc".to_string()),
+                    ("delivery".to_string(), "kafka-eos".to_string()),
+                ]
+                .into(),
+            },
+        }
+    }
+
+    fn input(offset: u64) -> Entry {
+        Entry {
+            t: offset,
+            event: Event::Append {
+                topic: "payments-db.payments".into(),
+                partition: 0,
+                offset,
+                key: "o1".into(),
+                headers: vec![],
+                producer: "cdc".into(),
+                value: json!({"after": {"payment_id": "pay-o1", "revision": 1}, "version": 1}),
+                wire_bytes: None,
+            },
+        }
+    }
+
+    fn drained() -> Entry {
+        Entry {
+            t: 99,
+            event: Event::Drain {
+                converged: true,
+                pending: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn every_payment_event_gets_its_output() {
+        let h = vec![
+            run_eos(),
+            input(5),
+            output(0, "payments-db.payments/0@5"),
+            drained(),
+        ];
+        assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn catches_a_payment_event_whose_only_output_was_aborted() {
+        let h = vec![
+            run_eos(),
+            input(5),
+            output(0, "payments-db.payments/0@5"),
+            aborted(0),
+            drained(),
+        ];
+        let v = check(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].0,
+            "payment pay-o1@1 at payments-db.payments/0@5 got no reserved event in inventory-reserved"
+        );
+        assert_eq!(v[0].1, vec![1]);
+        // Not judged before the drain converged (converges says why).
+        assert!(check(&h[..4]).is_empty());
     }
 }
