@@ -134,6 +134,10 @@ fn a_real_run_reports_checks_and_cleans_up() {
         psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pitfall_s%'").trim(),
         "0"
     );
+    assert_eq!(
+        psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'pitfall_s%'").trim(),
+        "0"
+    );
     // Ask the broker's inter-broker listener, which advertises itself. The
     // client listener advertises the fault proxy, which is down once the run
     // ended, and a metadata request the client routes there times out.
@@ -165,6 +169,28 @@ fn an_unreachable_service_is_exit_2_naming_it() {
         "{stderr}"
     );
     assert!(stderr.contains("scripts/services.sh start"), "{stderr}");
+
+    for (url, says) in [
+        (
+            "mysql://root@127.0.0.1:1/mysql",
+            "MariaDB/MySQL is not usable at mysql://root@127.0.0.1:1/mysql",
+        ),
+        ("sqlite:///tmp/x.db", "is not a database URL pitfall knows"),
+    ] {
+        let out = pitfall(&[
+            "run",
+            "--mode",
+            "real",
+            "tests/fixtures/tiny-cdc.toml",
+            "--seeds",
+            "1",
+            "--database",
+            url,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
 
     let out = pitfall(&[
         "run",

@@ -1,7 +1,9 @@
 //! The contract suite: the same cases run against the simulated adapters
 //! (`sim/tests/contract.rs`) and the real ones (`real/tests/contract.rs`).
 //! Each case uses only the ports and a [`Fixture`], so the simulator cannot
-//! drift from what real Kafka clients and Postgres do without a test failing.
+//! drift from what real Kafka clients, Postgres and MariaDB do without a
+//! test failing. [`db_cases`] run once per DB backend, [`broker_cases`] once
+//! per broker.
 
 use async_trait::async_trait;
 use pitfall_ports::{
@@ -307,6 +309,73 @@ pub async fn change_log_is_ordered_by_commit(f: &dyn Fixture) -> CaseResult {
     })
 }
 
+/// A restarted reader resumes at the slot's confirmed position: what it had
+/// read but not confirmed comes again (at least once), in whole
+/// transactions, and a rolled-back transaction never shows. This is what a
+/// connector restart replays, on a replication slot and on the binlog alike.
+pub async fn unconfirmed_changes_are_read_again_in_whole_transactions(
+    f: &dyn Fixture,
+) -> CaseResult {
+    let err = |e: DbError| e.to_string();
+    // Start from a clean slot: confirm whatever earlier cases left.
+    let feed = f.feed();
+    let from = feed.confirmed(SLOT).await.map_err(err)?;
+    let earlier = feed.poll(SLOT, from, usize::MAX).await.map_err(err)?;
+    if let Some(last) = earlier.iter().map(|c| c.lsn).max() {
+        feed.confirm(SLOT, last).await.map_err(err)?;
+    }
+    let db = f.db();
+    let mut pair = db.begin().await.map_err(err)?;
+    pair.insert(TABLE, "r-a1", json!(1)).await.map_err(err)?;
+    pair.insert(TABLE, "r-a2", json!(2)).await.map_err(err)?;
+    pair.commit().await.map_err(err)?;
+    let mut undone = db.begin().await.map_err(err)?;
+    undone.insert(TABLE, "r-x", json!(0)).await.map_err(err)?;
+    undone.rollback().await;
+    let mut single = db.begin().await.map_err(err)?;
+    single.insert(TABLE, "r-b", json!(3)).await.map_err(err)?;
+    single.commit().await.map_err(err)?;
+
+    let keys_of = |changes: &[pitfall_ports::Change]| -> Vec<String> {
+        changes.iter().map(|c| c.key.clone()).collect()
+    };
+    let read = |after| {
+        let feed = f.feed();
+        async move { feed.poll(SLOT, after, 1).await }
+    };
+    let from = f.feed().confirmed(SLOT).await.map_err(err)?;
+    let first = read(from).await.map_err(err)?;
+    check(keys_of(&first) == ["r-a1", "r-a2"], || {
+        format!("one transaction's worth from the slot gave {first:?}")
+    })?;
+    check(first[0].lsn == first[1].lsn, || {
+        format!("one transaction's changes at two positions: {first:?}")
+    })?;
+    let next = read(first[0].lsn).await.map_err(err)?;
+    check(keys_of(&next) == ["r-b"], || {
+        format!("after the first transaction came {next:?}")
+    })?;
+    // A reader restarted without confirming reads the pair again.
+    let from = f.feed().confirmed(SLOT).await.map_err(err)?;
+    let replay = read(from).await.map_err(err)?;
+    check(keys_of(&replay) == ["r-a1", "r-a2"], || {
+        format!("a restarted reader replayed {replay:?}")
+    })?;
+    check(replay[0].lsn == first[0].lsn, || {
+        format!("the replay moved: {} then {}", first[0].lsn, replay[0].lsn)
+    })?;
+    // Once confirmed, a restarted reader starts after the pair.
+    f.feed().confirm(SLOT, first[0].lsn).await.map_err(err)?;
+    let from = f.feed().confirmed(SLOT).await.map_err(err)?;
+    check(from == first[0].lsn, || {
+        format!("confirmed {} but the slot says {from}", first[0].lsn)
+    })?;
+    let rest = f.feed().poll(SLOT, from, usize::MAX).await.map_err(err)?;
+    check(keys_of(&rest) == ["r-b"], || {
+        format!("after the confirm a restarted reader read {rest:?}")
+    })
+}
+
 /// The keys a reader sees, in offset order.
 fn keys(log: &[(u64, String)]) -> Vec<&str> {
     let mut log: Vec<&(u64, String)> = log.iter().collect();
@@ -482,7 +551,31 @@ pub async fn offsets_commit_only_with_the_transaction(f: &dyn Fixture) -> CaseRe
 pub type Case = for<'a> fn(&'a dyn Fixture) -> futures_util::future::BoxFuture<'a, CaseResult>;
 
 /// Every case, by name.
+/// Every case.
 pub fn cases() -> Vec<(&'static str, Case)> {
+    let mut all = db_cases();
+    all.extend(broker_cases());
+    all
+}
+
+/// The cases of the DB port and the change feed.
+pub fn db_cases() -> Vec<(&'static str, Case)> {
+    vec![
+        ("unique_key_conflicts_are_reported", |f| {
+            Box::pin(unique_key_conflicts_are_reported(f))
+        }),
+        ("change_log_is_ordered_by_commit", |f| {
+            Box::pin(change_log_is_ordered_by_commit(f))
+        }),
+        (
+            "unconfirmed_changes_are_read_again_in_whole_transactions",
+            |f| Box::pin(unconfirmed_changes_are_read_again_in_whole_transactions(f)),
+        ),
+    ]
+}
+
+/// The cases of the broker port.
+pub fn broker_cases() -> Vec<(&'static str, Case)> {
     vec![
         ("lost_ack_duplicates_without_idempotence", |f| {
             Box::pin(lost_ack_duplicates_without_idempotence(f))
@@ -492,12 +585,6 @@ pub fn cases() -> Vec<(&'static str, Case)> {
         }),
         ("committed_offsets_resume", |f| {
             Box::pin(committed_offsets_resume(f))
-        }),
-        ("unique_key_conflicts_are_reported", |f| {
-            Box::pin(unique_key_conflicts_are_reported(f))
-        }),
-        ("change_log_is_ordered_by_commit", |f| {
-            Box::pin(change_log_is_ordered_by_commit(f))
         }),
         (
             "committed_transactions_are_visible_aborted_ones_are_not",

@@ -1,13 +1,13 @@
-//! What real mode hands a host: Postgres through the proxy of the host's
-//! link to each DB, the Kafka-compatible broker through pitfall's broker
+//! What real mode hands a host: each logical DB (on Postgres or MariaDB)
+//! through the proxy of the host's link to it, the Kafka-compatible broker through pitfall's broker
 //! proxy (group consumers wrapped so a crash can land at an offset commit),
 //! the object store with adapter-injected faults, real time with the seed's
 //! randomness, and the in-process front doors.
 
+use crate::dbserver::DbServer;
 use crate::hosts::{CrashAtCommit, CrashAtTxnCommit, Front, RealEnv};
 use crate::kafka::{ClientLog, KafkaBroker};
 use crate::names::RunNames;
-use crate::postgres::{PgDb, PgFeed};
 use crate::store::{RealStore, SharedStoreFaults};
 use pitfall_harness::history::History;
 use pitfall_harness::rpc::{RpcClient, RpcListener};
@@ -17,11 +17,10 @@ use pitfall_ports::{
     Broker, ChangeFeed, Consumer, ConsumerConfig, Database, Env, LogReader, ObjectStore, Producer,
     ProducerConfig, TxnProducer,
 };
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -34,8 +33,10 @@ pub struct RunCtx {
     pub topology: Arc<Topology>,
     /// The broker's address for clients: pitfall's broker proxy.
     pub bootstrap: String,
-    /// Per (host, DB) link: connection options through that link's proxy.
-    pub links: BTreeMap<(String, String), PgConnectOptions>,
+    /// The server holding the logical DBs.
+    pub db: Arc<dyn DbServer>,
+    /// Per (host, DB) link: the address of that link's proxy.
+    pub links: BTreeMap<(String, String), SocketAddr>,
     pub store: (Arc<dyn object_store::ObjectStore>, object_store::path::Path),
     pub store_faults: SharedStoreFaults,
     pub front: Front,
@@ -58,7 +59,8 @@ impl RunCtx {
         start: Instant,
         topology: Arc<Topology>,
         bootstrap: String,
-        links: BTreeMap<(String, String), PgConnectOptions>,
+        db: Arc<dyn DbServer>,
+        links: BTreeMap<(String, String), SocketAddr>,
         store: (Arc<dyn object_store::ObjectStore>, object_store::path::Path),
         crash_tx: mpsc::UnboundedSender<String>,
         clients: ClientLog,
@@ -71,6 +73,7 @@ impl RunCtx {
             start,
             topology,
             bootstrap,
+            db,
             links,
             store,
             store_faults: SharedStoreFaults::default(),
@@ -126,8 +129,9 @@ pub struct RealInfra {
 }
 
 impl RealInfra {
-    fn pool(&self, db: &str) -> PgPool {
-        let options = self
+    /// The proxy of this host's link to `db`.
+    fn link(&self, db: &str) -> SocketAddr {
+        *self
             .ctx
             .links
             .get(&(self.host.clone(), db.to_string()))
@@ -136,11 +140,7 @@ impl RealInfra {
                     "host `{}` uses DB `{db}`, but the system's topology does not link them",
                     self.host
                 )
-            });
-        PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(1))
-            .connect_lazy_with(options.clone())
+            })
     }
 }
 
@@ -150,17 +150,17 @@ impl Infra for RealInfra {
     }
 
     fn db(&self, name: &str) -> Arc<dyn Database> {
-        Arc::new(PgDb::new(
-            self.pool(name),
-            self.ctx.names.clone(),
-            name.to_string(),
-        ))
+        self.ctx
+            .db
+            .database(&self.ctx.names, name, Some(self.link(name)))
     }
 
     fn feed(&self, name: &str) -> Arc<dyn ChangeFeed> {
-        Arc::new(
-            PgFeed::new(self.pool(name), self.ctx.names.clone(), name.to_string())
-                .recording(self.ctx.history.clone()),
+        self.ctx.db.feed(
+            &self.ctx.names,
+            name,
+            Some(self.link(name)),
+            Some(self.ctx.history.clone()),
         )
     }
 

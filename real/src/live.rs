@@ -6,14 +6,12 @@
 
 use crate::infra::RunCtx;
 use crate::kafka::ClientLog;
-use crate::postgres::PgFeed;
 use crate::run::Run;
 use pitfall_harness::driver::{Applied, World};
 use pitfall_harness::faults::FaultWindow;
 use pitfall_harness::history::{Event, FaultAction, History};
 use pitfall_harness::system::{ClientCtx, Probe};
-use pitfall_ports::{ChangeFeed, ObjectStore};
-use sqlx::postgres::PgConnectOptions;
+use pitfall_ports::ObjectStore;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -40,7 +38,7 @@ impl<'r, 'w> Live<'r, 'w> {
         let links = run
             .proxies
             .iter()
-            .map(|(link, proxy)| (link.clone(), through(&run.world.pg_options, proxy)))
+            .map(|(link, proxy)| (link.clone(), proxy.addr()))
             .collect();
         let ctx = Arc::new(RunCtx::new(
             seed,
@@ -49,6 +47,7 @@ impl<'r, 'w> Live<'r, 'w> {
             start,
             Arc::new(run.scenario.topology.clone()),
             run.world.targets.kafka_proxy.clone(),
+            run.world.db.clone(),
             links,
             run.world.store.clone(),
             crash_tx,
@@ -128,11 +127,7 @@ impl<'r, 'w> Live<'r, 'w> {
             Probe::Feed { db, slot, tables } => {
                 // The slot's unconfirmed changes of the captured tables, as
                 // the connector would read them.
-                let feed = PgFeed::new(
-                    self.run.world.pg.clone(),
-                    self.run.names.clone(),
-                    db.clone(),
-                );
+                let feed = self.run.world.db.feed(&self.run.names, db, None, None);
                 match feed.poll(slot, 0, usize::MAX).await {
                     Ok(changes) => {
                         let unconfirmed: BTreeSet<u64> = changes
@@ -194,14 +189,6 @@ impl<'r, 'w> Live<'r, 'w> {
             Err(e) => pending.push(format!("cannot read {label} lag: {e}")),
         }
     }
-}
-
-/// Connection options that reach Postgres through a link's proxy.
-fn through(options: &PgConnectOptions, proxy: &crate::proxy::FaultProxy) -> PgConnectOptions {
-    options
-        .clone()
-        .host(&proxy.addr().ip().to_string())
-        .port(proxy.addr().port())
 }
 
 impl World for Live<'_, '_> {

@@ -1,6 +1,8 @@
-//! Physical names of one real-mode run. Every table, topic, slot, consumer
-//! group and object-store prefix carries the run's prefix, so concurrent or
-//! leftover runs never collide and cleanup can find everything.
+//! Physical names of one real-mode run. Every database, table, topic, slot,
+//! consumer group and object-store prefix carries the run's prefix, so
+//! concurrent or leftover runs never collide and cleanup can find everything.
+//! Each logical DB gets a database of its own on the server
+//! ([`RunNames::database`]), as separately deployed services would have.
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunNames {
@@ -38,7 +40,20 @@ impl RunNames {
         format!("d{i}")
     }
 
-    /// The Postgres table behind a logical DB's table.
+    /// The server-side database (Postgres database, MySQL schema) behind a
+    /// logical DB.
+    pub fn database(&self, db: &str) -> String {
+        format!("{}_{}", self.prefix, self.db_tag(db))
+    }
+
+    /// The logical DB behind a server-side database of this run.
+    pub fn logical_database(&self, physical: &str) -> Option<&str> {
+        let tag = physical.strip_prefix(&self.prefix)?.strip_prefix("_d")?;
+        let i: usize = tag.parse().ok()?;
+        self.dbs.get(i).map(String::as_str)
+    }
+
+    /// The table behind a logical DB's table (inside [`Self::database`]).
     pub fn table(&self, db: &str, table: &str) -> String {
         format!("{}_{}_{}", self.prefix, self.db_tag(db), table)
     }
@@ -59,8 +74,10 @@ impl RunNames {
         physical.strip_prefix(&self.prefix)?.strip_prefix('.')
     }
 
-    pub fn slot(&self, logical: &str) -> String {
-        format!("{}_{}", self.prefix, logical)
+    /// A logical DB's replication slot. Postgres slot names are global to
+    /// the server, so the name carries the DB's tag.
+    pub fn slot(&self, db: &str, logical: &str) -> String {
+        format!("{}_{}_{}", self.prefix, self.db_tag(db), logical)
     }
 
     pub fn group(&self, logical: &str) -> String {
@@ -96,6 +113,17 @@ mod tests {
             Some(("inventory-db".to_string(), "order_events".to_string()))
         );
         assert_eq!(n.logical_topic(&n.topic("payments")), Some("payments"));
+        assert_eq!(n.database("inventory-db"), "pitfall_s7_ab12_d1");
+        assert_eq!(
+            n.logical_database(&n.database("inventory-db")),
+            Some("inventory-db")
+        );
+        assert_eq!(n.logical_database("pitfall_s7_ab12_d2"), None);
+        assert_eq!(n.logical_database("pitfall_s7_ab12"), None);
+        assert_ne!(
+            n.slot("payments-db", "history"),
+            n.slot("inventory-db", "history")
+        );
         assert_eq!(n.logical_topic("other.payments"), None);
     }
 }

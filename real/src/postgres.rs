@@ -1,19 +1,25 @@
-//! The DB port on a real Postgres through sqlx, and the change feed through
+//! The DB port on a real Postgres through sqlx, the change feed through
 //! logical decoding (a `test_decoding` replication slot read with the SQL
-//! functions).
+//! functions), and [`PgServer`], the run's databases on one Postgres server.
 //!
-//! Each logical table is a Postgres table `(key text primary key, version
-//! bigint, data jsonb)` named by [`RunNames`]. Errors map onto the port:
+//! Each logical DB is a Postgres database of its own, each logical table a
+//! table `(key text primary key, version bigint, data jsonb)` in it, named by
+//! [`RunNames`]; slots are per database, so each decodes only its own DB's
+//! WAL. Errors map onto the port:
 //! SQLSTATE 23505 is a unique violation, 40001/40P01 a conflict, and a commit
 //! whose reply never came is `CommitOutcomeUnknown`.
 
+use crate::dbserver::{DbServer, HISTORY_SLOT};
 use crate::names::RunNames;
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
+use pitfall_harness::system::DbSpec;
 use pitfall_ports::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres};
+use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -325,7 +331,7 @@ impl ChangeFeed for PgFeed {
         let query = sqlx::query_as(
             "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
         )
-        .bind(self.names.slot(slot))
+        .bind(self.names.slot(&self.db, slot))
         .fetch_optional(&self.pool);
         let row: Option<(Option<String>,)> =
             unavailable_or_timeout(tokio::time::timeout(OP_TIMEOUT, query).await)?;
@@ -339,14 +345,14 @@ impl ChangeFeed for PgFeed {
         let query = sqlx::query_as(
             "SELECT lsn::text, data FROM pg_logical_slot_peek_changes($1, NULL, NULL, 'skip-empty-xacts', '1')",
         )
-        .bind(self.names.slot(slot))
+        .bind(self.names.slot(&self.db, slot))
         .fetch_all(&self.pool);
         let rows: Vec<(String, String)> =
             unavailable_or_timeout(tokio::time::timeout(OP_TIMEOUT, query).await)?;
-        // One Postgres database holds every logical DB of the run, so the
-        // slot also decodes other DBs' transactions. Count only this DB's
-        // towards `max`: otherwise a run of foreign transactions longer than
-        // `max` would hide this DB's changes behind it forever.
+        // The slot decodes only its own database, but a user's database may
+        // hold tables that are not this DB's (or the runner's own): count
+        // only this DB's transactions towards `max`, or a run of foreign
+        // ones longer than `max` would hide this DB's changes forever.
         let mut changes = Vec::new();
         let mut taken = 0;
         for (lsn, txn) in transactions(&rows)
@@ -382,7 +388,7 @@ impl ChangeFeed for PgFeed {
 
     async fn confirm(&self, slot: &str, lsn: Lsn) -> Result<(), DbError> {
         let query = sqlx::query("SELECT pg_replication_slot_advance($1, $2::pg_lsn)")
-            .bind(self.names.slot(slot))
+            .bind(self.names.slot(&self.db, slot))
             .bind(format_lsn(lsn))
             .execute(&self.pool);
         unavailable_or_timeout(tokio::time::timeout(OP_TIMEOUT, query).await)?;
@@ -394,6 +400,308 @@ impl ChangeFeed for PgFeed {
             });
         }
         Ok(())
+    }
+}
+
+/// The run's databases on one Postgres server (`wal_level=logical`).
+pub struct PgServer {
+    /// A small pool on the URL's own database, for creating and dropping
+    /// the run's databases and slots.
+    admin: PgPool,
+    options: PgConnectOptions,
+    version: String,
+}
+
+async fn execute(pool: &PgPool, sql: String) -> Result<(), String> {
+    sqlx::query(AssertSqlSafe(sql.clone()))
+        .execute(pool)
+        .await
+        .map(drop)
+        .map_err(|e| format!("{sql}: {e}"))
+}
+
+impl PgServer {
+    /// Connect and check that the server can decode its WAL.
+    pub async fn connect(url: &str) -> Result<PgServer, String> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+        let admin = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (wal_level, version): (String, String) = sqlx::query_as(
+            "SELECT current_setting('wal_level'), current_setting('server_version')",
+        )
+        .fetch_one(&admin)
+        .await
+        .map_err(|e| e.to_string())?;
+        if wal_level != "logical" {
+            return Err(format!(
+                "wal_level is {wal_level}; CDC by logical decoding needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart Postgres)"
+            ));
+        }
+        Ok(PgServer {
+            admin,
+            options,
+            version,
+        })
+    }
+
+    /// Options for logical DB `db`'s database, through `via` if given.
+    fn options(&self, names: &RunNames, db: &str, via: Option<SocketAddr>) -> PgConnectOptions {
+        let options = self.options.clone().database(&names.database(db));
+        match via {
+            Some(addr) => options.host(&addr.ip().to_string()).port(addr.port()),
+            None => options,
+        }
+    }
+
+    fn lazy_pool(&self, names: &RunNames, db: &str, via: Option<SocketAddr>) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_lazy_with(self.options(names, db, via))
+    }
+
+    /// A direct connection to `db`'s database for the runner's own use.
+    async fn direct(&self, names: &RunNames, db: &str) -> Result<PgPool, String> {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(self.options(names, db, None))
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", names.database(db)))
+    }
+
+    /// One logical DB's database, tables, slots and seed rows.
+    async fn create_one(&self, names: &RunNames, spec: &DbSpec) -> Result<(), String> {
+        execute(
+            &self.admin,
+            format!("CREATE DATABASE {}", names.database(&spec.name)),
+        )
+        .await?;
+        let pool = self.direct(names, &spec.name).await?;
+        let created = async {
+            create_tables(&pool, names, &spec.name, &spec.tables)
+                .await
+                .map_err(|e| e.to_string())?;
+            // The history's slot first: it sees every commit from here on.
+            let slots = std::iter::once(HISTORY_SLOT).chain(spec.slots.iter().map(String::as_str));
+            for slot in slots {
+                execute(
+                    &pool,
+                    format!(
+                        "SELECT pg_create_logical_replication_slot('{}', 'test_decoding')",
+                        names.slot(&spec.name, slot)
+                    ),
+                )
+                .await?;
+            }
+            seed_rows(&pool, names, spec).await
+        }
+        .await;
+        pool.close().await;
+        created
+    }
+
+    /// Every transaction `db`'s history slot decoded, one commit event each.
+    async fn collect_one(
+        &self,
+        names: &RunNames,
+        db: &str,
+        start_epoch_ms: i64,
+        history: &History,
+    ) -> Result<(), String> {
+        let pool = self.direct(names, db).await?;
+        let rows: Result<Vec<(String, String, Option<i64>)>, _> = sqlx::query_as(
+            r"SELECT lsn::text, data,
+                     CASE WHEN data LIKE 'COMMIT%'
+                          THEN (extract(epoch from substring(data from '\(at (.+)\)$')::timestamptz) * 1000)::bigint
+                     END
+              FROM pg_logical_slot_get_changes($1, NULL, NULL, 'include-timestamp', '1', 'skip-empty-xacts', '1')",
+        )
+        .bind(names.slot(db, HISTORY_SLOT))
+        .fetch_all(&pool)
+        .await;
+        pool.close().await;
+        let rows = rows.map_err(|e| format!("reading {db}'s history slot: {e}"))?;
+        for (t, lsn, changes) in commits_of(names, &rows, start_epoch_ms) {
+            let changes: Vec<Change> = changes
+                .into_iter()
+                .filter(|(d, _)| d == db)
+                .map(|(_, c)| c)
+                .collect();
+            if !changes.is_empty() {
+                history.record_at(
+                    t,
+                    Event::DbCommit {
+                        db: db.to_string(),
+                        process: "postgres".into(),
+                        lsn,
+                        changes,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows a logical DB starts with, in one transaction.
+async fn seed_rows(pool: &PgPool, names: &RunNames, spec: &DbSpec) -> Result<(), String> {
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    for row in &spec.rows {
+        let sql = format!(
+            "INSERT INTO {} (key, version, data) VALUES ($1, 1, $2)",
+            names.table(&spec.name, &row.table)
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&row.key)
+            .bind(&row.data)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// Group a history slot's `(lsn, data, commit ms)` rows into commits: each
+/// with its time since the run's start (never going back), its LSN, and its
+/// changes tagged by logical DB.
+type Commit = (u64, Lsn, Vec<(String, Change)>);
+
+fn commits_of(
+    names: &RunNames,
+    rows: &[(String, String, Option<i64>)],
+    start_epoch_ms: i64,
+) -> Vec<Commit> {
+    let mut out = Vec::new();
+    let mut changes: Vec<DecodedChange> = Vec::new();
+    let mut last_t = 0u64;
+    for (lsn, data, commit_ms) in rows {
+        if data.starts_with("BEGIN") {
+            changes.clear();
+            continue;
+        }
+        if !data.starts_with("COMMIT") {
+            changes.extend(parse_change(data));
+            continue;
+        }
+        let t = commit_ms
+            .map_or(last_t, |ms| (ms - start_epoch_ms).max(0) as u64)
+            .max(last_t);
+        last_t = t;
+        let lsn = parse_lsn(lsn).unwrap_or_default();
+        let tagged = changes
+            .drain(..)
+            .filter_map(|c| {
+                let (db, table) = names.logical_table(&c.table)?;
+                Some((
+                    db,
+                    Change {
+                        lsn,
+                        table,
+                        key: c.key,
+                        op: c.op,
+                        version: c.version,
+                        data: c.data,
+                    },
+                ))
+            })
+            .collect();
+        out.push((t, lsn, tagged));
+    }
+    out
+}
+
+#[async_trait]
+impl DbServer for PgServer {
+    fn describe(&self) -> String {
+        format!("Postgres {}", self.version)
+    }
+
+    fn addr(&self) -> String {
+        format!("{}:{}", self.options.get_host(), self.options.get_port())
+    }
+
+    async fn create(&self, names: &RunNames, dbs: &[DbSpec]) -> Result<(), String> {
+        for spec in dbs {
+            self.create_one(names, spec).await?;
+        }
+        Ok(())
+    }
+
+    async fn collect(
+        &self,
+        names: &RunNames,
+        dbs: &[DbSpec],
+        start_epoch_ms: i64,
+        history: &History,
+    ) -> Result<(), String> {
+        for spec in dbs {
+            self.collect_one(names, &spec.name, start_epoch_ms, history)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn drop_all(&self, names: &RunNames, dbs: &[DbSpec]) -> Result<(), String> {
+        // Slots first: Postgres refuses to drop a database that has one.
+        let slots = execute(
+            &self.admin,
+            format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE starts_with(slot_name, '{}_')",
+                names.prefix()
+            ),
+        )
+        .await;
+        let mut first_error = slots.err();
+        for spec in dbs {
+            let dropped = execute(
+                &self.admin,
+                format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    names.database(&spec.name)
+                ),
+            )
+            .await;
+            if let Err(e) = dropped {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn database(
+        &self,
+        names: &Arc<RunNames>,
+        db: &str,
+        via: Option<SocketAddr>,
+    ) -> Arc<dyn Database> {
+        Arc::new(PgDb::new(
+            self.lazy_pool(names, db, via),
+            names.clone(),
+            db.to_string(),
+        ))
+    }
+
+    fn feed(
+        &self,
+        names: &Arc<RunNames>,
+        db: &str,
+        via: Option<SocketAddr>,
+        history: Option<History>,
+    ) -> Arc<dyn ChangeFeed> {
+        let feed = PgFeed::new(
+            self.lazy_pool(names, db, via),
+            names.clone(),
+            db.to_string(),
+        );
+        Arc::new(match history {
+            Some(h) => feed.recording(h),
+            None => feed,
+        })
     }
 }
 

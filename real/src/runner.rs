@@ -5,6 +5,7 @@
 //! is the driver's world. Seeds reproduce the fault plan and the workload,
 //! not the timing.
 
+use crate::dbserver::{self, DbServer};
 use crate::kafka::{ClientLog, KafkaAdmin};
 use crate::live::Live;
 use crate::names::RunNames;
@@ -18,10 +19,8 @@ use pitfall_harness::history::{Event, History};
 use pitfall_harness::scenario::Scenario;
 use pitfall_harness::seed;
 use pitfall_harness::sweep::{self_check, SeedRun, SeedStatus};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -48,15 +47,15 @@ pub struct Unreachable {
     pub hint: String,
 }
 
-pub(crate) const START_HINT: &str = "start the local services with `scripts/services.sh start` (Postgres with wal_level=logical, Apache Kafka on 127.0.0.1:9092 advertising the proxy at 127.0.0.1:19092)";
+pub(crate) const START_HINT: &str = "start the local services with `scripts/services.sh start` (Postgres with wal_level=logical, MariaDB with the binlog on, Apache Kafka on 127.0.0.1:9092 advertising the proxy at 127.0.0.1:19092)";
 
 /// Connections shared by every seed of a real-mode sweep.
 pub struct RealWorld {
     pub targets: Targets,
     pub(crate) broker_proxy: FaultProxy,
     pub(crate) admin: KafkaAdmin,
-    pub(crate) pg: PgPool,
-    pub(crate) pg_options: PgConnectOptions,
+    /// The DB server holding the run's logical DBs.
+    pub db: Arc<dyn DbServer>,
     pub(crate) store: (Arc<dyn object_store::ObjectStore>, object_store::path::Path),
     /// Whether the broker advertises the proxy, so broker faults apply.
     pub broker_proxied: bool,
@@ -74,32 +73,14 @@ fn same_address(a: &str, b: &str) -> bool {
 impl RealWorld {
     /// Check every service and open the shared connections.
     pub async fn connect(targets: Targets) -> Result<RealWorld, Unreachable> {
-        let pg_err = |reason: String| Unreachable {
-            service: "Postgres",
-            address: targets.database.clone(),
-            reason,
-            hint: START_HINT.into(),
-        };
-        let pg_options =
-            PgConnectOptions::from_str(&targets.database).map_err(|e| pg_err(e.to_string()))?;
-        let pg = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(pg_options.clone())
+        let db = dbserver::connect(&targets.database)
             .await
-            .map_err(|e| pg_err(e.to_string()))?;
-        let (wal_level,): (String,) = sqlx::query_as("SHOW wal_level")
-            .fetch_one(&pg)
-            .await
-            .map_err(|e| pg_err(e.to_string()))?;
-        if wal_level != "logical" {
-            return Err(Unreachable {
-                service: "Postgres",
+            .map_err(|(service, reason)| Unreachable {
+                service,
                 address: targets.database.clone(),
-                reason: format!("wal_level is {wal_level}; CDC by logical decoding needs wal_level=logical"),
-                hint: "run `scripts/services.sh start`, or ALTER SYSTEM SET wal_level = logical and restart Postgres".into(),
-            });
-        }
+                reason,
+                hint: START_HINT.into(),
+            })?;
         let store = store::open(&targets.object_store).map_err(|reason| Unreachable {
             service: "object store",
             address: targets.object_store.clone(),
@@ -137,8 +118,7 @@ impl RealWorld {
             targets,
             broker_proxy,
             admin,
-            pg,
-            pg_options,
+            db,
             store,
             broker_proxied,
             advertised,

@@ -1,18 +1,19 @@
-//! The contract suite against the real adapters: rdkafka through the broker
-//! fault proxy, sqlx on Postgres with a logical replication slot. Needs the
-//! local services (`scripts/services.sh start`; `scripts/test.sh` does it).
+//! The contract suite against the real adapters: the DB cases on Postgres
+//! (a logical replication slot) and on MariaDB (the binlog), each in a
+//! database of its own; the broker cases on rdkafka through the broker
+//! fault proxy. Needs the local services (`scripts/services.sh start`;
+//! `scripts/test.sh` does it).
 
 use async_trait::async_trait;
-use pitfall_harness::contract::{self, Fixture, DB, SLOT, TABLE, TOPICS};
+use pitfall_harness::contract::{self, Case, Fixture, DB, SLOT, TABLE, TOPICS};
 use pitfall_harness::history::History;
 use pitfall_harness::seed;
+use pitfall_harness::system::DbSpec;
 use pitfall_ports::{Broker, ChangeFeed, Database};
+use pitfall_real::dbserver::{self, DbServer};
 use pitfall_real::kafka::{KafkaAdmin, KafkaBroker};
 use pitfall_real::names::RunNames;
-use pitfall_real::postgres::{self, PgDb, PgFeed};
 use pitfall_real::proxy::FaultProxy;
-use sqlx::postgres::PgPool;
-use sqlx::AssertSqlSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,34 +21,42 @@ fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+/// The DB server (for the DB cases) or the broker proxy (for the broker
+/// cases) one test runs against.
 struct RealFixture {
     names: Arc<RunNames>,
-    pool: PgPool,
-    proxy: FaultProxy,
+    server: Option<Arc<dyn DbServer>>,
+    proxy: Option<FaultProxy>,
     history: History,
+}
+
+impl RealFixture {
+    fn server(&self) -> &Arc<dyn DbServer> {
+        self.server
+            .as_ref()
+            .expect("a DB case runs with a DB server")
+    }
+
+    fn proxy(&self) -> &FaultProxy {
+        self.proxy
+            .as_ref()
+            .expect("a broker case runs with the proxy")
+    }
 }
 
 #[async_trait]
 impl Fixture for RealFixture {
     fn db(&self) -> Arc<dyn Database> {
-        Arc::new(PgDb::new(
-            self.pool.clone(),
-            self.names.clone(),
-            DB.to_string(),
-        ))
+        self.server().database(&self.names, DB, None)
     }
 
     fn feed(&self) -> Arc<dyn ChangeFeed> {
-        Arc::new(PgFeed::new(
-            self.pool.clone(),
-            self.names.clone(),
-            DB.to_string(),
-        ))
+        self.server().feed(&self.names, DB, None, None)
     }
 
     fn broker(&self) -> Arc<dyn Broker> {
         Arc::new(KafkaBroker::new(
-            &self.proxy.addr().to_string(),
+            &self.proxy().addr().to_string(),
             self.names.clone(),
             "tester",
             self.history.clone(),
@@ -55,19 +64,80 @@ impl Fixture for RealFixture {
     }
 
     async fn lose_next_reply(&self) {
-        self.proxy.set(|f| f.lose_next_response = true);
+        self.proxy().set(|f| f.lose_next_response = true);
     }
 }
 
+/// Run `cases`; the failures, each with its case's name.
+async fn run(fixture: &RealFixture, cases: Vec<(&'static str, Case)>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, case) in cases {
+        match tokio::time::timeout(Duration::from_secs(90), case(fixture)).await {
+            Ok(Ok(())) => eprintln!("contract {name}: ok"),
+            Ok(Err(e)) => failures.push(format!("{name}: {e}")),
+            Err(_) => failures.push(format!("{name}: timed out")),
+        }
+    }
+    failures
+}
+
+/// The DB cases against the server at `url`, in a database of their own
+/// that is dropped afterwards.
+async fn db_contract(url: &str, tag: &str) {
+    let server = dbserver::connect(url).await.unwrap_or_else(|(service, e)| {
+        panic!("{service} at {url} (run scripts/services.sh start): {e}")
+    });
+    let names = Arc::new(RunNames::new(
+        &format!("contract_{tag}_{}", std::process::id()),
+        &[DB.to_string()],
+    ));
+    let spec = DbSpec {
+        name: DB.to_string(),
+        tables: vec![TABLE.to_string()],
+        rows: Vec::new(),
+        slots: vec![SLOT.to_string()],
+    };
+    let created = server.create(&names, std::slice::from_ref(&spec)).await;
+    let fixture = RealFixture {
+        names: names.clone(),
+        server: Some(server.clone()),
+        proxy: None,
+        history: History::since_now(),
+    };
+    let failures = match &created {
+        Ok(()) => run(&fixture, contract::db_cases()).await,
+        Err(e) => vec![format!("creating the contract database: {e}")],
+    };
+    // Leave nothing behind, whatever happened.
+    let dropped = server.drop_all(&names, &[spec]).await;
+    assert!(
+        failures.is_empty(),
+        "{} contract failures:\n{}",
+        server.describe(),
+        failures.join("\n")
+    );
+    dropped.expect("dropping the contract database");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_real_adapters_keep_the_contract() {
-    let kafka = env("PITFALL_KAFKA", "127.0.0.1:9092");
-    let kafka_proxy = env("PITFALL_KAFKA_PROXY", "127.0.0.1:19092");
-    let database = env(
+async fn postgres_keeps_the_db_contract() {
+    let url = env(
         "PITFALL_DATABASE_URL",
         "postgres://postgres@127.0.0.1:5432/postgres",
     );
+    db_contract(&url, "pg").await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_keeps_the_db_contract() {
+    let url = env("PITFALL_MYSQL_URL", "mysql://root@127.0.0.1:3306/mysql");
+    db_contract(&url, "my").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_real_broker_keeps_the_contract() {
+    let kafka = env("PITFALL_KAFKA", "127.0.0.1:9092");
+    let kafka_proxy = env("PITFALL_KAFKA_PROXY", "127.0.0.1:19092");
     // The proxy first: if its port is taken, nothing has been created yet.
     let proxy = FaultProxy::start(&kafka_proxy, &kafka, seed::rng(0, "contract"))
         .await
@@ -76,59 +146,23 @@ async fn the_real_adapters_keep_the_contract() {
         &format!("contract_{}", std::process::id()),
         &[DB.to_string()],
     ));
-    let pool = postgres::pool(&database, 8)
-        .await
-        .expect("Postgres is reachable (run scripts/services.sh start)");
-    postgres::create_tables(&pool, &names, DB, &[TABLE])
-        .await
-        .unwrap();
-    let slot = names.slot(SLOT);
-    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')")
-        .bind(&slot)
-        .execute(&pool)
-        .await
-        .expect("a logical slot (wal_level must be logical)");
     let admin = KafkaAdmin::new(&kafka_proxy).unwrap();
     let topics: Vec<String> = TOPICS.iter().map(|t| names.topic(t)).collect();
     let fixture = RealFixture {
         names: names.clone(),
-        pool: pool.clone(),
-        proxy,
+        server: None,
+        proxy: Some(proxy),
         history: History::since_now(),
     };
-
-    let mut failures = Vec::new();
-    if let Err(e) = admin.create_topics(&topics, 1).await {
-        failures.push(format!("creating the contract topics: {e}"));
-    }
-    let cases = if failures.is_empty() {
-        contract::cases()
-    } else {
-        Vec::new()
+    let failures = match admin.create_topics(&topics, 1).await {
+        Ok(()) => run(&fixture, contract::broker_cases()).await,
+        Err(e) => vec![format!("creating the contract topics: {e}")],
     };
-    for (name, case) in cases {
-        match tokio::time::timeout(Duration::from_secs(90), case(&fixture)).await {
-            Ok(Ok(())) => eprintln!("contract {name}: ok"),
-            Ok(Err(e)) => failures.push(format!("{name}: {e}")),
-            Err(_) => failures.push(format!("{name}: timed out")),
-        }
-    }
-
-    // Leave nothing behind, whatever happened.
-    let dropped = sqlx::query("SELECT pg_drop_replication_slot($1)")
-        .bind(&slot)
-        .execute(&pool)
-        .await;
-    let drop = format!("DROP TABLE {}", names.table(DB, TABLE));
-    let table = sqlx::query(AssertSqlSafe(drop)).execute(&pool).await;
     let deleted = admin.delete_topics(&topics).await;
-    dropped.expect("dropping the slot");
-    table.expect("dropping the table");
-    deleted.expect("deleting the topics");
-
     assert!(
         failures.is_empty(),
         "contract failures:\n{}",
         failures.join("\n")
     );
+    deleted.expect("deleting the topics");
 }

@@ -117,3 +117,8 @@ fn a_zombie_producer_is_fenced() {
 fn offsets_commit_only_with_the_transaction() {
     run_case("offsets_commit_only_with_the_transaction");
 }
+
+#[test]
+fn unconfirmed_changes_are_read_again_in_whole_transactions() {
+    run_case("unconfirmed_changes_are_read_again_in_whole_transactions");
+}
