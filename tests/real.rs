@@ -6,7 +6,7 @@
 
 use pitfall_real::kafka::KafkaAdmin;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -31,10 +31,26 @@ fn psql(sql: &str) -> String {
     text(&out.stdout)
 }
 
+/// The broker's run topics (`pitfall_s…`). Asks the inter-broker
+/// listener, which advertises itself: the client listener advertises the
+/// fault proxy, which is down outside a run, and a metadata request the
+/// client routes there times out.
+fn run_topics() -> BTreeSet<String> {
+    let kafka = std::env::var("PITFALL_KAFKA_INTERNAL").unwrap_or_else(|_| "127.0.0.1:9094".into());
+    let admin = KafkaAdmin::new(&kafka).unwrap();
+    let topics = admin.topics(Duration::from_secs(30)).unwrap();
+    topics
+        .into_iter()
+        .filter(|t| t.starts_with("pitfall_s"))
+        .collect()
+}
+
 #[test]
 fn a_real_run_reports_checks_and_cleans_up() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-run");
     let _ = std::fs::remove_dir_all(&dir);
+    // What an earlier, interrupted run may have left is not this run's.
+    let topics_before = run_topics();
     let out = pitfall(&[
         "run",
         "--mode",
@@ -138,16 +154,8 @@ fn a_real_run_reports_checks_and_cleans_up() {
         psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'pitfall_s%'").trim(),
         "0"
     );
-    // Ask the broker's inter-broker listener, which advertises itself. The
-    // client listener advertises the fault proxy, which is down once the run
-    // ended, and a metadata request the client routes there times out.
-    let kafka = std::env::var("PITFALL_KAFKA_INTERNAL").unwrap_or_else(|_| "127.0.0.1:9094".into());
-    let admin = KafkaAdmin::new(&kafka).unwrap();
-    let topics = admin.topics(Duration::from_secs(30)).unwrap();
-    assert!(
-        !topics.iter().any(|t| t.starts_with("pitfall_s")),
-        "topics left behind: {topics:?}"
-    );
+    let left: Vec<String> = run_topics().difference(&topics_before).cloned().collect();
+    assert!(left.is_empty(), "topics left behind: {left:?}");
 }
 
 #[test]
