@@ -120,6 +120,15 @@ impl<'n> Assembler<'n> {
         open.push((db, change, image.at_ms));
     }
 
+    /// How many finished transactions carry changes of `only` (of any of
+    /// the run's DBs when `None`).
+    pub fn with_changes_of(&self, only: Option<&str>) -> usize {
+        self.done
+            .iter()
+            .filter(|t| t.changes.iter().any(|(db, _)| only.is_none_or(|o| o == db)))
+            .count()
+    }
+
     /// The open transaction committed; its commit event ends at `end`.
     pub fn commit(&mut self, end: u64) {
         let Some(open) = self.open.take() else {
@@ -187,14 +196,16 @@ pub fn image_of(row: &BinlogRow) -> Option<RowImage> {
 
 /// Read the binlog from `(file, offset)` until the server has nothing more
 /// (a non-blocking dump), `end` is reached, or `max` transactions that
-/// carry changes were read.
+/// carry changes of `only` (of any run DB when `None`) were read. The
+/// binlog is the server's: counting other DBs' transactions towards `max`
+/// would let a run of them hide this DB's changes forever.
 pub async fn read(
     opts: Opts,
     names: &RunNames,
     file: &str,
     offset: u64,
     end: Lsn,
-    max: usize,
+    (only, max): (Option<&str>, usize),
 ) -> Result<Vec<BinlogTxn>, mysql_async::Error> {
     let conn = Conn::new(opts).await?;
     let request = BinlogStreamRequest::new(replica_id())
@@ -241,9 +252,8 @@ pub async fn read(
             }
             _ => {}
         }
-        let with_changes = asm.done.iter().filter(|t| !t.changes.is_empty()).count();
         let at_end = asm.done.last().is_some_and(|t| t.lsn >= end);
-        if with_changes >= max || at_end {
+        if asm.with_changes_of(only) >= max || at_end {
             break;
         }
     }
@@ -371,9 +381,16 @@ impl BinlogFeed {
         }
         let (file, offset) = file_of(&base, from);
         let txns = timed(async {
-            read(self.opts.clone(), &self.names, &file, offset, end, max)
-                .await
-                .map_err(unavailable)
+            read(
+                self.opts.clone(),
+                &self.names,
+                &file,
+                offset,
+                end,
+                (Some(&self.db), max),
+            )
+            .await
+            .map_err(unavailable)
         })
         .await?;
         Ok(txns
@@ -480,5 +497,19 @@ mod tests {
         assert_eq!(asm.done[1].lsn, (4 << 32) | 300);
         assert!(asm.done[1].changes.is_empty());
         assert!(asm.done[0].lsn < asm.done[1].lsn);
+        // A transaction counts towards a reader's batch only when it has
+        // that reader's DB's changes.
+        asm.begin();
+        asm.row(
+            &inv,
+            &names.table("inventory-db", "stock"),
+            ChangeOp::Update,
+            image("p", 3, 20),
+        );
+        asm.commit(500);
+        assert_eq!(asm.with_changes_of(None), 2);
+        assert_eq!(asm.with_changes_of(Some("payments-db")), 1);
+        assert_eq!(asm.with_changes_of(Some("inventory-db")), 2);
+        assert_eq!(asm.with_changes_of(Some("orders-db")), 0);
     }
 }

@@ -371,7 +371,7 @@ impl DbServer for MyServer {
             &file,
             offset,
             end,
-            usize::MAX,
+            (None, usize::MAX),
         )
         .await
         .map_err(|e| format!("reading the binlog: {e}"))?;
