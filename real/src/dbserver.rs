@@ -56,6 +56,23 @@ pub trait DbServer: Send + Sync {
     ) -> Arc<dyn ChangeFeed>;
 }
 
+/// Commit times in ms since the run started, as the history records them:
+/// never going back, and a commit of unknown time takes the last one.
+#[derive(Default)]
+pub struct CommitClock {
+    last_ms: u64,
+}
+
+impl CommitClock {
+    pub fn at(&mut self, commit_epoch_ms: Option<i64>, start_epoch_ms: i64) -> u64 {
+        let t = commit_epoch_ms
+            .map_or(self.last_ms, |ms| (ms - start_epoch_ms).max(0) as u64)
+            .max(self.last_ms);
+        self.last_ms = t;
+        t
+    }
+}
+
 /// The server kind a `--database` URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -101,6 +118,16 @@ pub async fn connect(url: &str) -> Result<Arc<dyn DbServer>, (&'static str, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_times_never_go_back() {
+        let mut clock = CommitClock::default();
+        assert_eq!(clock.at(Some(1_500), 1_000), 500);
+        assert_eq!(clock.at(None, 1_000), 500);
+        assert_eq!(clock.at(Some(1_200), 1_000), 500);
+        assert_eq!(clock.at(Some(900), 1_000), 500);
+        assert_eq!(clock.at(Some(2_000), 1_000), 1_000);
+    }
 
     #[test]
     fn the_scheme_picks_the_server() {

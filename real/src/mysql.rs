@@ -12,7 +12,7 @@
 //! `CommitOutcomeUnknown`.
 
 use crate::binlog::{self, BinlogFeed, SLOTS_TABLE};
-use crate::dbserver::{DbServer, HISTORY_SLOT};
+use crate::dbserver::{CommitClock, DbServer, HISTORY_SLOT};
 use crate::names::RunNames;
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
@@ -375,13 +375,9 @@ impl DbServer for MyServer {
         )
         .await
         .map_err(|e| format!("reading the binlog: {e}"))?;
-        let mut last_t = 0u64;
+        let mut clock = CommitClock::default();
         for txn in txns {
-            let t = txn
-                .commit_ms
-                .map_or(last_t, |ms| (ms - start_epoch_ms).max(0) as u64)
-                .max(last_t);
-            last_t = t;
+            let t = clock.at(txn.commit_ms, start_epoch_ms);
             let mut by_db: BTreeMap<String, Vec<Change>> = BTreeMap::new();
             for (db, change) in txn.changes {
                 by_db.entry(db).or_default().push(change);

@@ -9,7 +9,7 @@
 //! SQLSTATE 23505 is a unique violation, 40001/40P01 a conflict, and a commit
 //! whose reply never came is `CommitOutcomeUnknown`.
 
-use crate::dbserver::{DbServer, HISTORY_SLOT};
+use crate::dbserver::{CommitClock, DbServer, HISTORY_SLOT};
 use crate::names::RunNames;
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
@@ -578,7 +578,7 @@ fn commits_of(
 ) -> Vec<Commit> {
     let mut out = Vec::new();
     let mut changes: Vec<DecodedChange> = Vec::new();
-    let mut last_t = 0u64;
+    let mut clock = CommitClock::default();
     for (lsn, data, commit_ms) in rows {
         if data.starts_with("BEGIN") {
             changes.clear();
@@ -588,10 +588,7 @@ fn commits_of(
             changes.extend(parse_change(data));
             continue;
         }
-        let t = commit_ms
-            .map_or(last_t, |ms| (ms - start_epoch_ms).max(0) as u64)
-            .max(last_t);
-        last_t = t;
+        let t = clock.at(*commit_ms, start_epoch_ms);
         let lsn = parse_lsn(lsn).unwrap_or_default();
         let tagged = changes
             .drain(..)

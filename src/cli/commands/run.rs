@@ -62,7 +62,8 @@ pub struct Args {
     #[arg(long)]
     rerun_failures: bool,
     /// `sim`: the deterministic simulation. `real`: the same scenarios
-    /// against a real Kafka-compatible broker, Postgres and object store.
+    /// against a real Kafka-compatible broker, Postgres or MariaDB, and an
+    /// object store.
     #[arg(long, value_enum, default_value = "sim")]
     mode: Mode,
     #[command(flatten)]
@@ -85,7 +86,8 @@ pub struct RealArgs {
     /// this address, or broker faults are skipped.
     #[arg(long, env = "PITFALL_KAFKA_PROXY", default_value = "127.0.0.1:19092")]
     kafka_proxy: String,
-    /// Postgres connection URL (wal_level must be logical).
+    /// Database server URL: postgres://… (wal_level must be logical) or
+    /// mysql://… for MariaDB/MySQL (binlog on, ROW format, FULL row images).
     #[arg(
         long,
         env = "PITFALL_DATABASE_URL",

@@ -14,34 +14,39 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
-    let aborted = aborted_records(history);
-    let committed = |topic: &str, partition: u32, offset: u64| {
-        !aborted.contains(&((topic.to_string(), partition), offset))
+    let aborted = &aborted_records(history);
+    // The committed (not aborted) appends to `wanted`: (entry, partition,
+    // offset, value).
+    let committed_appends = |wanted: &'static str| {
+        history
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, e)| match &e.event {
+                Event::Append {
+                    topic,
+                    partition,
+                    offset,
+                    value,
+                    ..
+                } if topic == wanted
+                    && !aborted.contains(&((topic.clone(), *partition), *offset)) =>
+                {
+                    Some((i, *partition, *offset, value))
+                }
+                _ => None,
+            })
     };
     // The consumed record each output answers → (partition, offset, entry),
     // and the payment events answered.
     let mut outputs: BTreeMap<String, Vec<(u32, u64, usize)>> = BTreeMap::new();
     let mut answered: BTreeSet<(String, u64)> = BTreeSet::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::Append {
-            topic,
-            partition,
-            offset,
-            value,
-            ..
-        } = &e.event
-        else {
-            continue;
-        };
-        if topic != RESERVED_TOPIC || !committed(topic, *partition, *offset) {
-            continue;
-        }
+    for (i, partition, offset, value) in committed_appends(RESERVED_TOPIC) {
         if let Ok(event) = serde_json::from_value::<ReservedEvent>(value.clone()) {
             answered.insert((event.payment_id, event.revision));
             outputs
                 .entry(event.source)
                 .or_default()
-                .push((*partition, *offset, i));
+                .push((partition, offset, i));
         }
     }
     let mut found: Vec<(String, Vec<usize>)> = outputs
@@ -60,27 +65,14 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         })
         .collect();
     if let Some(input) = drained_eos_input(history) {
-        for (i, e) in history.iter().enumerate() {
-            let Event::Append {
-                topic,
-                partition,
-                offset,
-                value,
-                ..
-            } = &e.event
-            else {
-                continue;
-            };
-            if topic != input || !committed(topic, *partition, *offset) {
-                continue;
-            }
+        for (i, partition, offset, value) in committed_appends(input) {
             let Some(event) = payment_event(value) else {
                 continue;
             };
             if !answered.contains(&event) {
                 found.push((
                     format!(
-                        "payment {}@{} at {topic}/{partition}@{offset} got no reserved event in {RESERVED_TOPIC}",
+                        "payment {}@{} at {input}/{partition}@{offset} got no reserved event in {RESERVED_TOPIC}",
                         event.0, event.1
                     ),
                     vec![i],
