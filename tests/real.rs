@@ -206,3 +206,86 @@ fn an_unreachable_service_is_exit_2_naming_it() {
         "{stderr}"
     );
 }
+
+/// A crash point in real mode: payments crashed right after its DB commit
+/// (target `payments@after-db-commit`, the only window) never produces the
+/// dual write's event, so `no-lost-payment` catches it, as in simulation;
+/// the history records each crash at the boundary.
+#[test]
+fn a_real_crash_point_crashes_the_host_at_its_boundary() {
+    use pitfall::harness::history::{Event, FaultAction};
+    use pitfall::harness::plan_file;
+    use pitfall::harness::scenario;
+    use pitfall::harness::sweep::SeedStatus;
+    use pitfall::harness::system::Registry;
+    use std::sync::Arc;
+
+    let registry = Registry::new(vec![Arc::new(pitfall_system::Shop)]).unwrap();
+    let path = Path::new("scenarios/1-dual-write.toml");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace(r#""reorder"]"#, r#""reorder", "crash-point"]"#);
+    let dual_write = scenario::parse(path, &text, &registry).unwrap();
+    let plan = r#"scenario = "dual-write"
+seed = 0
+
+[config]
+enabled = ["crash-point"]
+disabled = []
+latency_ms = [1, 3]
+
+[[window]]
+fault = "crash-point"
+kind = "crash-point"
+target = "payments@after-db-commit"
+start_ms = 0
+end_ms = 15000
+probability = 0.5
+"#;
+    let (seed, pinned) = plan_file::parse(Path::new("plan.toml"), plan, &dual_write).unwrap();
+    let scenario = dual_write.pinned(pinned).unwrap();
+
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let targets = pitfall_real::runner::Targets {
+        kafka: env("PITFALL_KAFKA", "127.0.0.1:9092"),
+        kafka_proxy: env("PITFALL_KAFKA_PROXY", "127.0.0.1:19092"),
+        database: env(
+            "PITFALL_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        object_store: "file:///tmp/pitfall-objects".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(8)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seed_run = runtime.block_on(async {
+        let world = pitfall_real::runner::RealWorld::connect(targets)
+            .await
+            .expect("the local services run (scripts/services.sh start)");
+        pitfall_real::runner::run_seed(&world, &scenario, seed)
+            .await
+            .run
+    });
+
+    assert_eq!(seed_run.status, SeedStatus::Completed);
+    let crashes = seed_run
+        .history
+        .iter()
+        .filter(|e| {
+            matches!(&e.event, Event::Fault { action: FaultAction::Start, kind, target }
+                if kind == "crash-point" && target == "payments (after-db-commit)")
+        })
+        .count();
+    assert!(crashes > 0, "no crash point fired in 15 s of payments");
+    let violated: BTreeSet<&str> = seed_run
+        .violations
+        .iter()
+        .map(|v| v.invariant.as_str())
+        .collect();
+    assert!(
+        violated.contains("no-lost-payment"),
+        "{crashes} crash(es) after the commit lost no payment: {violated:?}"
+    );
+}

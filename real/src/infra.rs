@@ -9,6 +9,7 @@ use crate::hosts::{CrashAtCommit, CrashAtTxnCommit, Front, RealEnv};
 use crate::kafka::{ClientLog, KafkaBroker};
 use crate::names::RunNames;
 use crate::store::{RealStore, SharedStoreFaults};
+use pitfall_harness::crash_points::{ActivePoints, Boundary, CrashRequest, Points};
 use pitfall_harness::history::History;
 use pitfall_harness::rpc::{RpcClient, RpcListener};
 use pitfall_harness::seed;
@@ -42,6 +43,10 @@ pub struct RunCtx {
     pub front: Front,
     /// Where a consumer armed to crash at its next commit asks for it.
     pub crash_tx: mpsc::UnboundedSender<String>,
+    /// The crash and fail points switched on now (the nemesis writes).
+    pub points: ActivePoints,
+    /// Where a host whose crash point fired asks to be crashed there.
+    pub point_tx: mpsc::UnboundedSender<(String, Boundary)>,
     /// The settings of every Kafka client the run made.
     pub clients: ClientLog,
     /// Per host that consumes in a group: whether its next offset commit
@@ -63,6 +68,7 @@ impl RunCtx {
         links: BTreeMap<(String, String), SocketAddr>,
         store: (Arc<dyn object_store::ObjectStore>, object_store::path::Path),
         crash_tx: mpsc::UnboundedSender<String>,
+        point_tx: mpsc::UnboundedSender<(String, Boundary)>,
         clients: ClientLog,
     ) -> Self {
         let front = Front::new(seed::rng(seed, "doors"), history.clone());
@@ -79,6 +85,8 @@ impl RunCtx {
             store_faults: SharedStoreFaults::default(),
             front,
             crash_tx,
+            points: ActivePoints::default(),
+            point_tx,
             clients,
             armed: Mutex::default(),
             incarnations: Mutex::default(),
@@ -101,6 +109,17 @@ impl RunCtx {
             host: host.to_string(),
             env: Arc::new(env),
         }
+    }
+
+    /// What `infra`'s host consults at every boundary: the run's active
+    /// points, drawn from the host's seeded generator; a crash point that
+    /// fires asks the supervisor to crash the host there.
+    pub fn points(&self, infra: &RealInfra) -> Points {
+        let (tx, host) = (self.point_tx.clone(), infra.host.clone());
+        let crash: CrashRequest = Arc::new(move |boundary| {
+            let _ = tx.send((host.clone(), boundary));
+        });
+        Points::new(&infra.host, self.points.clone(), infra.env.clone(), crash)
     }
 
     /// `host`'s crash-at-commit switch, if it consumes in a group.

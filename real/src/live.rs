@@ -7,6 +7,7 @@
 use crate::infra::RunCtx;
 use crate::kafka::ClientLog;
 use crate::run::Run;
+use pitfall_harness::crash_points::{Boundary, WithCrashPoints};
 use pitfall_harness::driver::{Applied, World};
 use pitfall_harness::faults::FaultWindow;
 use pitfall_harness::history::{Event, FaultAction, History};
@@ -26,6 +27,8 @@ pub struct Live<'r, 'w> {
     tasks: BTreeMap<String, JoinHandle<()>>,
     clients: JoinSet<()>,
     crash_rx: mpsc::UnboundedReceiver<String>,
+    /// Hosts whose crash point fired, and where.
+    point_rx: mpsc::UnboundedReceiver<(String, Boundary)>,
     /// The fault each armed host will crash for, to record it when it does.
     pub armed_for: BTreeMap<String, String>,
     start: Instant,
@@ -35,6 +38,7 @@ impl<'r, 'w> Live<'r, 'w> {
     /// Start every service and client of the system.
     pub fn start(run: &'r Run<'w>, seed: u64, start: Instant, clients: ClientLog) -> Self {
         let (crash_tx, crash_rx) = mpsc::unbounded_channel();
+        let (point_tx, point_rx) = mpsc::unbounded_channel();
         let links = run
             .proxies
             .iter()
@@ -51,6 +55,7 @@ impl<'r, 'w> Live<'r, 'w> {
             links,
             run.world.store.clone(),
             crash_tx,
+            point_tx,
             clients,
         ));
         let mut live = Live {
@@ -59,6 +64,7 @@ impl<'r, 'w> Live<'r, 'w> {
             tasks: BTreeMap::new(),
             clients: JoinSet::new(),
             crash_rx,
+            point_rx,
             armed_for: BTreeMap::new(),
             start,
         };
@@ -79,7 +85,12 @@ impl<'r, 'w> Live<'r, 'w> {
     pub fn restart(&mut self, host: &str) {
         if !self.tasks.contains_key(host) {
             let infra = self.ctx.infra(host);
-            let running = self.run.scenario.config.spawn(host, &infra);
+            let points = self.ctx.points(&infra);
+            let running = self
+                .run
+                .scenario
+                .config
+                .spawn(host, &WithCrashPoints::new(&infra, points));
             self.tasks.insert(host.to_string(), tokio::spawn(running));
         }
     }
@@ -115,6 +126,32 @@ impl<'r, 'w> Live<'r, 'w> {
             target: format!("{host} (crashed at an offset commit)"),
         });
         self.crash(&host);
+    }
+
+    /// A host whose crash point fired waits there for good: crash it and
+    /// start it again at once, as the simulation does. Nothing after the
+    /// boundary ran in that incarnation.
+    fn crash_at_boundary(&mut self, host: String, boundary: Boundary) {
+        if !self.tasks.contains_key(&host) {
+            return;
+        }
+        for action in [FaultAction::Start, FaultAction::Stop] {
+            self.run.history.record(Event::Fault {
+                action,
+                kind: "crash-point".into(),
+                target: format!("{host} ({})", boundary.name()),
+            });
+        }
+        self.crash(&host);
+        self.restart(&host);
+    }
+
+    /// Crash points that fired since the last look (after the heal too: a
+    /// host that fired just before it is stuck at its boundary).
+    fn crash_at_boundaries(&mut self) {
+        while let Ok((host, boundary)) = self.point_rx.try_recv() {
+            self.crash_at_boundary(host, boundary);
+        }
     }
 
     async fn probe(&self, probe: &Probe, pending: &mut Vec<String>) {
@@ -207,6 +244,7 @@ impl World for Live<'_, '_> {
             tokio::select! {
                 _ = tokio::time::sleep_until(at) => return Ok(()),
                 Some(host) = self.crash_rx.recv() => self.crash_requested(host),
+                Some((host, boundary)) = self.point_rx.recv() => self.crash_at_boundary(host, boundary),
             }
         }
     }
@@ -217,6 +255,7 @@ impl World for Live<'_, '_> {
 
     fn heal(&mut self) {
         crate::nemesis::heal(self);
+        self.crash_at_boundaries();
         while let Ok(host) = self.crash_rx.try_recv() {
             tracing::debug!(host, "crash request after the heal ignored");
         }
@@ -229,6 +268,7 @@ impl World for Live<'_, '_> {
     }
 
     async fn pending(&mut self) -> Vec<String> {
+        self.crash_at_boundaries();
         while let Ok(host) = self.crash_rx.try_recv() {
             tracing::debug!(host, "crash request after the heal ignored");
         }

@@ -1,12 +1,14 @@
 //! Real mode's nemesis: how each fault window starts and stops against real
 //! services — at the fault proxies (the broker's and one per host→DB link),
 //! in the object-store adapter, at the in-process front doors, and by
-//! aborting and restarting hosts' tasks — and the heal before the drain.
+//! aborting and restarting hosts' tasks, by switching crash and fail points
+//! at the hosts' ports — and the heal before the drain.
 //! Every parameter comes from the window; [`support`] says which kinds a
 //! real broker cannot be made to show.
 
 use crate::live::Live;
 use crate::proxy::FaultProxy;
+use pitfall_harness::crash_points::{self, Action};
 use pitfall_harness::driver::Applied;
 use pitfall_harness::faults::{FaultKind, FaultWindow};
 use std::sync::atomic::Ordering;
@@ -36,7 +38,8 @@ pub fn support(kind: FaultKind, broker_proxied: bool) -> Result<String, String> 
         FaultKind::DuplicateDelivery => Err("skipped: a real broker cannot be told to redeliver; redelivery comes from crashes and rebalances".into()),
         FaultKind::Reorder => Err("skipped: a real broker never reorders a partition; reordering comes from retries with several requests in flight".into()),
         FaultKind::ApiOutage | FaultKind::ApiSlow | FaultKind::ApiLostReply => Ok("applied at the in-process front doors (refuse, delay before the host sees the call, or lose the reply after it acted)".into()),
-        FaultKind::CrashPoint | FaultKind::FailPoint => Err("skipped: crash and fail points are switched in simulation only so far".into()),
+        FaultKind::CrashPoint => Ok("applied at the host's ports: a host that passes the boundary asks to be crashed there and waits; it is crashed and started again at once".into()),
+        FaultKind::FailPoint => Ok("applied at the host's ports: the call at the boundary fails (skipped before it, its result lost after it)".into()),
     }
 }
 
@@ -101,13 +104,22 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
             };
             live.ctx.front.set_faults(&w.target, |f| f.lost_reply = p)
         }
+        FaultKind::CrashPoint | FaultKind::FailPoint => {
+            let (host, boundary) =
+                crash_points::parse_target(&w.target).expect("points target a boundary");
+            let action = if w.kind == FaultKind::CrashPoint {
+                Action::Crash
+            } else {
+                Action::Fail
+            };
+            let p = start.then(|| w.probability.unwrap_or(0.0));
+            live.ctx.points.set(host, boundary, action, p);
+        }
         FaultKind::Partition => return partition(live, w, start),
         FaultKind::Crash => return crash(live, w, start),
-        FaultKind::BrokerCrash
-        | FaultKind::DuplicateDelivery
-        | FaultKind::Reorder
-        | FaultKind::CrashPoint
-        | FaultKind::FailPoint => return Applied::Skipped,
+        FaultKind::BrokerCrash | FaultKind::DuplicateDelivery | FaultKind::Reorder => {
+            return Applied::Skipped
+        }
     }
     Applied::Now
 }
@@ -189,6 +201,7 @@ pub fn heal(live: &mut Live<'_, '_>) {
         proxy.heal();
         proxy.reset_connections();
     }
+    live.ctx.points.clear();
     let mut store = live.ctx.store_faults.lock().unwrap();
     store.down = false;
     store.delay_ms = None;
