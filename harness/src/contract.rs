@@ -43,6 +43,9 @@ pub trait Fixture: Send + Sync {
     fn broker(&self) -> Arc<dyn Broker>;
     /// Lose the broker's next reply to a produce that it applied.
     async fn lose_next_reply(&self);
+    /// Delay every request to the broker (and its reply, where the fault
+    /// sits on the wire) by `delay_ms`, or stop delaying with `None`.
+    async fn slow_broker(&self, delay_ms: Option<u64>);
 }
 
 pub type CaseResult = Result<(), String>;
@@ -141,6 +144,35 @@ pub async fn lost_ack_duplicates_without_idempotence(f: &dyn Fixture) -> CaseRes
     let copies = copies_after_lost_replies(f, TOPICS[0], false).await?;
     check(copies >= 2, || {
         format!("expected a duplicate after lost acks, found {copies} copy")
+    })
+}
+
+/// A broker slower than the producer's request timeout fails the send by
+/// its delivery timeout: the client gives up on each request after the
+/// request timeout and retries, as Java's `request.timeout.ms` does. A
+/// client that waited the whole delivery timeout on one request would get
+/// the slow answer and succeed.
+pub async fn a_broker_slower_than_the_request_timeout_fails_the_send(
+    f: &dyn Fixture,
+) -> CaseResult {
+    let topic = TOPICS[0];
+    let producer = f.broker().producer(&ProducerConfig {
+        request_timeout_ms: 500,
+        delivery_timeout_ms: 4_000,
+        ..ProducerConfig::default()
+    });
+    // Connected and with metadata before the broker slows down.
+    producer
+        .send(record(topic, "before-slow"))
+        .await
+        .map_err(|e| format!("send before the slowdown: {e}"))?;
+    f.slow_broker(Some(800)).await;
+    let slow = producer.send(record(topic, "while-slow")).await;
+    f.slow_broker(None).await;
+    check(slow.is_err(), || {
+        format!(
+            "a send whose every request outlasted the 500 ms request timeout succeeded: {slow:?}"
+        )
     })
 }
 
@@ -586,6 +618,10 @@ pub fn broker_cases() -> Vec<(&'static str, Case)> {
         ("committed_offsets_resume", |f| {
             Box::pin(committed_offsets_resume(f))
         }),
+        (
+            "a_broker_slower_than_the_request_timeout_fails_the_send",
+            |f| Box::pin(a_broker_slower_than_the_request_timeout_fails_the_send(f)),
+        ),
         (
             "committed_transactions_are_visible_aborted_ones_are_not",
             |f| Box::pin(committed_transactions_are_visible_aborted_ones_are_not(f)),

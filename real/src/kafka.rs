@@ -50,7 +50,15 @@ pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<Stri
     );
     set("message.send.max.retries", cfg.retries.to_string());
     set("retry.backoff.ms", "100".into());
+    // The port's request timeout is the client's wait for one request's
+    // answer before it retries (Java's `request.timeout.ms`, and the
+    // simulation's). librdkafka's `request.timeout.ms` is only the ack
+    // timeout the broker enforces; the client's own wait for a produce
+    // request is the lesser of `socket.timeout.ms` (default 60 s) and what
+    // is left of the batch's message timeout. Without this, a slow broker
+    // never failed a send before its message timeout in real mode.
     set("request.timeout.ms", cfg.request_timeout_ms.to_string());
+    set("socket.timeout.ms", cfg.request_timeout_ms.to_string());
     set("message.timeout.ms", cfg.delivery_timeout_ms.to_string());
     set(
         "compression.type",

@@ -44,6 +44,10 @@ pub fn txn_producer_settings(
         cfg.max_in_flight.min(5).to_string(),
     );
     s.insert("transactional.id".into(), transactional_id.into());
+    // Coordinator requests (AddPartitionsToTxn, EndTxn) wait on the
+    // transaction log, not only on one produce: they keep librdkafka's
+    // default network timeout.
+    s.remove("socket.timeout.ms");
     s.insert("transaction.timeout.ms".into(), timeout_ms.to_string());
     // librdkafka refuses a message timeout above the transaction's.
     let message_timeout = cfg.delivery_timeout_ms.min(timeout_ms);

@@ -66,6 +66,11 @@ impl Fixture for RealFixture {
     async fn lose_next_reply(&self) {
         self.proxy().set(|f| f.lose_next_response = true);
     }
+
+    async fn slow_broker(&self, delay_ms: Option<u64>) {
+        self.proxy()
+            .set(|f| f.latency_ms = delay_ms.map(|d| (d, d)));
+    }
 }
 
 /// Run `cases`; the failures, each with its case's name.

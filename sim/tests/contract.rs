@@ -37,6 +37,10 @@ impl Fixture for SimFixture {
     async fn lose_next_reply(&self) {
         self.broker_faults.lock().unwrap().lose_next_ack = true;
     }
+
+    async fn slow_broker(&self, delay_ms: Option<u64>) {
+        self.broker_faults.lock().unwrap().slow_ms = delay_ms.map(|d| (d, d));
+    }
 }
 
 fn run_case(name: &str) {
@@ -121,4 +125,9 @@ fn offsets_commit_only_with_the_transaction() {
 #[test]
 fn unconfirmed_changes_are_read_again_in_whole_transactions() {
     run_case("unconfirmed_changes_are_read_again_in_whole_transactions");
+}
+
+#[test]
+fn a_broker_slower_than_the_request_timeout_fails_the_send() {
+    run_case("a_broker_slower_than_the_request_timeout_fails_the_send");
 }
