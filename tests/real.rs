@@ -222,9 +222,7 @@ fn a_real_crash_point_crashes_the_host_at_its_boundary() {
 
     let registry = Registry::new(vec![Arc::new(pitfall_system::Shop)]).unwrap();
     let path = Path::new("scenarios/1-dual-write.toml");
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace(r#""reorder"]"#, r#""reorder", "crash-point"]"#);
+    let text = std::fs::read_to_string(path).unwrap();
     let dual_write = scenario::parse(path, &text, &registry).unwrap();
     let plan = r#"scenario = "dual-write"
 seed = 0
