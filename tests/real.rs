@@ -9,10 +9,22 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 mod common;
 use common::{pitfall, text};
+
+/// The real runs share one Postgres, one broker and the fault proxy's
+/// port, and each checks that nothing of its run is left behind: they run
+/// one at a time, or one run's slots and tables are the other's leftovers.
+static SERVICES: Mutex<()> = Mutex::new(());
+
+/// Holds the services for one test; a test that failed before does not
+/// poison the others.
+fn services() -> std::sync::MutexGuard<'static, ()> {
+    SERVICES.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn psql(sql: &str) -> String {
     let out = Command::new("psql")
@@ -31,6 +43,29 @@ fn psql(sql: &str) -> String {
     text(&out.stdout)
 }
 
+/// The replication slots, tables and databases of pitfall runs in
+/// Postgres, each named with its kind.
+fn pg_run_resources() -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (kind, sql) in [
+        (
+            "slot",
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pitfall_s%'",
+        ),
+        (
+            "table",
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'pitfall_s%'",
+        ),
+        (
+            "database",
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pitfall_s%'",
+        ),
+    ] {
+        found.extend(psql(sql).lines().map(|name| format!("{kind} {name}")));
+    }
+    found
+}
+
 /// The broker's run topics (`pitfall_s…`). Asks the inter-broker
 /// listener, which advertises itself: the client listener advertises the
 /// fault proxy, which is down outside a run, and a metadata request the
@@ -47,10 +82,12 @@ fn run_topics() -> BTreeSet<String> {
 
 #[test]
 fn a_real_run_reports_checks_and_cleans_up() {
+    let _services = services();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-run");
     let _ = std::fs::remove_dir_all(&dir);
     // What an earlier, interrupted run may have left is not this run's.
     let topics_before = run_topics();
+    let pg_before = pg_run_resources();
     let out = pitfall(&[
         "run",
         "--mode",
@@ -141,19 +178,9 @@ fn a_real_run_reports_checks_and_cleans_up() {
         assert_eq!(std::fs::read(dir.join(name)).unwrap(), before, "{name}");
     }
 
-    // Nothing left behind.
-    assert_eq!(
-        psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pitfall_s%'").trim(),
-        "0"
-    );
-    assert_eq!(
-        psql("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'pitfall_s%'").trim(),
-        "0"
-    );
-    assert_eq!(
-        psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'pitfall_s%'").trim(),
-        "0"
-    );
+    // Nothing of this run left behind.
+    let left: Vec<String> = pg_run_resources().difference(&pg_before).cloned().collect();
+    assert!(left.is_empty(), "left behind in Postgres: {left:?}");
     let left: Vec<String> = run_topics().difference(&topics_before).cloned().collect();
     assert!(left.is_empty(), "topics left behind: {left:?}");
 }
@@ -220,6 +247,8 @@ fn a_real_crash_point_crashes_the_host_at_its_boundary() {
     use pitfall::harness::system::Registry;
     use std::sync::Arc;
 
+    let _services = services();
+    let pg_before = pg_run_resources();
     let registry = Registry::new(vec![Arc::new(pitfall_system::Shop)]).unwrap();
     let path = Path::new("scenarios/1-dual-write.toml");
     let text = std::fs::read_to_string(path).unwrap();
@@ -286,4 +315,7 @@ probability = 0.5
         violated.contains("no-lost-payment"),
         "{crashes} crash(es) after the commit lost no payment: {violated:?}"
     );
+    // A host stopped at its crash point kept nothing of the run alive.
+    let left: Vec<String> = pg_run_resources().difference(&pg_before).cloned().collect();
+    assert!(left.is_empty(), "left behind in Postgres: {left:?}");
 }
