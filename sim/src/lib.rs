@@ -8,6 +8,7 @@
 //! with the harness's driver.
 
 pub mod adapters;
+pub mod echo;
 pub mod infra;
 pub mod nemesis;
 pub mod runner;

@@ -2,7 +2,7 @@
 //! build the world, drive it through chaos, heal and drain with the
 //! harness's driver, and check the history.
 
-use crate::world::SimWorld;
+use crate::world::{SimWorld, StepStats};
 use pitfall_harness::checkers::check_all;
 use pitfall_harness::driver::drive;
 use pitfall_harness::history::{Event, History};
@@ -16,6 +16,11 @@ const SIMULATION_SLACK_MS: u64 = 60_000;
 /// Run one seed to completion. Panics inside the simulation propagate; the
 /// sweep isolates them.
 pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
+    run_seed_measured(scenario, seed, limits).0
+}
+
+/// [`run_seed`], with what stepping the seed cost (for the benchmark).
+pub fn run_seed_measured(scenario: &Scenario, seed: u64, limits: Limits) -> (SeedRun, StepStats) {
     let (config, plan) = scenario.plan(seed);
     let time_limit = Duration::from_millis(
         scenario.run.chaos_ms() + scenario.run.drain_ms() + SIMULATION_SLACK_MS,
@@ -36,13 +41,14 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
         Err(reason) => SeedStatus::Failed { reason },
     };
     let sim_ms = world.sim.elapsed().as_millis() as u64;
+    let stats = world.step_stats();
     let history = world.history.entries();
     let status = self_check(status, &history);
     let violations = match status {
         SeedStatus::Completed => check_all(&scenario.invariants(), &history),
         SeedStatus::Failed { .. } => Vec::new(),
     };
-    SeedRun {
+    let run = SeedRun {
         seed,
         status,
         config,
@@ -50,5 +56,6 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
         history,
         violations,
         sim_ms,
-    }
+    };
+    (run, stats)
 }

@@ -31,8 +31,21 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Conn, CallError> {
     }
 }
 
+thread_local! {
+    /// Frames sent on this thread: a seed runs on one thread, so the
+    /// difference over a seed is its frame count. Read only by measurements;
+    /// nothing in a run depends on it.
+    static FRAMES_SENT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Frames this thread has sent so far (see [`send`]).
+pub fn frames_sent() -> u64 {
+    FRAMES_SENT.with(|n| n.get())
+}
+
 pub async fn send<T: Serialize>(conn: &mut Conn, msg: &T) -> io::Result<()> {
     let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    FRAMES_SENT.with(|n| n.set(n.get() + 1));
     conn.send(bytes::Bytes::from(bytes)).await
 }
 

@@ -10,6 +10,7 @@ use crate::servers::broker::{BrokerServer, BrokerState};
 use crate::servers::db::{DbServer, DbState};
 use crate::servers::store::{StoreServer, StoreState};
 use crate::servers::{ServerFaults, SharedFaults};
+use crate::wire;
 use pitfall_harness::crash_points::{ActivePoints, Boundary, Points, WithCrashPoints};
 use pitfall_harness::driver::{Applied, World};
 use pitfall_harness::faults::{DrawnConfig, FaultWindow};
@@ -48,6 +49,19 @@ pub struct SimWorld<'a> {
     #[allow(clippy::disallowed_types)] // the wall-clock limit is outside the simulation
     wall_start: std::time::Instant,
     steps: u64,
+    /// Steps in which no frame was sent and nothing was recorded.
+    idle_steps: u64,
+    /// [`wire::frames_sent`] when the world was built.
+    frames_at_build: u64,
+}
+
+/// What stepping one seed cost, for the benchmark: turmoil steps, the idle
+/// ones among them, and the frames sent over the simulated network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepStats {
+    pub steps: u64,
+    pub idle_steps: u64,
+    pub frames: u64,
 }
 
 impl<'a> SimWorld<'a> {
@@ -158,16 +172,31 @@ impl<'a> SimWorld<'a> {
             limits,
             wall_start: std::time::Instant::now(),
             steps: 0,
+            idle_steps: 0,
+            frames_at_build: wire::frames_sent(),
+        }
+    }
+
+    /// Steps, idle steps and frames so far.
+    pub fn step_stats(&self) -> StepStats {
+        StepStats {
+            steps: self.steps,
+            idle_steps: self.idle_steps,
+            frames: wire::frames_sent() - self.frames_at_build,
         }
     }
 
     fn step(&mut self) -> Result<(), String> {
         self.history.set_now_ms(self.now_ms());
+        let before = (wire::frames_sent(), self.history.len());
         match self.sim.step() {
             Ok(done) => self.clients_done = done,
             Err(e) => return Err(format!("simulation error at t={}ms: {e}", self.now_ms())),
         }
         self.steps += 1;
+        if (wire::frames_sent(), self.history.len()) == before {
+            self.idle_steps += 1;
+        }
         self.crash_at_boundaries();
         if self.steps.is_multiple_of(512) && self.wall_start.elapsed() > self.limits.wall {
             return Err(format!(
