@@ -1,5 +1,8 @@
 //! The wire format between simulated services and simulated servers:
-//! length-delimited frames of JSON over turmoil TCP, one request → one reply.
+//! length-delimited frames of MessagePack over turmoil TCP, one request →
+//! one reply. Bytes (record values, objects) travel as MessagePack binary,
+//! not as text: a 20 MiB attachment is copied into its frame, not base64
+//! encoded, escaped and decoded.
 
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
@@ -44,7 +47,9 @@ pub fn frames_sent() -> u64 {
 }
 
 pub async fn send<T: Serialize>(conn: &mut Conn, msg: &T) -> io::Result<()> {
-    let bytes = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    // With field names: the messages use internally tagged enums and
+    // optional fields, which need a self-describing encoding.
+    let bytes = rmp_serde::to_vec_named(msg).map_err(io::Error::other)?;
     FRAMES_SENT.with(|n| n.set(n.get() + 1));
     conn.send(bytes::Bytes::from(bytes)).await
 }
@@ -54,7 +59,7 @@ pub async fn recv<T: DeserializeOwned>(conn: &mut Conn) -> io::Result<Option<T>>
     match conn.next().await {
         None => Ok(None),
         Some(Err(e)) => Err(e),
-        Some(Ok(frame)) => serde_json::from_slice(&frame)
+        Some(Ok(frame)) => rmp_serde::from_slice(&frame)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
     }
@@ -79,18 +84,16 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     }
 }
 
-/// Serde helper: bytes as base64 text inside JSON frames.
-pub mod b64 {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
-    use serde::{Deserialize, Deserializer, Serializer};
+/// Serde helper: a `Vec<u8>` field as MessagePack binary (serde's derive
+/// would write it as a list of numbers).
+pub mod bin {
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
+        s.serialize_bytes(bytes)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        STANDARD.decode(text).map_err(serde::de::Error::custom)
+        serde_bytes::deserialize(d)
     }
 }

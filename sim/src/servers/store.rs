@@ -3,7 +3,7 @@
 //! when the upload completes; a connection lost mid-upload leaves nothing.
 
 use super::{before_request, peer_name, SharedFaults};
-use crate::wire::{self, b64};
+use crate::wire::{self, bin};
 use pitfall_harness::history::{Event, History};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ pub enum StoreRequest {
     /// Append a part to this connection's pending upload of `key`.
     Part {
         key: String,
-        #[serde(with = "b64")]
+        #[serde(with = "bin")]
         data: Vec<u8>,
     },
     /// Make the pending upload of `key` visible.
@@ -42,16 +42,16 @@ pub enum StoreRequest {
 #[serde(rename_all = "snake_case")]
 pub enum StoreResponse {
     Done,
-    Object(#[serde(with = "opt_b64")] Option<Vec<u8>>),
+    Object(#[serde(with = "opt_bin")] Option<Vec<u8>>),
     Keys(Vec<String>),
     Error(String),
 }
 
-mod opt_b64 {
+mod opt_bin {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     #[derive(Serialize, Deserialize)]
-    struct B(#[serde(with = "super::b64")] Vec<u8>);
+    struct B(#[serde(with = "super::bin")] Vec<u8>);
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         v.as_ref().map(|b| B(b.clone())).serialize(s)
