@@ -54,7 +54,7 @@ pub fn encode(
     max_message_bytes: usize,
 ) -> Result<Vec<Planned>, PayloadError> {
     let digest = attachment.digest();
-    let size = attachment.bytes.len();
+    let size = attachment.bytes().len();
     let record = |value: Vec<u8>, extra: Vec<(&str, String)>| {
         let mut headers = vec![
             (PAYLOAD_ID.to_string(), attachment.id.clone()),
@@ -82,13 +82,13 @@ pub fn encode(
     };
     match strategy {
         Strategy::Inline => Ok(vec![Planned::Record(record(
-            attachment.bytes.clone(),
+            attachment.bytes().to_vec(),
             vec![],
         ))]),
         // The bytes go as they are: the producer compresses the batch
         // (`compression.type = codec`), and the header says so.
         Strategy::Compressed => Ok(vec![Planned::Record(record(
-            attachment.bytes.clone(),
+            attachment.bytes().to_vec(),
             vec![(PAYLOAD_CODEC, codec.name().to_string())],
         ))]),
         Strategy::ChunkedStore | Strategy::ChunkedSeek => {
@@ -98,7 +98,7 @@ pub fn encode(
             let chunks: Vec<&[u8]> = if size == 0 {
                 vec![&[]]
             } else {
-                attachment.bytes.chunks(chunk_size).collect()
+                attachment.bytes().chunks(chunk_size).collect()
             };
             let count = chunks.len();
             chunks
@@ -126,7 +126,7 @@ pub fn encode(
             let reference = checked(record(value, vec![]))?;
             let upload = Planned::Upload {
                 object_key,
-                bytes: attachment.bytes.clone(),
+                bytes: attachment.bytes().to_vec(),
             };
             Ok(match strategy {
                 Strategy::ClaimCheck => vec![upload, reference],

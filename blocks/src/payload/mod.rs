@@ -37,12 +37,22 @@ pub fn digest(bytes: &[u8]) -> String {
     pitfall_ports::digest::sha256_hex(bytes)
 }
 
-/// An attachment to carry from producer to consumer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An attachment to carry from producer to consumer. Its bytes do not
+/// change once made, so its digest is computed at most once.
+#[derive(Clone, Debug)]
 pub struct Attachment {
     pub id: String,
-    pub bytes: Vec<u8>,
+    bytes: Vec<u8>,
+    digest: std::sync::OnceLock<String>,
 }
+
+impl PartialEq for Attachment {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.bytes == other.bytes
+    }
+}
+
+impl Eq for Attachment {}
 
 /// Words the generator draws from: enough variety to be non-trivial, few
 /// enough that real codecs find repeats, like the text of documents or logs.
@@ -69,6 +79,7 @@ impl Attachment {
         Attachment {
             id: id.into(),
             bytes,
+            digest: std::sync::OnceLock::new(),
         }
     }
 
@@ -91,8 +102,13 @@ impl Attachment {
         Attachment::new(id, bytes)
     }
 
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Lowercase hex SHA-256 of the bytes, computed on the first call.
     pub fn digest(&self) -> String {
-        digest(&self.bytes)
+        self.digest.get_or_init(|| digest(&self.bytes)).clone()
     }
 }
 

@@ -30,6 +30,8 @@ const RECENT: usize = 1024;
 pub struct Assembled {
     pub id: String,
     pub bytes: Vec<u8>,
+    /// The bytes' lowercase hex SHA-256, computed once here.
+    pub digest: String,
     /// Whether the bytes have the digest the producer sent.
     pub digest_ok: bool,
 }
@@ -260,8 +262,10 @@ impl Reassembler {
 
     fn finish(&mut self, meta: Meta, bytes: Vec<u8>) -> Option<Assembled> {
         self.memory.spike(bytes.len());
+        let digest = digest(&bytes);
         Some(Assembled {
-            digest_ok: digest(&bytes) == meta.digest,
+            digest_ok: digest == meta.digest,
+            digest,
             id: meta.id,
             bytes,
         })

@@ -306,10 +306,10 @@ proptest! {
     ) {
         let attachment = Attachment::generate("doc", size, seed);
         for codec in Codec::ALL {
-            let compressed = codec.compress(&attachment.bytes);
+            let compressed = codec.compress(attachment.bytes());
             let ratio = size as f64 / compressed.len() as f64;
             prop_assert!(ratio > 1.5, "{} ratio {ratio:.2}", codec.name());
-            prop_assert_eq!(&codec.decompress(&compressed).unwrap(), &attachment.bytes);
+            prop_assert_eq!(&codec.decompress(&compressed).unwrap(), &attachment.bytes());
         }
     }
 
@@ -430,7 +430,7 @@ async fn claim_check_uploads_before_the_reference() {
         .unwrap()
         .unwrap();
     assert!(assembled.digest_ok);
-    assert_eq!(assembled.bytes, attachment.bytes);
+    assert_eq!(assembled.bytes, attachment.bytes());
 }
 
 #[tokio::test]
@@ -517,7 +517,7 @@ async fn chunked_store_holds_nothing_between_chunks() {
                 (0, 0)
             );
         } else {
-            assert_eq!(yielded.unwrap().bytes, attachment.bytes);
+            assert_eq!(yielded.unwrap().bytes, attachment.bytes());
         }
     }
     assert_eq!(reassembler.memory_bytes(), 0);
@@ -561,7 +561,7 @@ async fn chunked_seek_keeps_bookkeeping_and_peaks_at_one_payload() {
         );
     }
     let assembled = reassembler.accept(&chunks[15]).await.unwrap().unwrap();
-    assert_eq!(assembled.bytes, attachment.bytes);
+    assert_eq!(assembled.bytes, attachment.bytes());
     assert_eq!(reassembler.pending_payloads(), 0);
     assert!(reassembler.peak_memory_bytes() >= 1 << 20);
     assert!(reassembler.peak_memory_bytes() < (1 << 20) + 256);
@@ -628,8 +628,8 @@ async fn corrupt_chunk_yields_a_digest_mismatch() {
             panic!("{yielded:?}")
         };
         assert!(!assembled.digest_ok, "{}", strategy.name());
-        assert_eq!(assembled.bytes.len(), attachment.bytes.len());
-        assert_ne!(assembled.bytes, attachment.bytes);
+        assert_eq!(assembled.bytes.len(), attachment.bytes().len());
+        assert_ne!(assembled.bytes, attachment.bytes());
     }
 }
 

@@ -128,7 +128,7 @@ impl Archive {
                     let row = InvoiceRow {
                         order_id: assembled.id.clone(),
                         size: assembled.bytes.len() as u64,
-                        digest: payload::digest(&assembled.bytes),
+                        digest: assembled.digest.clone(),
                         peak_memory_bytes: self.reassembler.peak_memory_bytes() as u64,
                     };
                     if !assembled.digest_ok {
