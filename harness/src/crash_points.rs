@@ -173,6 +173,21 @@ impl ActivePoints {
         };
     }
 
+    /// Apply a crash-point or fail-point window: on at the window's
+    /// probability when it starts, off when it stops. Both modes' nemeses
+    /// call this.
+    pub fn apply_window(&self, w: &crate::faults::FaultWindow, start: bool) {
+        use crate::faults::FaultKind;
+        let (host, boundary) = parse_target(&w.target).expect("points target a boundary");
+        let action = if w.kind == FaultKind::CrashPoint {
+            Action::Crash
+        } else {
+            Action::Fail
+        };
+        let p = start.then(|| w.probability.unwrap_or(0.0));
+        self.set(host, boundary, action, p);
+    }
+
     /// Switch every point off (the heal).
     pub fn clear(&self) {
         self.0.lock().unwrap().clear();

@@ -8,7 +8,6 @@
 
 use crate::live::Live;
 use crate::proxy::FaultProxy;
-use pitfall_harness::crash_points::{self, Action};
 use pitfall_harness::driver::Applied;
 use pitfall_harness::faults::{FaultKind, FaultWindow};
 use std::sync::atomic::Ordering;
@@ -105,15 +104,7 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
             live.ctx.front.set_faults(&w.target, |f| f.lost_reply = p)
         }
         FaultKind::CrashPoint | FaultKind::FailPoint => {
-            let (host, boundary) =
-                crash_points::parse_target(&w.target).expect("points target a boundary");
-            let action = if w.kind == FaultKind::CrashPoint {
-                Action::Crash
-            } else {
-                Action::Fail
-            };
-            let p = start.then(|| w.probability.unwrap_or(0.0));
-            live.ctx.points.set(host, boundary, action, p);
+            live.ctx.points.apply_window(w, start);
         }
         FaultKind::Partition => return partition(live, w, start),
         FaultKind::Crash => return crash(live, w, start),

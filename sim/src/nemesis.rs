@@ -5,7 +5,6 @@
 
 use crate::servers::SharedFaults;
 use crate::world::SimWorld;
-use pitfall_harness::crash_points::{self, Action};
 use pitfall_harness::faults::{FaultKind, FaultWindow};
 
 /// Start or stop one fault window.
@@ -57,15 +56,7 @@ pub fn apply(world: &mut SimWorld<'_>, w: &FaultWindow, start: bool) {
             }
         }
         FaultKind::CrashPoint | FaultKind::FailPoint => {
-            let (host, boundary) =
-                crash_points::parse_target(&w.target).expect("points target a boundary");
-            let action = if w.kind == FaultKind::CrashPoint {
-                Action::Crash
-            } else {
-                Action::Fail
-            };
-            let p = start.then(|| probability(w, true));
-            world.points.set(host, boundary, action, p);
+            world.points.apply_window(w, start);
         }
         FaultKind::DbCrash | FaultKind::BrokerCrash | FaultKind::Crash => {
             if start {
