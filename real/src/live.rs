@@ -21,6 +21,9 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+/// How long `stop` waits for an aborted host task to end.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
 pub struct Live<'r, 'w> {
     pub run: &'r Run<'w>,
     pub ctx: Arc<RunCtx>,
@@ -104,10 +107,19 @@ impl<'r, 'w> Live<'r, 'w> {
 
     /// The end of the run: clients and services stop.
     pub async fn stop(&mut self) {
-        self.clients.abort_all();
         self.ctx.front.close();
-        for (_, task) in std::mem::take(&mut self.tasks) {
+        let hosts: Vec<JoinHandle<()>> = std::mem::take(&mut self.tasks).into_values().collect();
+        for task in &hosts {
             task.abort();
+        }
+        // Wait until nothing of the run still runs, so the cleanup after it
+        // removes what the run created for good: an aborted task stops at
+        // its next await, not at once.
+        self.clients.shutdown().await;
+        for task in hosts {
+            if tokio::time::timeout(STOP_WAIT, task).await.is_err() {
+                tracing::warn!("a host task did not stop within {STOP_WAIT:?}");
+            }
         }
         // Give aborted consumers a moment to leave their groups.
         tokio::time::sleep(Duration::from_millis(200)).await;
