@@ -185,6 +185,10 @@ fn print_row(name: &str, f: &Value) {
         num("cpu_s") / num("echo_cpu_s"),
         instr
     );
+    // The figures still count a failed seed's cost; say so.
+    if f["failed_seeds"].as_u64().is_some_and(|n| n > 0) {
+        println!("  {name}: {} seed(s) failed to run", f["failed_seeds"]);
+    }
 }
 
 /// The child: run the scenario's seeds one at a time on this thread, then

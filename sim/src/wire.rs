@@ -83,17 +83,3 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         Err(_) => Err(CallError::NoReply("timed out".into())),
     }
 }
-
-/// Serde helper: a `Vec<u8>` field as MessagePack binary (serde's derive
-/// would write it as a list of numbers).
-pub mod bin {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        serde_bytes::deserialize(d)
-    }
-}

@@ -11,7 +11,7 @@
 //! sequences and transactions survive a crash; group membership does not.
 
 use super::{before_request, peer_name, SharedFaults};
-use crate::wire::{self, bin};
+use crate::wire;
 use pitfall_harness::coverage;
 use pitfall_harness::history::{value_repr, Event, History};
 use pitfall_harness::system::BROKER;
@@ -34,7 +34,7 @@ const SEQUENCE_WINDOW: usize = 5;
 pub struct WireRecord {
     pub offset: u64,
     pub key: String,
-    #[serde(with = "bin")]
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub headers: Vec<(String, String)>,
 }
@@ -50,7 +50,7 @@ pub enum BrokerRequest {
         topic: String,
         partition: u32,
         key: String,
-        #[serde(with = "bin")]
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         headers: Vec<(String, String)>,
         /// Producer id and sequence, for idempotent producers.

@@ -3,7 +3,7 @@
 //! when the upload completes; a connection lost mid-upload leaves nothing.
 
 use super::{before_request, peer_name, SharedFaults};
-use crate::wire::{self, bin};
+use crate::wire;
 use pitfall_harness::history::{Event, History};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ pub enum StoreRequest {
     /// Append a part to this connection's pending upload of `key`.
     Part {
         key: String,
-        #[serde(with = "bin")]
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// Make the pending upload of `key` visible.
@@ -42,24 +42,9 @@ pub enum StoreRequest {
 #[serde(rename_all = "snake_case")]
 pub enum StoreResponse {
     Done,
-    Object(#[serde(with = "opt_bin")] Option<Vec<u8>>),
+    Object(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     Keys(Vec<String>),
     Error(String),
-}
-
-mod opt_bin {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    struct B(#[serde(with = "super::bin")] Vec<u8>);
-
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        v.as_ref().map(|b| B(b.clone())).serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        Ok(Option::<B>::deserialize(d)?.map(|b| b.0))
-    }
 }
 
 /// Durable objects.
