@@ -46,6 +46,9 @@ pub trait Fixture: Send + Sync {
     /// Delay every request to the broker (and its reply, where the fault
     /// sits on the wire) by `delay_ms`, or stop delaying with `None`.
     async fn slow_broker(&self, delay_ms: Option<u64>);
+    /// Refuse every connection to the broker and cut the open ones
+    /// (`true`), or accept them again (`false`).
+    async fn broker_down(&self, down: bool);
 }
 
 pub type CaseResult = Result<(), String>;
@@ -172,6 +175,44 @@ pub async fn a_broker_slower_than_the_request_timeout_fails_the_send(
     check(slow.is_err(), || {
         format!(
             "a send whose every request outlasted the 500 ms request timeout succeeded: {slow:?}"
+        )
+    })
+}
+
+/// While the broker refuses connections, a send fails by its delivery
+/// timeout, as Java's `delivery.timeout.ms` makes it: a caller that parks
+/// the record elsewhere (the resilient producer) does so during the outage,
+/// not when the broker is back. librdkafka only expires a queued message
+/// when its broker thread wakes, which while the broker is down is at each
+/// reconnect attempt: with its default reconnect backoff (up to 10 s) a send
+/// made two seconds into an outage failed seconds after the outage ended.
+pub async fn a_send_during_an_outage_fails_by_its_delivery_timeout(f: &dyn Fixture) -> CaseResult {
+    const DELIVERY_TIMEOUT_MS: u64 = 500;
+    /// What a send may take beyond its delivery timeout.
+    const SLACK_MS: u64 = 1_000;
+    let topic = TOPICS[0];
+    let producer = f.broker().producer(&ProducerConfig {
+        request_timeout_ms: 300,
+        delivery_timeout_ms: DELIVERY_TIMEOUT_MS,
+        ..ProducerConfig::default()
+    });
+    producer
+        .send(record(topic, "before-outage"))
+        .await
+        .map_err(|e| format!("send before the outage: {e}"))?;
+    f.broker_down(true).await;
+    // Long enough into the outage for the client to back off reconnecting.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let started = tokio::time::Instant::now();
+    let sent = producer.send(record(topic, "during-outage")).await;
+    let took_ms = started.elapsed().as_millis() as u64;
+    f.broker_down(false).await;
+    check(sent.is_err(), || {
+        format!("a send while the broker refused every connection succeeded: {sent:?}")
+    })?;
+    check(took_ms <= DELIVERY_TIMEOUT_MS + SLACK_MS, || {
+        format!(
+            "a send during the outage failed only after {took_ms} ms (delivery timeout {DELIVERY_TIMEOUT_MS} ms)"
         )
     })
 }
@@ -621,6 +662,10 @@ pub fn broker_cases() -> Vec<(&'static str, Case)> {
         (
             "a_broker_slower_than_the_request_timeout_fails_the_send",
             |f| Box::pin(a_broker_slower_than_the_request_timeout_fails_the_send(f)),
+        ),
+        (
+            "a_send_during_an_outage_fails_by_its_delivery_timeout",
+            |f| Box::pin(a_send_during_an_outage_fails_by_its_delivery_timeout(f)),
         ),
         (
             "committed_transactions_are_visible_aborted_ones_are_not",

@@ -60,6 +60,18 @@ pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<Stri
     set("request.timeout.ms", cfg.request_timeout_ms.to_string());
     set("socket.timeout.ms", cfg.request_timeout_ms.to_string());
     set("message.timeout.ms", cfg.delivery_timeout_ms.to_string());
+    // librdkafka expires a queued message only when its broker thread wakes;
+    // while the broker refuses connections that is at each reconnect
+    // attempt, and the default backoff grows to 10 s, so a send made during
+    // an outage failed seconds after the outage ended. Java's client expires
+    // batches by `delivery.timeout.ms` whatever the connection does; with
+    // reconnects at most half a delivery timeout apart (and at most Java's
+    // default 1 s), librdkafka does too.
+    set("reconnect.backoff.ms", "50".into());
+    set(
+        "reconnect.backoff.max.ms",
+        reconnect_backoff_max_ms(cfg.delivery_timeout_ms).to_string(),
+    );
     set(
         "compression.type",
         cfg.compression.map_or("none", |c| c.name()).into(),
@@ -75,6 +87,13 @@ pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<Stri
     };
     set("message.max.bytes", client_max.to_string());
     s
+}
+
+/// The longest wait between reconnect attempts for a producer whose
+/// delivery timeout is `delivery_timeout_ms`: half of it, within Java's
+/// defaults (`reconnect.backoff.ms` 50, `reconnect.backoff.max.ms` 1000).
+fn reconnect_backoff_max_ms(delivery_timeout_ms: u64) -> u64 {
+    (delivery_timeout_ms / 2).clamp(50, 1_000)
 }
 
 /// Apache Kafka's default bounds on a member's session timeout
@@ -885,5 +904,20 @@ mod tests {
             assert_eq!(s["acks"], "all");
             assert_eq!(s["enable.idempotence"], idempotent.to_string());
         }
+    }
+
+    #[test]
+    fn reconnects_come_often_enough_to_expire_sends_by_their_delivery_timeout() {
+        let backoff_of = |delivery_timeout_ms| {
+            let cfg = ProducerConfig {
+                delivery_timeout_ms,
+                ..ProducerConfig::default()
+            };
+            producer_settings("b:1", &cfg)["reconnect.backoff.max.ms"].clone()
+        };
+        assert_eq!(backoff_of(500), "250");
+        assert_eq!(backoff_of(2_000), "1000");
+        assert_eq!(backoff_of(120_000), "1000");
+        assert_eq!(backoff_of(60), "50");
     }
 }

@@ -71,6 +71,13 @@ impl Fixture for RealFixture {
         self.proxy()
             .set(|f| f.latency_ms = delay_ms.map(|d| (d, d)));
     }
+
+    async fn broker_down(&self, down: bool) {
+        self.proxy().set(|f| f.refuse = down);
+        if down {
+            self.proxy().reset_connections();
+        }
+    }
 }
 
 /// Run `cases`; the failures, each with its case's name.

@@ -41,6 +41,10 @@ impl Fixture for SimFixture {
     async fn slow_broker(&self, delay_ms: Option<u64>) {
         self.broker_faults.lock().unwrap().slow_ms = delay_ms.map(|d| (d, d));
     }
+
+    async fn broker_down(&self, down: bool) {
+        self.broker_faults.lock().unwrap().down = down;
+    }
 }
 
 fn run_case(name: &str) {
@@ -130,4 +134,9 @@ fn unconfirmed_changes_are_read_again_in_whole_transactions() {
 #[test]
 fn a_broker_slower_than_the_request_timeout_fails_the_send() {
     run_case("a_broker_slower_than_the_request_timeout_fails_the_send");
+}
+
+#[test]
+fn a_send_during_an_outage_fails_by_its_delivery_timeout() {
+    run_case("a_send_during_an_outage_fails_by_its_delivery_timeout");
 }
