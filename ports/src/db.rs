@@ -10,6 +10,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Row data larger than this (as JSON, in bytes) is recorded in a history by
+/// its size and digest, as record values are.
+pub const HISTORY_INLINE_LIMIT: usize = 4096;
+
 /// A position in the change log, ordered by commit (like a Postgres LSN or a
 /// MySQL binlog position).
 pub type Lsn = u64;
@@ -20,6 +24,24 @@ pub struct Row {
     pub key: String,
     pub version: u64,
     pub data: Value,
+}
+
+impl Change {
+    /// The change as a history records it. Data over
+    /// [`HISTORY_INLINE_LIMIT`] bytes of JSON (a stored payload chunk) becomes
+    /// `{"bytes": n, "sha256": …}` of that JSON: equal rows still compare
+    /// equal, and a chunked payload no longer puts megabytes into every
+    /// commit it records.
+    pub fn for_history(mut self) -> Change {
+        let json = serde_json::to_vec(&self.data).expect("a JSON value serializes");
+        if json.len() > HISTORY_INLINE_LIMIT {
+            self.data = serde_json::json!({
+                "bytes": json.len(),
+                "sha256": crate::digest::sha256_hex(&json),
+            });
+        }
+        self
+    }
 }
 
 /// Errors a database call can return. The distinction between them is what
@@ -114,4 +136,39 @@ pub trait ChangeFeed: Send + Sync {
     async fn poll(&self, slot: &str, after: Lsn, max: usize) -> Result<Vec<Change>, DbError>;
     /// Durably advance the slot to `lsn`.
     async fn confirm(&self, slot: &str, lsn: Lsn) -> Result<(), DbError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(data: Value) -> Change {
+        Change {
+            lsn: 7,
+            table: "payload_chunks".into(),
+            key: "p1/0".into(),
+            op: ChangeOp::Insert,
+            version: 1,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_history_keeps_small_rows_and_the_size_and_digest_of_large_ones() {
+        let small = change(json!({ "available": 25 }));
+        assert_eq!(small.clone().for_history(), small);
+
+        let chunk = "x".repeat(HISTORY_INLINE_LIMIT);
+        let large = change(json!({ "chunk": chunk })).for_history();
+        let json_len = HISTORY_INLINE_LIMIT + r#"{"chunk":""}"#.len();
+        assert_eq!(large.data["bytes"], json!(json_len));
+        assert_eq!(large.data["sha256"].as_str().map(str::len), Some(64));
+        assert_eq!((large.lsn, large.key.as_str()), (7, "p1/0"));
+
+        let same = change(json!({ "chunk": "x".repeat(HISTORY_INLINE_LIMIT) })).for_history();
+        let other = change(json!({ "chunk": "y".repeat(HISTORY_INLINE_LIMIT) })).for_history();
+        assert_eq!(same.data, large.data);
+        assert_ne!(other.data, large.data);
+    }
 }

@@ -380,7 +380,7 @@ impl DbServer for MyServer {
             let t = clock.at(txn.commit_ms, start_epoch_ms);
             let mut by_db: BTreeMap<String, Vec<Change>> = BTreeMap::new();
             for (db, change) in txn.changes {
-                by_db.entry(db).or_default().push(change);
+                by_db.entry(db).or_default().push(change.for_history());
             }
             for (db, changes) in by_db {
                 history.record_at(

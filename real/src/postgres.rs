@@ -530,7 +530,7 @@ impl PgServer {
             let changes: Vec<Change> = changes
                 .into_iter()
                 .filter(|(d, _)| d == db)
-                .map(|(_, c)| c)
+                .map(|(_, c)| c.for_history())
                 .collect();
             if !changes.is_empty() {
                 history.record_at(

@@ -310,7 +310,7 @@ impl DbServer {
                 db: self.name.clone(),
                 process: "setup".into(),
                 lsn,
-                changes,
+                changes: changes.into_iter().map(Change::for_history).collect(),
             });
         }
     }
@@ -354,7 +354,7 @@ impl DbServer {
                                 db: self.name.clone(),
                                 process: process.clone(),
                                 lsn,
-                                changes,
+                                changes: changes.into_iter().map(Change::for_history).collect(),
                             });
                             if self.faults.lock().unwrap().lose_ack() {
                                 self.history
