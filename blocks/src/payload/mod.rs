@@ -86,14 +86,20 @@ impl Attachment {
     /// `size` bytes of text-like content (words, numbers, line breaks), the
     /// same for the same seed. One PRNG draw per word, so 20 MiB is cheap.
     pub fn generate(id: impl Into<String>, size: usize, seed: u64) -> Self {
-        use std::io::Write;
         let mut state = seed;
         let mut bytes = Vec::with_capacity(size + 32);
+        // itoa rather than `write!`: the formatting machinery was a quarter
+        // of the time of a 20 MiB attachment; the digits are the same.
+        let mut number = itoa::Buffer::new();
         while bytes.len() < size {
             let r = splitmix64(&mut state);
             bytes.extend_from_slice(WORDS[(r % 32) as usize].as_bytes());
             match (r >> 5) % 8 {
-                0 => write!(bytes, "={} ", (r >> 16) % 100_000).expect("writing to a Vec"),
+                0 => {
+                    bytes.push(b'=');
+                    bytes.extend_from_slice(number.format((r >> 16) % 100_000).as_bytes());
+                    bytes.push(b' ');
+                }
                 1 => bytes.push(b'\n'),
                 _ => bytes.push(b' '),
             }
