@@ -4,6 +4,8 @@
 //! rebalances, object-store writes, faults and phases. Checkers are pure
 //! functions of it. It is exported as JSON Lines, one [`Entry`] per line.
 
+pub mod compact;
+
 use pitfall_ports::{Change, Lsn};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -389,19 +391,66 @@ pub fn parse_history(text: &str, source_name: &str) -> Result<Vec<Entry>, ParseE
 /// checker could mistake it for a system bug. `lines[i]` is entry `i`'s line
 /// number, for the error, which is `(line, message)`.
 pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, String)> {
+    let keys: Vec<ShapeKey<'_>> = entries
+        .iter()
+        .map(|e| ShapeKey {
+            t: e.t,
+            kind: match &e.event {
+                Event::Run { .. } => ShapeKind::Run,
+                Event::Append {
+                    topic,
+                    partition,
+                    offset,
+                    ..
+                } => ShapeKind::Append(topic, *partition, *offset),
+                Event::DbCommit { db, lsn, .. } => ShapeKind::Commit(db, *lsn),
+                _ => ShapeKind::Other,
+            },
+        })
+        .collect();
     let line = |i: usize| lines.get(i).copied().unwrap_or(i + 1);
-    match entries.first() {
-        None => return Err((1, "an empty history: no run header".into())),
-        Some(Entry {
-            event: Event::Run { .. },
-            ..
-        }) => {}
-        Some(_) => return Err((line(0), "a history starts with its run header".into())),
+    check_shape_of(keys.len(), |i| keys[i], line)
+}
+
+/// What the shape check looks at in one entry.
+#[derive(Clone, Copy)]
+pub(crate) struct ShapeKey<'h> {
+    pub t: u64,
+    pub kind: ShapeKind<'h>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum ShapeKind<'h> {
+    Run,
+    /// Topic, partition, offset.
+    Append(&'h str, u32, u64),
+    /// DB, commit position.
+    Commit(&'h str, Lsn),
+    Other,
+}
+
+/// Lookups only: nothing iterates these into output.
+#[allow(clippy::disallowed_types)]
+type LookupMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+
+/// [`check_shape`] over `len` entries' [`ShapeKey`]s, `key(i)` being entry
+/// `i`'s and `line(i)` its line number.
+pub(crate) fn check_shape_of<'h>(
+    len: usize,
+    key: impl Fn(usize) -> ShapeKey<'h>,
+    line: impl Fn(usize) -> usize,
+) -> Result<(), (usize, String)> {
+    if len == 0 {
+        return Err((1, "an empty history: no run header".into()));
     }
-    let mut appends: BTreeMap<(&str, u32, u64), usize> = BTreeMap::new();
-    let mut commits: BTreeMap<(&str, Lsn), usize> = BTreeMap::new();
-    for (i, e) in entries.iter().enumerate().skip(1) {
-        let prev = &entries[i - 1];
+    if !matches!(key(0).kind, ShapeKind::Run) {
+        return Err((line(0), "a history starts with its run header".into()));
+    }
+    let mut appends: LookupMap<(&str, u32, u64), usize> = LookupMap::default();
+    let mut commits: LookupMap<(&str, Lsn), usize> = LookupMap::default();
+    let mut prev = key(0);
+    for i in 1..len {
+        let e = key(i);
         if e.t < prev.t {
             return Err((
                 line(i),
@@ -413,8 +462,8 @@ pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, Str
                 ),
             ));
         }
-        let first = match &e.event {
-            Event::Run { .. } => {
+        let first = match e.kind {
+            ShapeKind::Run => {
                 return Err((
                     line(i),
                     format!(
@@ -423,24 +472,21 @@ pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, Str
                     ),
                 ))
             }
-            Event::Append {
-                topic,
-                partition,
-                offset,
-                ..
-            } => appends.insert((topic, *partition, *offset), i).map(|at| {
-                (
-                    at,
-                    format!("offset {offset} of {topic}/{partition} appended twice"),
-                )
-            }),
-            Event::DbCommit { db, lsn, .. } => commits.insert((db, *lsn), i).map(|at| {
+            ShapeKind::Append(topic, partition, offset) => {
+                appends.insert((topic, partition, offset), i).map(|at| {
+                    (
+                        at,
+                        format!("offset {offset} of {topic}/{partition} appended twice"),
+                    )
+                })
+            }
+            ShapeKind::Commit(db, lsn) => commits.insert((db, lsn), i).map(|at| {
                 (
                     at,
                     format!("commit position (LSN) {lsn} of {db} used twice"),
                 )
             }),
-            _ => None,
+            ShapeKind::Other => None,
         };
         if let Some((at, what)) = first {
             return Err((
@@ -448,6 +494,7 @@ pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, Str
                 format!("{what}; the first is on line {}", line(at)),
             ));
         }
+        prev = e;
     }
     Ok(())
 }

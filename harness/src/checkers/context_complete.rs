@@ -5,22 +5,32 @@
 //! a claim-check reference, a re-produced record) must still carry the
 //! context of the request it came from, so a hop that dropped it shows.
 
-use crate::history::{Entry, Event};
+use super::Finding;
+use crate::history::compact::{Compact, Ev, Raw};
 use pitfall_ports::context::{REQUEST_ID_HEADER, USER_ID_HEADER};
-use serde_json::Value;
+use std::borrow::Cow;
 
-/// The (requestId, userId) a payload says it came from.
-fn origin(value: &Value) -> Option<(&str, &str)> {
-    fn fields(v: &Value) -> Option<(&str, &str)> {
-        Some((v.get("request_id")?.as_str()?, v.get("user_id")?.as_str()?))
-    }
-    fields(value).or_else(|| value.get("after").and_then(fields))
+/// A (requestId, userId).
+type Context<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// The (requestId, userId) a payload says it came from: its own fields, or
+/// those of the changed row (`after`) of a change event.
+fn origin(value: Raw<'_>) -> Option<Context<'_>> {
+    let [request, user, after] = value.get_many(["request_id", "user_id", "after"]);
+    fields(request, user).or_else(|| {
+        let [request, user] = after?.get_many(["request_id", "user_id"]);
+        fields(request, user)
+    })
 }
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+fn fields<'a>(request: Option<Raw<'a>>, user: Option<Raw<'a>>) -> Option<Context<'a>> {
+    Some((request?.as_str()?, user?.as_str()?))
+}
+
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let mut found = Vec::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::Append {
+    for (i, e) in history.lines().iter().enumerate() {
+        let Ev::Append {
             topic,
             partition,
             offset,
@@ -28,33 +38,18 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
             headers,
             value,
             ..
-        } = &e.event
+        } = e.event
         else {
             continue;
         };
         let header = |name: &str| {
             headers
                 .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
                 .filter(|v| !v.is_empty())
         };
-        let carried = (header(REQUEST_ID_HEADER), header(USER_ID_HEADER));
-        let show = |h: Option<&str>| h.map_or("(none)".to_string(), str::to_string);
-        let problem = match origin(value) {
-            Some((request, user)) if carried != (Some(request), Some(user)) => Some(format!(
-                "comes from request {request} of user {user} but carries requestId={}, userId={}",
-                show(carried.0),
-                show(carried.1)
-            )),
-            None if carried.0.is_none() || carried.1.is_none() => Some(format!(
-                "names no request in its payload and carries requestId={}, userId={}: the hop that derived it dropped the context",
-                show(carried.0),
-                show(carried.1)
-            )),
-            _ => None,
-        };
-        if let Some(problem) = problem {
+        if let Some(problem) = problem(header(REQUEST_ID_HEADER), header(USER_ID_HEADER), value) {
             found.push((
                 format!("{topic}/{partition}@{offset} (key {key}) {problem}"),
                 vec![i],
@@ -64,11 +59,34 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     found
 }
 
+/// What is wrong with the context a record carries, given its payload.
+fn problem(request: Option<&str>, user: Option<&str>, value: Raw<'_>) -> Option<String> {
+    let show = |h: Option<&str>| h.map_or("(none)".to_string(), str::to_string);
+    match origin(value) {
+        Some((r, u)) if (request, user) != (Some(&*r), Some(&*u)) => Some(format!(
+            "comes from request {r} of user {u} but carries requestId={}, userId={}",
+            show(request),
+            show(user)
+        )),
+        None if request.is_none() || user.is_none() => Some(format!(
+            "names no request in its payload and carries requestId={}, userId={}: the hop that derived it dropped the context",
+            show(request),
+            show(user)
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use crate::checkers::Finding;
+    use crate::history::compact::with_entries;
     use crate::history::{Entry, Event};
     use serde_json::json;
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
 
     fn append(headers: &[(&str, &str)], value: serde_json::Value) -> Entry {
         Entry {

@@ -6,11 +6,12 @@
 //! commits and confirms can fail too; a drain that only sees nothing left
 //! to handle would miss that).
 
-use crate::history::{Entry, Event};
+use super::Finding;
+use crate::history::compact::{Compact, Ev};
 use pitfall_ports::Lsn;
 use std::collections::BTreeMap;
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let mut found = drained(history);
     if found.is_empty() {
         found.extend(offsets_committed(history));
@@ -20,13 +21,14 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Whether the drain ended with nothing pending.
-fn drained(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+fn drained(history: &Compact<'_>) -> Vec<Finding> {
     let drain = history
+        .lines()
         .iter()
         .enumerate()
         .rev()
-        .find_map(|(i, e)| match &e.event {
-            Event::Drain { converged, pending } => Some((i, *converged, pending)),
+        .find_map(|(i, e)| match e.event {
+            Ev::Drain { converged, pending } => Some((i, converged, pending)),
             _ => None,
         });
     match drain {
@@ -47,29 +49,29 @@ fn drained(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 
 /// Per (group, topic, partition): the last record handled must be below the
 /// last committed offset (Kafka commits the next offset to read).
-fn offsets_committed(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+fn offsets_committed(history: &Compact<'_>) -> Vec<Finding> {
     type Key<'h> = (&'h str, &'h str, u32);
     let mut handled: BTreeMap<Key<'_>, (u64, usize)> = BTreeMap::new();
     let mut committed: BTreeMap<Key<'_>, (u64, usize)> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        match &e.event {
-            Event::Consume {
+    for (i, e) in history.lines().iter().enumerate() {
+        match e.event {
+            Ev::Consume {
                 group,
                 topic,
                 partition,
                 offset,
                 ..
             } => {
-                keep_highest(&mut handled, (group, topic, *partition), *offset, i);
+                keep_highest(&mut handled, (group, topic, partition), offset, i);
             }
-            Event::OffsetCommit {
+            Ev::OffsetCommit {
                 group,
                 topic,
                 partition,
                 offset,
                 ..
             } => {
-                committed.insert((group, topic, *partition), (*offset, i));
+                committed.insert((group, topic, partition), (offset, i));
             }
             _ => {}
         }
@@ -99,15 +101,13 @@ fn offsets_committed(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 
 /// Per (db, slot) that confirmed anything: its last confirm must reach the
 /// DB's last commit.
-fn slots_confirmed(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+fn slots_confirmed(history: &Compact<'_>) -> Vec<Finding> {
     let mut last_commit: BTreeMap<&str, (Lsn, usize)> = BTreeMap::new();
     let mut confirmed: BTreeMap<(&str, &str), (Lsn, usize)> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        match &e.event {
-            Event::DbCommit { db, lsn, .. } => keep_highest(&mut last_commit, db, *lsn, i),
-            Event::SlotConfirm { db, slot, lsn } => {
-                keep_highest(&mut confirmed, (db, slot), *lsn, i)
-            }
+    for (i, e) in history.lines().iter().enumerate() {
+        match e.event {
+            Ev::DbCommit { db, lsn, .. } => keep_highest(&mut last_commit, db, lsn, i),
+            Ev::SlotConfirm { db, slot, lsn } => keep_highest(&mut confirmed, (db, slot), lsn, i),
             _ => {}
         }
     }
@@ -138,8 +138,13 @@ fn keep_highest<K: Ord>(map: &mut BTreeMap<K, (u64, usize)>, key: K, value: u64,
 
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use crate::checkers::Finding;
+    use crate::history::compact::with_entries;
     use crate::history::{Entry, Event};
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
 
     fn drain(t: u64, converged: bool, pending: &[&str]) -> Entry {
         Entry {

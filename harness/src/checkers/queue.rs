@@ -24,10 +24,21 @@
 //! ([`crate::system::System::queue_allowed`], from the variants the run
 //! header records); every other anomaly is a violation.
 
-use crate::history::{Entry, Event};
+use super::Finding;
+use crate::history::compact::{Compact, Ev, Raw};
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
+
+/// A map with a fixed hasher, for lookups only: nothing iterates one into
+/// a finding (whatever reaches output is sorted first).
+#[allow(clippy::disallowed_types)]
+type LookupMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
+#[allow(clippy::disallowed_types)]
+type LookupSet<K> = std::collections::HashSet<K, FxBuildHasher>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -55,58 +66,65 @@ impl Anomaly {
     }
 }
 
-type Tp = (String, u32);
+/// A topic and partition.
+type Tp<'h> = (&'h str, u32);
+
+/// An anomaly, its message and the history lines that show it.
+type Found = (Anomaly, String, Vec<usize>);
 
 /// The revision a record carries: a domain event's `revision`, or a change
 /// envelope's `version`.
-fn revision(value: &Value) -> Option<u64> {
-    value
-        .get("revision")
-        .or_else(|| value.get("version"))
-        .and_then(Value::as_u64)
+fn revision(value: Raw<'_>) -> Option<u64> {
+    let [revision, version] = value.get_many(["revision", "version"]);
+    revision.or(version)?.as_u64()
 }
 
-/// Every anomaly in the history: (kind, message, evidence lines).
-/// A record in the log: key, value, the value's text, history entry.
-type Logged<'h> = (&'h str, &'h Value, String, usize);
+/// A record in the log: key, value, the value's canonical text (equal
+/// values, equal texts), history entry.
+type Logged<'h> = (&'h str, Raw<'h>, Cow<'h, str>, usize);
+
+/// The log: (topic, partition) → offset → record.
+type Log<'h> = BTreeMap<Tp<'h>, BTreeMap<u64, Logged<'h>>>;
 
 /// Offsets per partition.
-type Gaps = BTreeMap<Tp, BTreeSet<u64>>;
+type Gaps<'h> = BTreeMap<Tp<'h>, BTreeSet<u64>>;
+
+/// The records transactions aborted, as ((topic, partition), offset).
+pub type Aborted<'h> = BTreeSet<(Tp<'h>, u64)>;
 
 /// Per partition, the offsets no `read_committed` consumer is handed:
 /// aborted records and transaction markers; and which of them are aborted
 /// records.
-fn transaction_gaps(history: &[Entry]) -> (Gaps, BTreeSet<(Tp, u64)>) {
+fn transaction_gaps<'h>(history: &Compact<'h>) -> (Gaps<'h>, Aborted<'h>) {
     let mut gaps: Gaps = BTreeMap::new();
     let mut aborted = BTreeSet::new();
-    for e in history {
-        if let Event::Gaps {
+    for e in history.lines() {
+        if let Ev::Gaps {
             topic,
             partition,
             offsets,
-        } = &e.event
+        } = e.event
         {
-            let gap = gaps.entry((topic.clone(), *partition)).or_default();
-            gap.extend(offsets);
+            gaps.entry((topic, partition)).or_default().extend(offsets);
             continue;
         }
-        let Event::TxnEnd {
+        let Ev::TxnEnd {
             committed,
             records,
             markers,
             ..
-        } = &e.event
+        } = e.event
         else {
             continue;
         };
         let aborted_records = records.iter().filter(|_| !committed);
         for o in markers.iter().chain(aborted_records.clone()) {
-            gaps.entry((o.topic.clone(), o.partition))
+            gaps.entry((o.topic, o.partition))
                 .or_default()
                 .insert(o.offset);
         }
         for o in aborted_records {
-            aborted.insert(((o.topic.clone(), o.partition), o.offset));
+            aborted.insert(((o.topic, o.partition), o.offset));
         }
     }
     (gaps, aborted)
@@ -114,62 +132,89 @@ fn transaction_gaps(history: &[Entry]) -> (Gaps, BTreeSet<(Tp, u64)>) {
 
 /// The records transactions aborted, as ((topic, partition), offset): never
 /// read by a `read_committed` consumer.
-pub fn aborted_records(history: &[Entry]) -> BTreeSet<((String, u32), u64)> {
+pub fn aborted_records<'h>(history: &Compact<'h>) -> Aborted<'h> {
     transaction_gaps(history).1
 }
 
-pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
+/// Every anomaly in the history: (kind, message, evidence lines).
+pub fn find(history: &Compact<'_>) -> Vec<Found> {
     let mut found = Vec::new();
     let (gaps, aborted) = transaction_gaps(history);
-    // The log: (topic, partition) → offset → (key, value, entry).
-    let mut log: BTreeMap<Tp, BTreeMap<u64, Logged>> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        if let Event::Append {
+    let log = read_log(history, &aborted, &mut found);
+    let consumed = read_polls(history, &log, &gaps, &mut found);
+    unread(&log, &consumed, &mut found);
+    let records = records(&log);
+    let groups = copies(&records);
+    duplicates(&records, &groups, &mut found);
+    reordered(&records, &repeats(&records, &groups), &mut found);
+    found
+}
+
+/// The log of committed (not aborted) appends, and every offset holding two
+/// different values.
+fn read_log<'h>(history: &Compact<'h>, aborted: &Aborted<'h>, found: &mut Vec<Found>) -> Log<'h> {
+    let mut log: Log = BTreeMap::new();
+    let aborted: LookupSet<(Tp, u64)> = aborted.iter().copied().collect();
+    for (i, e) in history.lines().iter().enumerate() {
+        let Ev::Append {
             topic,
             partition,
             offset,
             key,
             value,
             ..
-        } = &e.event
-        {
-            if aborted.contains(&((topic.clone(), *partition), *offset)) {
-                continue;
-            }
-            let slot = log.entry((topic.clone(), *partition)).or_default();
-            match slot.get(offset) {
-                Some((_, v, _, j)) if *v != value => found.push((
-                    Anomaly::InconsistentOffsets,
-                    format!("{topic}/{partition}@{offset} holds two values"),
-                    vec![*j, i],
-                )),
-                Some(_) => {}
-                None => {
-                    // Serialized once: values are compared by their text
-                    // (duplicates, replays) below.
-                    slot.insert(*offset, (key, value, value.to_string(), i));
+        } = e.event
+        else {
+            continue;
+        };
+        if aborted.contains(&((topic, partition), offset)) {
+            continue;
+        }
+        let slot = log.entry((topic, partition)).or_default();
+        let text = value.text();
+        match slot.entry(offset) {
+            // Equal texts are equal values; unequal ones are compared as
+            // values (`-0.0` and `0.0` differ as text only).
+            Entry::Occupied(first) => {
+                let (_, v, t, j) = first.get();
+                if *t != text && v.value() != value.value() {
+                    found.push((
+                        Anomaly::InconsistentOffsets,
+                        format!("{topic}/{partition}@{offset} holds two values"),
+                        vec![*j, i],
+                    ));
                 }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert((key, value, text, i));
             }
         }
     }
+    log
+}
 
-    // What consumers read, and how each process moved through a partition.
-    let mut consumed: BTreeMap<Tp, BTreeSet<u64>> = BTreeMap::new();
-    let mut position: BTreeMap<(String, Tp), (u64, usize)> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        match &e.event {
+/// What consumers read, per partition (sorted, distinct), and how each
+/// process moved through a partition: a wrong key, going back, or skipping.
+fn read_polls<'h>(
+    history: &Compact<'h>,
+    log: &Log<'h>,
+    gaps: &Gaps<'h>,
+    found: &mut Vec<Found>,
+) -> BTreeMap<Tp<'h>, Vec<u64>> {
+    let mut consumed: BTreeMap<Tp, Vec<u64>> = BTreeMap::new();
+    let mut position: BTreeMap<(&str, Tp), (u64, usize)> = BTreeMap::new();
+    for (i, e) in history.lines().iter().enumerate() {
+        match e.event {
             // A member resets to the committed offsets when it (re)joins.
-            Event::Assigned { process, .. } => position.retain(|(p, _), _| p != process),
-            Event::Fault { kind, target, .. } if kind.starts_with("crash") => {
+            Ev::Assigned { process, .. } => position.retain(|(p, _), _| *p != process),
+            Ev::Fault { kind, target, .. } if kind.starts_with("crash") => {
                 let host = target.split(' ').next().unwrap_or_default();
-                position.retain(|(p, _), _| p != host);
+                position.retain(|(p, _), _| *p != host);
             }
-            Event::Rewind {
+            Ev::Rewind {
                 topic, partition, ..
-            } => {
-                position.retain(|(_, tp), _| *tp != (topic.clone(), *partition));
-            }
-            Event::Consume {
+            } => position.retain(|(_, tp), _| *tp != (topic, partition)),
+            Ev::Consume {
                 process,
                 topic,
                 partition,
@@ -177,9 +222,9 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
                 key,
                 ..
             } => {
-                let tp = (topic.clone(), *partition);
-                consumed.entry(tp.clone()).or_default().insert(*offset);
-                if let Some((k, _, _, j)) = log.get(&tp).and_then(|l| l.get(offset)) {
+                let tp = (topic, partition);
+                consumed.entry(tp).or_default().push(offset);
+                if let Some((k, _, _, j)) = log.get(&tp).and_then(|l| l.get(&offset)) {
                     if *k != key {
                         found.push((
                             Anomaly::InconsistentOffsets,
@@ -188,39 +233,60 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
                         ));
                     }
                 }
-                let stepped_over = |last: u64| {
-                    let gap = gaps.get(&tp);
-                    (last + 1..*offset).all(|o| gap.is_some_and(|g| g.contains(&o)))
-                };
-                if let Some((last, j)) =
-                    position.insert((process.clone(), tp.clone()), (*offset, i))
-                {
-                    if *offset <= last {
-                        found.push((
-                            Anomaly::NonmonotonicPoll,
-                            format!("{process} read {topic}/{partition}@{offset} after @{last} with no reassignment, crash or rewind between"),
-                            vec![j, i],
-                        ));
-                    } else if *offset > last + 1 && !stepped_over(last) {
-                        found.push((
-                            Anomaly::PollSkip,
-                            format!(
-                                "{process} jumped from {topic}/{partition}@{last} to @{offset}"
-                            ),
-                            vec![j, i],
-                        ));
-                    }
+                let last = position.insert((process, tp), (offset, i));
+                if let Some(step) = poll_step(process, tp, offset, i, last, gaps) {
+                    found.push(step);
                 }
             }
             _ => {}
         }
     }
+    for offsets in consumed.values_mut() {
+        offsets.sort_unstable();
+        offsets.dedup();
+    }
+    consumed
+}
 
-    for ((topic, partition), records) in &log {
-        let seen = consumed.get(&(topic.clone(), *partition));
+/// A poll at `offset` (entry `i`) after the process's last one in the
+/// partition: going back, or jumping over offsets that are not gaps.
+fn poll_step(
+    process: &str,
+    (topic, partition): Tp<'_>,
+    offset: u64,
+    i: usize,
+    last: Option<(u64, usize)>,
+    gaps: &Gaps<'_>,
+) -> Option<Found> {
+    let (last, j) = last?;
+    let stepped_over = || {
+        let gap = gaps.get(&(topic, partition));
+        (last + 1..offset).all(|o| gap.is_some_and(|g| g.contains(&o)))
+    };
+    if offset <= last {
+        Some((
+            Anomaly::NonmonotonicPoll,
+            format!("{process} read {topic}/{partition}@{offset} after @{last} with no reassignment, crash or rewind between"),
+            vec![j, i],
+        ))
+    } else if offset > last + 1 && !stepped_over() {
+        Some((
+            Anomaly::PollSkip,
+            format!("{process} jumped from {topic}/{partition}@{last} to @{offset}"),
+            vec![j, i],
+        ))
+    } else {
+        None
+    }
+}
+
+/// Records nobody read: lost below the highest offset read, else unseen.
+fn unread(log: &Log<'_>, consumed: &BTreeMap<Tp<'_>, Vec<u64>>, found: &mut Vec<Found>) {
+    for (&(topic, partition), records) in log {
+        let seen = consumed.get(&(topic, partition));
         let highest = seen.and_then(|s| s.last().copied());
         for (offset, (key, _, _, i)) in records {
-            if seen.is_some_and(|s| s.contains(offset)) {
+            if seen.is_some_and(|s| s.binary_search(offset).is_ok()) {
                 continue;
             }
             match highest {
@@ -239,61 +305,137 @@ pub fn find(history: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
             }
         }
     }
+}
 
-    // The same value at several offsets.
-    // (topic, value) → (partition, offset, entry) of every copy.
-    type Copies = Vec<(u32, u64, usize)>;
-    let mut by_value: BTreeMap<(&str, &str), Copies> = BTreeMap::new();
-    for ((topic, partition), records) in &log {
-        for (offset, (_, _, text, i)) in records {
-            by_value
-                .entry((topic.as_str(), text.as_str()))
-                .or_default()
-                .push((*partition, *offset, *i));
-        }
+/// A record of the log, in log order.
+struct Record<'l, 'h> {
+    topic: &'h str,
+    partition: u32,
+    offset: u64,
+    logged: &'l Logged<'h>,
+}
+
+/// The log's records, in log order: by topic, partition, offset.
+fn records<'l, 'h>(log: &'l Log<'h>) -> Vec<Record<'l, 'h>> {
+    let mut out = Vec::new();
+    for (&(topic, partition), records) in log {
+        out.extend(records.iter().map(|(offset, logged)| Record {
+            topic,
+            partition,
+            offset: *offset,
+            logged,
+        }));
     }
-    for ((topic, _), copies) in by_value.into_iter().filter(|(_, c)| c.len() > 1) {
-        let at: Vec<String> = copies.iter().map(|(p, o, _)| format!("{p}@{o}")).collect();
+    out
+}
+
+/// The groups of two or more records with one value on one topic (each
+/// group's records in log order), by (topic, value text). Each value's
+/// text is hashed once; records that share a hash are compared as text.
+fn copies(records: &[Record<'_, '_>]) -> Vec<Vec<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let topic = records[start].topic;
+        let end = start + records[start..].partition_point(|r| r.topic == topic);
+        groups.extend(copies_in_topic(records, start..end));
+        start = end;
+    }
+    groups
+}
+
+/// [`copies`] within one topic's records.
+fn copies_in_topic(records: &[Record<'_, '_>], range: std::ops::Range<usize>) -> Vec<Vec<usize>> {
+    let text = |k: usize| records[k].logged.2.as_ref();
+    let mut by_hash: Vec<(u64, usize)> = range
+        .map(|k| (rustc_hash::FxBuildHasher.hash_one(text(k)), k))
+        .collect();
+    by_hash.sort_unstable();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for run in by_hash
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+    {
+        let mut same: Vec<Vec<usize>> = Vec::new();
+        for &(_, k) in run {
+            match same.iter_mut().find(|g| text(g[0]) == text(k)) {
+                Some(group) => group.push(k),
+                None => same.push(vec![k]),
+            }
+        }
+        groups.extend(same.into_iter().filter(|g| g.len() > 1));
+    }
+    groups.sort_unstable_by(|a, b| text(a[0]).cmp(text(b[0])));
+    groups
+}
+
+/// The same value at several offsets of a topic, in the order of (topic,
+/// value text).
+fn duplicates(records: &[Record<'_, '_>], groups: &[Vec<usize>], found: &mut Vec<Found>) {
+    for group in groups {
+        let copies: Vec<&Record> = group.iter().map(|k| &records[*k]).collect();
+        let at: Vec<String> = copies
+            .iter()
+            .map(|r| format!("{}@{}", r.partition, r.offset))
+            .collect();
         found.push((
             Anomaly::Duplicate,
             format!(
-                "one value at {} offsets of {topic}: {}",
+                "one value at {} offsets of {}: {}",
                 copies.len(),
+                copies[0].topic,
                 at.join(", ")
             ),
-            copies.iter().map(|(_, _, i)| *i).collect(),
+            copies.iter().map(|r| r.logged.3).collect(),
         ));
     }
+}
 
-    // Per key, revisions must not go back along the log. A copy of a value
-    // already in the partition (a replay, as after a CDC connector restarts)
-    // is a duplicate, not a reordering: only first copies count here.
-    for ((topic, partition), records) in &log {
-        let mut highest: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for (offset, (key, value, text, i)) in records {
-            if !seen.insert(text.as_str()) {
-                continue;
-            }
-            let Some(rev) = revision(value) else { continue };
-            match highest.get(key) {
-                Some((r, o, j)) if rev < *r => found.push((
-                    Anomaly::NonmonotonicSend,
-                    format!("key {key}: revision {rev} at {topic}/{partition}@{offset} after revision {r} at @{o}"),
-                    vec![*j, *i],
-                )),
-                Some((r, _, _)) if rev == *r => {}
-                _ => {
-                    highest.insert(key, (rev, *offset, *i));
-                }
+/// Which records repeat a value already earlier in their partition.
+fn repeats(records: &[Record<'_, '_>], groups: &[Vec<usize>]) -> Vec<bool> {
+    let mut repeat = vec![false; records.len()];
+    for group in groups {
+        let mut partitions = BTreeSet::new();
+        for &k in group {
+            repeat[k] = !partitions.insert(records[k].partition);
+        }
+    }
+    repeat
+}
+
+/// Per key, revisions must not go back along the log. A copy of a value
+/// already in the partition (a replay, as after a CDC connector restarts)
+/// is a duplicate, not a reordering: only first copies count here.
+fn reordered(records: &[Record<'_, '_>], repeat: &[bool], found: &mut Vec<Found>) {
+    let mut highest: LookupMap<&str, (u64, u64, usize)> = LookupMap::default();
+    for (k, r) in records.iter().enumerate() {
+        if k > 0 && (records[k - 1].topic, records[k - 1].partition) != (r.topic, r.partition) {
+            highest.clear();
+        }
+        let (key, value, _, i) = r.logged;
+        if repeat[k] {
+            continue;
+        }
+        let Some(rev) = revision(*value) else {
+            continue;
+        };
+        let (topic, partition, offset) = (r.topic, r.partition, r.offset);
+        match highest.get(key) {
+            Some((h, o, j)) if rev < *h => found.push((
+                Anomaly::NonmonotonicSend,
+                format!("key {key}: revision {rev} at {topic}/{partition}@{offset} after revision {h} at @{o}"),
+                vec![*j, *i],
+            )),
+            Some((h, _, _)) if rev == *h => {}
+            _ => {
+                highest.insert(key, (rev, offset, *i));
             }
         }
     }
-    found
 }
 
 /// The anomalies of the history that are not `allowed`.
-pub fn check(history: &[Entry], allowed: &[Anomaly]) -> Vec<(String, Vec<usize>)> {
+pub fn check(history: &Compact<'_>, allowed: &[Anomaly]) -> Vec<Finding> {
     find(history)
         .into_iter()
         .filter(|(a, _, _)| !allowed.contains(a))
@@ -303,9 +445,20 @@ pub fn check(history: &[Entry], allowed: &[Anomaly]) -> Vec<(String, Vec<usize>)
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::history::FaultAction;
-    use serde_json::json;
+    use super::Anomaly;
+    use crate::checkers::Finding;
+    use crate::history::compact::with_entries;
+    use crate::history::{Entry, Event, FaultAction};
+    use serde_json::{json, Value};
+    use std::collections::BTreeMap;
+
+    fn find(h: &[Entry]) -> Vec<(Anomaly, String, Vec<usize>)> {
+        with_entries(h, super::find)
+    }
+
+    fn check(h: &[Entry], allowed: &[Anomaly]) -> Vec<Finding> {
+        with_entries(h, |c| super::check(c, allowed))
+    }
 
     fn at(t: u64, event: Event) -> Entry {
         Entry { t, event }

@@ -4,8 +4,8 @@
 
 use super::verdicts;
 use crate::cli::BAD_INPUT;
-use pitfall_harness::checkers::{self, check_all, Violation};
-use pitfall_harness::history::{parse_history, Event};
+use pitfall_harness::checkers::{self, check_all_compact, Violation};
+use pitfall_harness::history::compact::{Arena, Compact, Ev};
 use pitfall_harness::scenario::{self, Expect, Scenario};
 use pitfall_harness::system::Registry;
 use std::collections::BTreeSet;
@@ -39,20 +39,21 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
-    let history = match parse_history(&text, &name) {
+    let arena = Arena::new();
+    let history = match Compact::parse_history(&text, &name, &arena) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e}");
             return BAD_INPUT;
         }
     };
-    let Some(Event::Run {
+    let Some(Ev::Run {
         scenario,
         seed,
         mode,
         system,
         ..
-    }) = history.first().map(|e| &e.event)
+    }) = history.lines().first().map(|e| e.event)
     else {
         unreachable!("parse_history checked the run header");
     };
@@ -78,7 +79,7 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         None => None,
         Some(wanted) => match scenario::find(wanted, Path::new(&args.scenarios), registry) {
             Ok(s) => {
-                if s.name != *scenario {
+                if s.name != scenario {
                     eprintln!(
                         "warning: the history was recorded for {scenario}, not {}",
                         s.name
@@ -93,8 +94,9 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
         },
     };
     let invariants = checkers::all(system);
-    let violations = check_all(&invariants, &history);
-    let code = verdicts::print(&invariants, &history, &violations);
+    let violations = check_all_compact(&invariants, &history);
+    let line = |i| verdicts::entry_line(&history.entry(i));
+    let code = verdicts::print_with(&invariants, line, &violations);
     match judged {
         None => code,
         Some(s) => judge(&s, &violations),

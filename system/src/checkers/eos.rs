@@ -9,39 +9,43 @@
 use crate::schema::{ReservedEvent, RESERVED_TOPIC};
 use crate::variants::Publish;
 use pitfall_harness::checkers::queue::aborted_records;
-use pitfall_harness::history::{Entry, Event};
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::{Compact, Ev, Raw};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
-    let aborted = &aborted_records(history);
-    // The committed (not aborted) appends to `wanted`: (entry, partition,
-    // offset, value).
-    let committed_appends = |wanted: &'static str| {
-        history
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, e)| match &e.event {
-                Event::Append {
-                    topic,
-                    partition,
-                    offset,
-                    value,
-                    ..
-                } if topic == wanted
-                    && !aborted.contains(&((topic.clone(), *partition), *offset)) =>
-                {
-                    Some((i, *partition, *offset, value))
-                }
-                _ => None,
-            })
-    };
+/// A committed (not aborted) append: (entry, partition, offset, value).
+type Appended<'h> = (usize, u32, u64, Raw<'h>);
+
+/// The committed appends to `wanted`.
+fn committed_appends<'h>(history: &Compact<'h>, wanted: &str) -> Vec<Appended<'h>> {
+    let aborted = aborted_records(history);
+    history
+        .lines()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e.event {
+            Ev::Append {
+                topic,
+                partition,
+                offset,
+                value,
+                ..
+            } if topic == wanted && !aborted.contains(&((topic, partition), offset)) => {
+                Some((i, partition, offset, value))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     // The consumed record each output answers → (partition, offset, entry),
     // and the payment events answered.
     let mut outputs: BTreeMap<String, Vec<(u32, u64, usize)>> = BTreeMap::new();
     let mut answered: BTreeSet<(String, u64)> = BTreeSet::new();
-    for (i, partition, offset, value) in committed_appends(RESERVED_TOPIC) {
-        if let Ok(event) = serde_json::from_value::<ReservedEvent>(value.clone()) {
+    for (i, partition, offset, value) in committed_appends(history, RESERVED_TOPIC) {
+        if let Some(event) = value.decode::<ReservedEvent>() {
             answered.insert((event.payment_id, event.revision));
             outputs
                 .entry(event.source)
@@ -49,7 +53,7 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
                 .push((partition, offset, i));
         }
     }
-    let mut found: Vec<(String, Vec<usize>)> = outputs
+    let mut found: Vec<Finding> = outputs
         .into_iter()
         .filter(|(_, copies)| copies.len() > 1)
         .map(|(source, copies)| {
@@ -65,7 +69,7 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         })
         .collect();
     if let Some(input) = drained_eos_input(history) {
-        for (i, partition, offset, value) in committed_appends(input) {
+        for (i, partition, offset, value) in committed_appends(history, input) {
             let Some(event) = payment_event(value) else {
                 continue;
             };
@@ -85,39 +89,47 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 
 /// Under `kafka-eos`, once the drain converged: the topic inventory reads
 /// (from the run's `producer` variant).
-fn drained_eos_input(history: &[Entry]) -> Option<&'static str> {
-    let variants = history.iter().find_map(|e| match &e.event {
-        Event::Run { variants, .. } => Some(variants),
+fn drained_eos_input(history: &Compact<'_>) -> Option<&'static str> {
+    let lines = history.lines();
+    let variants = lines.iter().find_map(|e| match e.event {
+        Ev::Run { variants, .. } => Some(variants),
         _ => None,
     })?;
-    if variants.get("delivery").map(String::as_str) != Some("kafka-eos") {
+    let variant = |name: &str| variants.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    if variant("delivery") != Some("kafka-eos") {
         return None;
     }
-    let drained = history.iter().any(|e| {
+    let drained = lines.iter().any(|e| {
         matches!(
             e.event,
-            Event::Drain {
+            Ev::Drain {
                 converged: true,
                 ..
             }
         )
     });
-    let producer = variants.get("producer")?;
-    let publish: Publish = serde_json::from_value(Value::String(producer.clone())).ok()?;
+    let producer = variant("producer")?;
+    let publish: Publish = serde_json::from_value(Value::String(producer.to_string())).ok()?;
     drained.then(|| publish.topic())
 }
 
 /// The (payment id, revision) a record on the payments topic carries: a
 /// payment event, or a CDC change envelope of the payments row.
-fn payment_event(value: &Value) -> Option<(String, u64)> {
+fn payment_event(value: Raw<'_>) -> Option<(String, u64)> {
     let event = value.get("after").unwrap_or(value);
-    let id = event.get("payment_id")?.as_str()?;
-    Some((id.to_string(), event.get("revision")?.as_u64()?))
+    let [id, revision] = event.get_many(["payment_id", "revision"]);
+    Some((id?.as_str()?.into_owned(), revision?.as_u64()?))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::{Entry, Event};
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
     use pitfall_ports::TopicPartitionOffset;
     use serde_json::json;
 

@@ -19,6 +19,7 @@ mod third_party;
 pub(crate) mod fixtures;
 
 use pitfall_harness::checkers::{Anomaly, Invariant};
+use pitfall_harness::history::compact::{with_entries, Compact};
 use pitfall_harness::history::Entry;
 use pitfall_harness::system::{Figures, Latencies};
 use serde_json::Value;
@@ -26,72 +27,72 @@ use serde_json::Value;
 /// The reference system's invariants, in the order verdicts are printed.
 pub fn invariants() -> Vec<Invariant> {
     vec![
-        Invariant::new(
+        Invariant::over_compact(
             "stock-conservation",
             "for every product, initial stock = current stock + reserved quantity, and stock is never negative",
             stock_conservation::check,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "no-lost-payment",
             "every committed payment has a reservation outcome (reserved or rejected) after the drain",
             no_lost_payment::check,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "no-double-effect",
             "no payment's side effect is applied more than once",
             no_double_effect::check,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "no-phantom",
             "no reservation outcome exists without a payment committed before it",
             no_phantom::check,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "per-key-order",
             "for every payment, the inventory's final effect matches its highest revision, and no older revision is applied after a newer one",
             per_key_order::check,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "payload-integrity",
             "every attachment a committed payment names is archived exactly once, intact (size and SHA-256 match)",
             payload::check_integrity,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "no-dangling-reference",
             "a claim-check reference never points at an object that does not exist yet",
             payload::check_no_dangling_reference,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "no-partial-assembly",
             "no archived attachment is ever visible incomplete or misassembled",
             payload::check_no_partial_assembly,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "read-after-write",
             "once a shopper got OK for placing an order, the orders service's read endpoint shows it placed",
             orders::check_read_after_write,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "view-convergence",
             "after the drain, the orders service's state agrees with payments, inventory and refunds, and every materialized view and snapshot equals it",
             orders::check_view_convergence,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "snapshot-consistency",
             "an event-sourced snapshot never disagrees with a replay of the events up to it",
             orders::check_snapshot_consistency,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "output-exactly-once",
             "under kafka-eos, each consumed record's reserved event is committed once in the output topic (aborted transactions' copies are not read), and every payment event got one by the end of the drain",
             eos::check,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "no-double-call",
             "the third-party carrier shipped each payment at most once",
             third_party::check_no_double_call,
         ),
-        Invariant::new(
+        Invariant::over_compact(
             "call-completes",
             "every payment the inventory reserved was shipped by the third-party carrier by the end of the drain",
             third_party::check_call_completes,
@@ -136,16 +137,17 @@ pub fn allowed(producer: &str) -> &'static [Anomaly] {
 /// Each payment's commit to its first reservation outcome (reserved or
 /// rejected): the reference system's end-to-end latency, for the report.
 pub fn payment_latencies(history: &[Entry]) -> Latencies {
+    with_entries(history, latencies)
+}
+
+fn latencies(history: &Compact<'_>) -> Latencies {
+    let lines = history.lines();
     let outcomes = state::outcomes(history);
     let mut points_ms: Vec<(u64, u64)> = state::payments(history)
-        .into_iter()
+        .iter()
         .filter_map(|(id, (_, committed))| {
-            let first = outcomes
-                .get(&id)?
-                .iter()
-                .map(|o| history[o.entry].t)
-                .min()?;
-            let start = history[committed].t;
+            let first = outcomes.get(id)?.iter().map(|o| lines[o.entry].t).min()?;
+            let start = lines[*committed].t;
             Some((start, first.saturating_sub(start)))
         })
         .collect();

@@ -2,12 +2,15 @@
 //! most one reservation or rejection per payment, and one release per refund.
 
 use super::state::{appends_by_key, outcomes, OutcomeKind};
-use pitfall_harness::history::Entry;
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::Compact;
+use std::cell::OnceCell;
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
-    let appends_of = appends_by_key(history);
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
+    // Built only when a payment needs explaining.
+    let appends_of = OnceCell::new();
     outcomes(history)
-        .into_iter()
+        .iter()
         .filter(|(_, applied)| {
             // One reservation or rejection per payment, and one release per
             // refund.
@@ -20,7 +23,11 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         .map(|(id, applied)| {
             let kinds: Vec<&str> = applied.iter().map(|o| o.kind.name()).collect();
             let order = applied[0].row.order_id.clone();
-            let appends = appends_of.get(order.as_str()).cloned().unwrap_or_default();
+            let appends = appends_of
+                .get_or_init(|| appends_by_key(history))
+                .get(order.as_str())
+                .cloned()
+                .unwrap_or_default();
             let reserved: i64 = applied
                 .iter()
                 .filter(|o| o.kind == OutcomeKind::Reserved)
@@ -45,7 +52,13 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::check;
+    use pitfall_harness::checkers::Finding;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::Entry;
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
 
     #[test]
     fn holds_when_each_payment_is_applied_once_even_if_delivered_twice() {

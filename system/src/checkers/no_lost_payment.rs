@@ -3,16 +3,20 @@
 //! most one is no-double-effect.)
 
 use super::state::{appends_by_key, outcomes, payments};
-use pitfall_harness::history::Entry;
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::Compact;
+use std::cell::OnceCell;
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let outcomes = outcomes(history);
-    let appends_of = appends_by_key(history);
+    // Built only when a payment needs explaining.
+    let appends_of = OnceCell::new();
     payments(history)
-        .into_iter()
-        .filter(|(id, _)| !outcomes.contains_key(id))
+        .iter()
+        .filter(|(id, _)| !outcomes.contains_key(*id))
         .map(|(id, (p, entry))| {
             let appends = appends_of
+                .get_or_init(|| appends_by_key(history))
                 .get(p.order_id.as_str())
                 .cloned()
                 .unwrap_or_default();
@@ -21,7 +25,7 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
             } else {
                 format!("its event was appended {} time(s) but never applied", appends.len())
             };
-            let mut evidence = vec![entry];
+            let mut evidence = vec![*entry];
             evidence.extend(appends);
             (
                 format!(
@@ -37,7 +41,13 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::check;
+    use pitfall_harness::checkers::Finding;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::Entry;
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
 
     #[test]
     fn holds_when_every_payment_has_an_outcome() {

@@ -2,14 +2,15 @@
 //! before it.
 
 use super::state::{outcomes, payments};
-use pitfall_harness::history::Entry;
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::Compact;
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let payments = payments(history);
     let mut found = Vec::new();
-    for (id, applied) in outcomes(history) {
+    for (id, applied) in outcomes(history).iter() {
         for o in applied {
-            match payments.get(&id) {
+            match payments.get(id) {
                 None => found.push((
                     format!(
                         "{} outcome for payment {id} (order {}), which was never committed",
@@ -36,7 +37,13 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::check;
+    use pitfall_harness::checkers::Finding;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::Entry;
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
 
     #[test]
     fn holds_when_outcomes_follow_their_payments() {

@@ -15,6 +15,7 @@
 //! Every checker is silent unless the run's `orders` variant names a model.
 //! Rows that do not parse are skipped.
 
+use super::state::{rows, Written};
 use crate::events::PaymentCompleted;
 use crate::schema::{
     EffectRow, RefundRow, EFFECTS, ORDERS, ORDER_EVENTS, ORDER_SNAPSHOTS, ORDER_VIEW, PAYMENTS,
@@ -24,11 +25,21 @@ use crate::services::orders::{
     OrderEventRow, OrderFact, OrderRow, OrderState, SnapshotRow, ViewRow,
 };
 use crate::topology::{INVENTORY_DB, ORDERS_DB, PAYMENTS_DB};
-use pitfall_harness::history::{Entry, Event};
-use pitfall_ports::Change;
-use serde::de::DeserializeOwned;
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::{Compact, Ev};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// A map with a fixed hasher, for lookups only: nothing iterates one into
+/// a finding.
+#[allow(clippy::disallowed_types)]
+type LookupMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+
+/// (process, request id, attempt).
+type Attempt<'h> = (&'h str, &'h str, u32);
+/// (op, invoke entry, order id).
+type Invoked<'h> = (&'h str, usize, Cow<'h, str>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Model {
@@ -37,61 +48,20 @@ enum Model {
 }
 
 /// The orders model the run used, from its `orders` variant.
-fn model(history: &[Entry]) -> Option<Model> {
-    let name = history.iter().find_map(|e| match &e.event {
-        Event::Run { variants, .. } => Some(variants.get("orders")),
+fn model(history: &Compact<'_>) -> Option<Model> {
+    let name = history.lines().iter().find_map(|e| match e.event {
+        Ev::Run { variants, .. } => Some(variants.iter().find(|(k, _)| *k == "orders")),
         _ => None,
     })??;
-    match name.as_str() {
+    match name.1 {
         "event-sourced" => Some(Model::EventSourced),
         "crud-cdc" => Some(Model::CrudCdc),
         _ => None,
     }
 }
 
-/// Every change committed to `table` in `db`, in commit order, with its
-/// commit's entry.
-fn changes<'a>(
-    history: &'a [Entry],
-    db: &'a str,
-    table: &'a str,
-) -> impl Iterator<Item = (usize, &'a Change)> + 'a {
-    history
-        .iter()
-        .enumerate()
-        .filter_map(move |(i, e)| match &e.event {
-            Event::DbCommit { db: d, changes, .. } if d == db => {
-                Some(changes.iter().map(move |c| (i, c)))
-            }
-            _ => None,
-        })
-        .flatten()
-        .filter(move |(_, c)| c.table == table)
-}
-
-/// A row as one change wrote it.
-struct Written<T> {
-    entry: usize,
-    version: u64,
-    row: T,
-}
-
-/// Every parseable row written to `table` in `db`, in commit order.
-fn rows<T: DeserializeOwned>(history: &[Entry], db: &str, table: &str) -> Vec<Written<T>> {
-    changes(history, db, table)
-        .filter_map(|(entry, c)| {
-            let row = serde_json::from_value(c.data.clone()).ok()?;
-            Some(Written {
-                entry,
-                version: c.version,
-                row,
-            })
-        })
-        .collect()
-}
-
 /// The last row written per key.
-fn last_by<T>(rows: Vec<Written<T>>, key: impl Fn(&T) -> String) -> BTreeMap<String, Written<T>> {
+fn last_by<T>(rows: &[Written<T>], key: impl Fn(&T) -> String) -> BTreeMap<String, &Written<T>> {
     let mut out = BTreeMap::new();
     for w in rows {
         out.insert(key(&w.row), w);
@@ -111,10 +81,10 @@ fn record_event(events: &mut Events, entry: usize, row: OrderEventRow) {
         .or_insert((row.fact, entry));
 }
 
-fn events(history: &[Entry]) -> Events {
+fn events(history: &Compact<'_>) -> Events {
     let mut out = Events::new();
-    for w in rows::<OrderEventRow>(history, ORDERS_DB, ORDER_EVENTS) {
-        record_event(&mut out, w.entry, w.row);
+    for w in rows::<OrderEventRow>(history, ORDERS_DB, ORDER_EVENTS).iter() {
+        record_event(&mut out, w.entry, w.row.clone());
     }
     out
 }
@@ -128,15 +98,15 @@ struct Truth {
     source: String,
 }
 
-fn truths(history: &[Entry], model: Model) -> BTreeMap<String, Truth> {
+fn truths(history: &Compact<'_>, model: Model) -> BTreeMap<String, Truth> {
     match model {
-        Model::CrudCdc => last_by(rows::<OrderRow>(history, ORDERS_DB, ORDERS), |r| {
+        Model::CrudCdc => last_by(&rows::<OrderRow>(history, ORDERS_DB, ORDERS), |r| {
             r.order_id.clone()
         })
         .into_iter()
         .map(|(order, w)| {
             let truth = Truth {
-                state: w.row.state,
+                state: w.row.state.clone(),
                 entry: w.entry,
                 source: format!("its orders row (version {})", w.version),
             };
@@ -185,37 +155,38 @@ fn evidence(mut entries: Vec<usize>) -> Vec<usize> {
     entries
 }
 
-pub fn check_read_after_write(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_read_after_write(history: &Compact<'_>) -> Vec<Finding> {
     if model(history).is_none() {
         return vec![];
     }
     // (process, request id, attempt) → (op, invoke entry, order id).
-    let mut invokes: BTreeMap<(&str, &str, u32), (&str, usize, &str)> = BTreeMap::new();
+    let mut invokes: LookupMap<Attempt, Invoked> = LookupMap::default();
     // Order id → the first OK of a placement of it, and who got it.
-    let mut placed: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    let mut placed: LookupMap<Cow<str>, (usize, &str)> = LookupMap::default();
     let mut found = Vec::new();
-    for (i, e) in history.iter().enumerate() {
-        match &e.event {
-            Event::Invoke {
+    let lines = history.lines();
+    for (i, e) in lines.iter().enumerate() {
+        match e.event {
+            Ev::Invoke {
                 process,
                 op,
                 request_id,
                 attempt,
                 value,
             } if op == "place" || op == "read" => {
-                if let Some(order) = value.get("order_id").and_then(Value::as_str) {
-                    invokes.insert((process, request_id, *attempt), (op, i, order));
+                if let Some(order) = value.get("order_id").and_then(|v| v.as_str()) {
+                    invokes.insert((process, request_id, attempt), (op, i, order));
                 }
             }
-            Event::Ok {
+            Ev::Ok {
                 process,
                 op,
                 request_id,
                 attempt,
                 value,
             } => {
-                let Some(&(invoked_op, invoked, order)) =
-                    invokes.get(&(process.as_str(), request_id.as_str(), *attempt))
+                let Some((invoked_op, invoked, order)) =
+                    invokes.get(&(process, request_id, attempt)).cloned()
                 else {
                     continue;
                 };
@@ -226,7 +197,7 @@ pub fn check_read_after_write(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
                     placed.entry(order).or_insert((i, process));
                     continue;
                 }
-                let Some(&(place_ok, placer)) = placed.get(order) else {
+                let Some(&(place_ok, placer)) = placed.get(&order) else {
                     continue;
                 };
                 if place_ok > invoked {
@@ -234,14 +205,15 @@ pub fn check_read_after_write(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
                 }
                 // A `null` read result may have been dropped by a JSONL round trip.
                 let saw = match value {
-                    None | Some(Value::Null) => "nothing",
-                    Some(v) => match serde_json::from_value::<OrderState>(v.clone()) {
-                        Ok(state) if state.placed => continue,
-                        Ok(_) => "the order not placed",
-                        Err(_) => continue,
+                    None => "nothing",
+                    Some(v) if v.is_null() => "nothing",
+                    Some(v) => match v.decode::<OrderState>() {
+                        Some(state) if state.placed => continue,
+                        Some(_) => "the order not placed",
+                        None => continue,
                     },
                 };
-                let (t_place, t_invoke) = (history[place_ok].t, history[invoked].t);
+                let (t_place, t_invoke) = (lines[place_ok].t, lines[invoked].t);
                 found.push((
                     format!(
                         "{process} read order {order} (invoked t={t_invoke}, ok t={}) and saw {saw}, though {placer} got OK placing it at t={t_place}",
@@ -256,12 +228,12 @@ pub fn check_read_after_write(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     found
 }
 
-pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
     let Some(model) = model(history) else {
         return vec![];
     };
-    let drained = history.iter().rev().find_map(|e| match &e.event {
-        Event::Drain { converged, .. } => Some(*converged),
+    let drained = history.lines().iter().rev().find_map(|e| match e.event {
+        Ev::Drain { converged, .. } => Some(converged),
         _ => None,
     });
     if drained != Some(true) {
@@ -272,10 +244,8 @@ pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     let mut found = Vec::new();
 
     // (a) The orders service's truth agrees with the upstream truths.
-    let payments = last_by(
-        rows::<PaymentCompleted>(history, PAYMENTS_DB, PAYMENTS),
-        |p| p.order_id.clone(),
-    );
+    let payment_rows = rows::<PaymentCompleted>(history, PAYMENTS_DB, PAYMENTS);
+    let payments = last_by(&payment_rows, |p| p.order_id.clone());
     for (order, w) in &payments {
         let (status, revision) = (w.row.status, w.version);
         let Some(t) = truth.get(order) else {
@@ -298,18 +268,10 @@ pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
         }
     }
     // Effects are keyed by payment; the row names the order.
-    let mut effects: BTreeMap<String, Written<EffectRow>> = BTreeMap::new();
-    for (i, c) in changes(history, INVENTORY_DB, EFFECTS) {
-        if let Ok(row) = serde_json::from_value::<EffectRow>(c.data.clone()) {
-            effects.insert(
-                c.key.clone(),
-                Written {
-                    entry: i,
-                    version: c.version,
-                    row,
-                },
-            );
-        }
+    let effect_rows = rows::<EffectRow>(history, INVENTORY_DB, EFFECTS);
+    let mut effects: BTreeMap<&str, &Written<EffectRow>> = BTreeMap::new();
+    for w in effect_rows.iter() {
+        effects.insert(w.key.as_str(), w);
     }
     for (payment, w) in &effects {
         let order = &w.row.order_id;
@@ -336,9 +298,8 @@ pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
             ));
         }
     }
-    let refunds = last_by(rows::<RefundRow>(history, PAYMENTS_DB, REFUNDS), |r| {
-        r.order_id.clone()
-    });
+    let refund_rows = rows::<RefundRow>(history, PAYMENTS_DB, REFUNDS);
+    let refunds = last_by(&refund_rows, |r| r.order_id.clone());
     for (order, w) in &refunds {
         let refund = &w.row.refund_id;
         let Some(t) = truth.get(order) else {
@@ -362,9 +323,8 @@ pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     }
 
     // (b) The view shows the truth.
-    let views = last_by(rows::<ViewRow>(history, ORDERS_DB, ORDER_VIEW), |r| {
-        r.order_id.clone()
-    });
+    let view_rows = rows::<ViewRow>(history, ORDERS_DB, ORDER_VIEW);
+    let views = last_by(&view_rows, |r| r.order_id.clone());
     for (order, t) in &truth {
         match views.get(order) {
             None => found.push((
@@ -391,10 +351,8 @@ pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     // to the truth.
     if model == Model::EventSourced {
         let events = events(history);
-        let snapshots = last_by(
-            rows::<SnapshotRow>(history, ORDERS_DB, ORDER_SNAPSHOTS),
-            |r| r.order_id.clone(),
-        );
+        let snapshot_rows = rows::<SnapshotRow>(history, ORDERS_DB, ORDER_SNAPSHOTS);
+        let snapshots = last_by(&snapshot_rows, |r| r.order_id.clone());
         for (order, w) in &snapshots {
             let upto = w.row.upto;
             let mut state = w.row.state.clone();
@@ -427,14 +385,14 @@ pub fn check_view_convergence(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     found
 }
 
-pub fn check_snapshot_consistency(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_snapshot_consistency(history: &Compact<'_>) -> Vec<Finding> {
     if model(history) != Some(Model::EventSourced) {
         return vec![];
     }
     let mut events = Events::new();
     let mut found = Vec::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::DbCommit { db, changes, .. } = &e.event else {
+    for (i, e) in history.lines().iter().enumerate() {
+        let Ev::DbCommit { db, changes, .. } = e.event else {
             continue;
         };
         if db != ORDERS_DB {
@@ -442,12 +400,12 @@ pub fn check_snapshot_consistency(history: &[Entry]) -> Vec<(String, Vec<usize>)
         }
         // Events committed in the same transaction count as existing.
         for c in changes.iter().filter(|c| c.table == ORDER_EVENTS) {
-            if let Ok(row) = serde_json::from_value::<OrderEventRow>(c.data.clone()) {
+            if let Some(row) = c.data.decode::<OrderEventRow>() {
                 record_event(&mut events, i, row);
             }
         }
         for c in changes.iter().filter(|c| c.table == ORDER_SNAPSHOTS) {
-            let Ok(snap) = serde_json::from_value::<SnapshotRow>(c.data.clone()) else {
+            let Some(snap) = c.data.decode::<SnapshotRow>() else {
                 continue;
             };
             let (order, upto) = (&snap.order_id, snap.upto);
@@ -496,7 +454,21 @@ mod tests {
     use super::*;
     use crate::events::PaymentStatus;
     use crate::schema::EffectStatus;
-    use pitfall_ports::ChangeOp;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::{Entry, Event};
+    use pitfall_ports::{Change, ChangeOp};
+
+    fn check_read_after_write(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_read_after_write)
+    }
+
+    fn check_view_convergence(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_view_convergence)
+    }
+
+    fn check_snapshot_consistency(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_snapshot_consistency)
+    }
     use serde_json::json;
 
     const ES: &str = "event-sourced";

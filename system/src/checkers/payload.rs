@@ -11,64 +11,60 @@
 //! The payments table names each attachment's size and digest; the archive
 //! writes one invoice row per order with the digest of what it reassembled.
 
-use super::state::payments;
+use super::state::{payments, rows};
 use crate::events::AttachmentRef;
 use crate::schema::{InvoiceRow, INVOICES, INVOICES_TOPIC};
 use crate::topology::INVENTORY_DB;
 use pitfall_blocks::payload::{CLAIM_PREFIX, PAYLOAD_CODEC, PAYLOAD_SIZE};
-use pitfall_harness::history::{Entry, Event};
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::{with_entries, Compact, Ev};
+use pitfall_harness::history::Entry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Order id → (the attachment its payment names, the commit's entry).
-fn attachments(history: &[Entry]) -> BTreeMap<String, (AttachmentRef, usize)> {
+fn attachments(history: &Compact<'_>) -> BTreeMap<String, (AttachmentRef, usize)> {
     payments(history)
-        .into_values()
-        .filter_map(|(p, entry)| Some((p.order_id, (p.attachment?, entry))))
+        .values()
+        .filter_map(|(p, entry)| Some((p.order_id.clone(), (p.attachment.clone()?, *entry))))
         .collect()
 }
 
 /// Order id → every invoice row the archive wrote for it, with its entry.
-fn invoices(history: &[Entry]) -> BTreeMap<String, Vec<(InvoiceRow, usize)>> {
+fn invoices(history: &Compact<'_>) -> BTreeMap<String, Vec<(InvoiceRow, usize)>> {
     let mut out: BTreeMap<String, Vec<(InvoiceRow, usize)>> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::DbCommit { db, changes, .. } = &e.event else {
-            continue;
-        };
-        if db != INVENTORY_DB {
-            continue;
-        }
-        for c in changes.iter().filter(|c| c.table == INVOICES) {
-            if let Ok(row) = serde_json::from_value::<InvoiceRow>(c.data.clone()) {
-                out.entry(row.order_id.clone()).or_default().push((row, i));
-            }
-        }
+    for w in rows::<InvoiceRow>(history, INVENTORY_DB, INVOICES).iter() {
+        out.entry(w.row.order_id.clone())
+            .or_default()
+            .push((w.row.clone(), w.entry));
     }
     out
 }
 
 /// The shopper's failed attempts whose error names the attachment: the
 /// visible side of an attachment that could not be sent.
-fn attachment_failures(history: &[Entry], order: &str) -> Vec<(usize, String)> {
+fn attachment_failures(history: &Compact<'_>, order: &str) -> Vec<(usize, String)> {
     let mut request = None;
     let mut out = Vec::new();
-    for (i, e) in history.iter().enumerate() {
-        match &e.event {
-            Event::Invoke {
+    for (i, e) in history.lines().iter().enumerate() {
+        match e.event {
+            Ev::Invoke {
                 op,
                 value,
                 request_id,
                 ..
-            } if op == "pay" && value.get("order_id").and_then(|v| v.as_str()) == Some(order) => {
-                request = Some(request_id.clone());
+            } if op == "pay"
+                && value.get("order_id").and_then(|v| v.as_str()).as_deref() == Some(order) =>
+            {
+                request = Some(request_id);
             }
-            Event::Fail {
+            Ev::Fail {
                 request_id, error, ..
             }
-            | Event::Info {
+            | Ev::Info {
                 request_id, error, ..
-            } if Some(request_id) == request.as_ref() && error.contains("attachment") => {
-                out.push((i, error.clone()));
+            } if Some(request_id) == request && error.contains("attachment") => {
+                out.push((i, error.to_string()));
             }
             _ => {}
         }
@@ -76,7 +72,7 @@ fn attachment_failures(history: &[Entry], order: &str) -> Vec<(usize, String)> {
     out
 }
 
-pub fn check_integrity(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_integrity(history: &Compact<'_>) -> Vec<Finding> {
     let archived = invoices(history);
     let mut found = Vec::new();
     for (order, (expected, committed)) in attachments(history) {
@@ -121,23 +117,24 @@ pub fn check_integrity(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
     found
 }
 
-pub fn check_no_dangling_reference(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_no_dangling_reference(history: &Compact<'_>) -> Vec<Finding> {
     let mut found = Vec::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::ObjectGet {
+    let lines = history.lines();
+    for (i, e) in lines.iter().enumerate() {
+        let Ev::ObjectGet {
             process,
             key,
             found: false,
-        } = &e.event
+        } = e.event
         else {
             continue;
         };
         if !key.starts_with(CLAIM_PREFIX) {
             continue;
         }
-        let upload = history
+        let upload = lines
             .iter()
-            .position(|e| matches!(&e.event, Event::ObjectPut { key: k, .. } if k == key));
+            .position(|e| matches!(e.event, Ev::ObjectPut { key: k, .. } if k == key));
         let mut evidence = vec![i];
         evidence.extend(upload);
         evidence.sort_unstable();
@@ -154,7 +151,7 @@ pub fn check_no_dangling_reference(history: &[Entry]) -> Vec<(String, Vec<usize>
     found
 }
 
-pub fn check_no_partial_assembly(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_no_partial_assembly(history: &Compact<'_>) -> Vec<Finding> {
     let expected = attachments(history);
     let mut found = Vec::new();
     for (order, rows) in invoices(history) {
@@ -193,7 +190,12 @@ pub struct PayloadFigures {
     pub compressed_bytes: u64,
 }
 
+/// The figures of a history recorded in memory.
 pub fn figures(history: &[Entry]) -> Option<PayloadFigures> {
+    with_entries(history, compact_figures)
+}
+
+fn compact_figures(history: &Compact<'_>) -> Option<PayloadFigures> {
     let attached = attachments(history);
     let archived = invoices(history);
     if attached.is_empty() && archived.is_empty() {
@@ -211,23 +213,23 @@ pub fn figures(history: &[Entry]) -> Option<PayloadFigures> {
             .unwrap_or(0),
         ..PayloadFigures::default()
     };
-    for e in history {
-        let Event::Append {
+    for e in history.lines() {
+        let Ev::Append {
             topic,
             headers,
             wire_bytes,
             ..
-        } = &e.event
+        } = e.event
         else {
             continue;
         };
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let header = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         if topic != INVOICES_TOPIC || header(PAYLOAD_CODEC).is_none() {
             continue;
         }
         // The producer compressed the batch: the broker saw `wire_bytes`.
         let original = header(PAYLOAD_SIZE).and_then(|s| s.parse::<u64>().ok());
-        if let (Some(original), Some(stored)) = (original, *wire_bytes) {
+        if let (Some(original), Some(stored)) = (original, wire_bytes) {
             f.uncompressed_bytes += original;
             f.compressed_bytes += stored;
         }
@@ -240,7 +242,19 @@ mod tests {
     use super::*;
     use crate::schema::PAYMENTS;
     use crate::topology::PAYMENTS_DB;
-    use pitfall_harness::history::Entry;
+    use pitfall_harness::history::{Entry, Event};
+
+    fn check_integrity(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_integrity)
+    }
+
+    fn check_no_dangling_reference(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_no_dangling_reference)
+    }
+
+    fn check_no_partial_assembly(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_no_partial_assembly)
+    }
     use pitfall_ports::{Change, ChangeOp};
     use serde_json::json;
 

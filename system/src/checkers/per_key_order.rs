@@ -4,10 +4,12 @@
 //! revision is applied after a newer one. Inventory records the revision it
 //! applied in its effects table, in the same transaction as the effect.
 
+use super::state::rows;
 use crate::events::{PaymentCompleted, PaymentStatus};
 use crate::schema::{EffectRow, EffectStatus, EFFECTS, PAYMENTS};
 use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
-use pitfall_harness::history::{Entry, Event};
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::Compact;
 use std::collections::BTreeMap;
 
 /// Whether an effect is what a payment at this status should leave behind.
@@ -18,36 +20,31 @@ fn matches(status: PaymentStatus, effect: EffectStatus) -> bool {
     }
 }
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     // Payment id → (highest revision, its status, the commit's entry).
-    let mut latest: BTreeMap<String, (u64, PaymentStatus, usize)> = BTreeMap::new();
-    // Payment id → every effect written, in commit order.
-    let mut effects: BTreeMap<String, Vec<(usize, EffectRow)>> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::DbCommit { db, changes, .. } = &e.event else {
-            continue;
-        };
-        for c in changes {
-            if db == PAYMENTS_DB && c.table == PAYMENTS {
-                if let Ok(p) = serde_json::from_value::<PaymentCompleted>(c.data.clone()) {
-                    let slot = latest
-                        .entry(p.payment_id)
-                        .or_insert((c.version, p.status, i));
-                    if c.version >= slot.0 {
-                        *slot = (c.version, p.status, i);
-                    }
-                }
-            } else if db == INVENTORY_DB && c.table == EFFECTS {
-                if let Ok(row) = serde_json::from_value::<EffectRow>(c.data.clone()) {
-                    effects.entry(c.key.clone()).or_default().push((i, row));
-                }
-            }
+    let mut latest: BTreeMap<&str, (u64, PaymentStatus, usize)> = BTreeMap::new();
+    let payments = rows::<PaymentCompleted>(history, PAYMENTS_DB, PAYMENTS);
+    for w in payments.iter() {
+        let (version, status, i) = (w.version, w.row.status, w.entry);
+        let slot = latest
+            .entry(w.row.payment_id.as_str())
+            .or_insert((version, status, i));
+        if version >= slot.0 {
+            *slot = (version, status, i);
         }
     }
-
+    // Payment id → every effect written, in commit order.
+    let mut effects: BTreeMap<&str, Vec<(usize, &EffectRow)>> = BTreeMap::new();
+    let written = rows::<EffectRow>(history, INVENTORY_DB, EFFECTS);
+    for w in written.iter() {
+        effects
+            .entry(w.key.as_str())
+            .or_default()
+            .push((w.entry, &w.row));
+    }
     let mut found = Vec::new();
     for (payment, applied) in &effects {
-        let mut newest: Option<&(usize, EffectRow)> = None;
+        let mut newest: Option<&(usize, &EffectRow)> = None;
         for step in applied {
             if let Some(prev) = newest.filter(|prev| step.1.revision < prev.1.revision) {
                 found.push((
@@ -63,7 +60,7 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
             }
         }
         let (last_entry, last) = applied.last().expect("non-empty");
-        let Some(&(revision, status, committed)) = latest.get(payment) else {
+        let Some(&(revision, status, committed)) = latest.get(*payment) else {
             continue;
         };
         if last.revision != revision || !matches(status, last.status) {
@@ -82,7 +79,13 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::check;
+    use pitfall_harness::checkers::Finding;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::Entry;
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
     use crate::schema::EffectStatus;
 
     #[test]

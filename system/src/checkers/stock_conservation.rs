@@ -3,10 +3,11 @@
 //! is never negative after any commit.
 
 use super::state::{outcomes, stock_levels, OutcomeKind};
-use pitfall_harness::history::Entry;
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::Compact;
 use std::collections::BTreeMap;
 
-pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let mut found = Vec::new();
     let levels = stock_levels(history);
     let mut reserved: BTreeMap<&str, (i64, Vec<usize>)> = BTreeMap::new();
@@ -59,7 +60,13 @@ pub fn check(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::check;
+    use pitfall_harness::checkers::Finding;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::Entry;
+
+    fn check(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check)
+    }
 
     #[test]
     fn holds_when_every_reservation_took_its_stock() {

@@ -3,48 +3,37 @@
 //! (every reservation was shipped by the end of the drain). Both hold
 //! vacuously in runs without a third party.
 
-use super::state::{outcomes, OutcomeKind};
+use super::state::{outcomes, rows, OutcomeKind};
 use crate::schema::{ShipmentRow, SHIPMENTS};
 use crate::topology::CARRIER_DB;
-use pitfall_harness::history::{Entry, Event};
+use pitfall_harness::checkers::Finding;
+use pitfall_harness::history::compact::{Compact, Ev};
 use pitfall_ports::ChangeOp;
 use std::collections::BTreeMap;
 
 /// Every shipment the carrier performed, by payment id: (shipment id, the
 /// history entry of its commit).
-fn shipments(history: &[Entry]) -> BTreeMap<String, Vec<(String, usize)>> {
+fn shipments(history: &Compact<'_>) -> BTreeMap<String, Vec<(String, usize)>> {
     let mut out: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
-    for (i, e) in history.iter().enumerate() {
-        let Event::DbCommit { db, changes, .. } = &e.event else {
-            continue;
-        };
-        if db != CARRIER_DB {
-            continue;
-        }
-        for c in changes {
-            if c.table != SHIPMENTS || c.op != ChangeOp::Insert {
-                continue;
-            }
-            if let Ok(row) = serde_json::from_value::<ShipmentRow>(c.data.clone()) {
-                out.entry(row.request.payment_id)
-                    .or_default()
-                    .push((c.key.clone(), i));
-            }
-        }
+    let written = rows::<ShipmentRow>(history, CARRIER_DB, SHIPMENTS);
+    for w in written.iter().filter(|w| w.op == ChangeOp::Insert) {
+        out.entry(w.row.request.payment_id.clone())
+            .or_default()
+            .push((w.key.clone(), w.entry));
     }
     out
 }
 
 /// Whether the run called a third party, from its `third-party` variant.
-fn has_third_party(history: &[Entry]) -> bool {
-    history.iter().any(|e| match &e.event {
-        Event::Run { variants, .. } => variants.contains_key("third-party"),
+fn has_third_party(history: &Compact<'_>) -> bool {
+    history.lines().iter().any(|e| match e.event {
+        Ev::Run { variants, .. } => variants.iter().any(|(k, _)| *k == "third-party"),
         _ => false,
     })
 }
 
 /// no-double-call: no payment was shipped more than once.
-pub fn check_no_double_call(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_no_double_call(history: &Compact<'_>) -> Vec<Finding> {
     shipments(history)
         .into_iter()
         .filter(|(_, shipped)| shipped.len() > 1)
@@ -63,16 +52,16 @@ pub fn check_no_double_call(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 }
 
 /// call-completes: every payment the inventory reserved was shipped.
-pub fn check_call_completes(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
+pub fn check_call_completes(history: &Compact<'_>) -> Vec<Finding> {
     if !has_third_party(history) {
         return Vec::new();
     }
     let shipped = shipments(history);
     outcomes(history)
-        .into_iter()
+        .iter()
         .filter_map(|(payment, applied)| {
             let reserved = applied.iter().find(|o| o.kind == OutcomeKind::Reserved)?;
-            (!shipped.contains_key(&payment)).then(|| {
+            (!shipped.contains_key(payment)).then(|| {
                 (
                     format!(
                         "payment {payment} (order {}) was reserved, and the carrier never shipped it",
@@ -88,7 +77,17 @@ pub fn check_call_completes(history: &[Entry]) -> Vec<(String, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
-    use super::*;
+    use pitfall_harness::checkers::Finding;
+    use pitfall_harness::history::compact::with_entries;
+    use pitfall_harness::history::Entry;
+
+    fn check_no_double_call(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_no_double_call)
+    }
+
+    fn check_call_completes(history: &[Entry]) -> Vec<Finding> {
+        with_entries(history, super::check_call_completes)
+    }
 
     #[test]
     fn no_double_call_holds_when_each_payment_ships_once() {

@@ -1,0 +1,719 @@
+//! The history read once into a compact form that every checker shares:
+//! one [`Line`] per entry, its strings and JSON values (a record's value, a
+//! row's data, a request) borrowed from the parsed [`Entry`]s, its lists in
+//! an [`Arena`]. `serde_json` reads the text; the compact form is what the
+//! checkers walk, so each one matches on a small borrowed event instead of
+//! cloning and decoding.
+//!
+//! [`Compact::shared`] keeps what checkers derive from the history (a
+//! system's decoded rows, say), so the second checker that needs it does
+//! not derive it again.
+
+use super::{Entry, Event, FaultAction, ParseError};
+use bumpalo::Bump;
+use pitfall_ports::ChangeOp;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::cell::{OnceCell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Where a [`Compact`] keeps the entries it was read into and the lists of
+/// each line. One arena per history.
+#[derive(Default)]
+pub struct Arena(bumpalo::Bump, OnceCell<Vec<Entry>>);
+
+impl Arena {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// A JSON value of the history, borrowed. [`Raw::text`] is its canonical
+/// text (what `serde_json` writes for it: keys sorted, no whitespace), so
+/// two values are equal exactly when their texts are.
+#[derive(Clone, Copy, Debug)]
+pub struct Raw<'a>(&'a Value);
+
+impl<'a> Raw<'a> {
+    fn of(value: &'a Value) -> Self {
+        Raw(value)
+    }
+
+    /// The canonical text: equal values, equal texts.
+    pub fn text(&self) -> Cow<'a, str> {
+        Cow::Owned(self.0.to_string())
+    }
+
+    /// The value.
+    pub fn value(&self) -> Cow<'a, Value> {
+        Cow::Borrowed(self.0)
+    }
+
+    /// The value as a `T`, as `serde_json::from_value` would make it.
+    pub fn decode<T: DeserializeOwned>(&self) -> Option<T> {
+        T::deserialize(self.0).ok()
+    }
+
+    /// `value.get(key)`: the member `key` of an object; none for anything
+    /// else.
+    pub fn get(&self, key: &str) -> Option<Raw<'a>> {
+        self.0.get(key).map(Raw::of)
+    }
+
+    /// `[value.get(k) for k in keys]`.
+    pub fn get_many<const N: usize>(&self, keys: [&str; N]) -> [Option<Raw<'a>>; N] {
+        keys.map(|k| self.get(k))
+    }
+
+    /// `value.as_str()`.
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        self.0.as_str().map(Cow::Borrowed)
+    }
+
+    /// `value.as_u64()`.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.as_u64()
+    }
+
+    /// `value.is_null()`.
+    pub fn is_null(&self) -> bool {
+        self.0.is_null()
+    }
+}
+
+/// One row change of a commit.
+#[derive(Clone, Copy, Debug)]
+pub struct ChangeRef<'a> {
+    pub lsn: u64,
+    pub table: &'a str,
+    pub key: &'a str,
+    pub op: ChangeOp,
+    pub version: u64,
+    pub data: Raw<'a>,
+}
+
+/// A topic, partition and offset.
+#[derive(Clone, Copy, Debug)]
+pub struct Tpo<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// One entry: simulated time in milliseconds and the event.
+#[derive(Clone, Copy, Debug)]
+pub struct Line<'a> {
+    pub t: u64,
+    pub event: Ev<'a>,
+}
+
+/// An [`super::Event`], borrowed: the same kinds and fields, maps as
+/// sorted slices, JSON values as [`Raw`] text.
+#[derive(Clone, Copy, Debug)]
+pub enum Ev<'a> {
+    Run {
+        scenario: &'a str,
+        seed: u64,
+        mode: &'a str,
+        system: &'a str,
+        variants: &'a [(&'a str, &'a str)],
+    },
+    Phase {
+        phase: &'a str,
+    },
+    Fault {
+        action: FaultAction,
+        kind: &'a str,
+        target: &'a str,
+    },
+    Invoke {
+        process: &'a str,
+        op: &'a str,
+        request_id: &'a str,
+        attempt: u32,
+        value: Raw<'a>,
+    },
+    Ok {
+        process: &'a str,
+        op: &'a str,
+        request_id: &'a str,
+        attempt: u32,
+        value: Option<Raw<'a>>,
+    },
+    Fail {
+        process: &'a str,
+        op: &'a str,
+        request_id: &'a str,
+        attempt: u32,
+        error: &'a str,
+    },
+    Info {
+        process: &'a str,
+        op: &'a str,
+        request_id: &'a str,
+        attempt: u32,
+        error: &'a str,
+    },
+    DbCommit {
+        db: &'a str,
+        process: &'a str,
+        lsn: u64,
+        changes: &'a [ChangeRef<'a>],
+    },
+    Append {
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        key: &'a str,
+        headers: &'a [(&'a str, &'a str)],
+        producer: &'a str,
+        value: Raw<'a>,
+        wire_bytes: Option<u64>,
+    },
+    Consume {
+        process: &'a str,
+        group: &'a str,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+        key: &'a str,
+    },
+    OffsetCommit {
+        process: &'a str,
+        group: &'a str,
+        topic: &'a str,
+        partition: u32,
+        offset: u64,
+    },
+    Assigned {
+        process: &'a str,
+        group: &'a str,
+        generation: u64,
+        partitions: &'a [&'a str],
+    },
+    Rewind {
+        group: &'a str,
+        topic: &'a str,
+        partition: u32,
+        from: u64,
+        to: u64,
+    },
+    Rebalance {
+        group: &'a str,
+        generation: u64,
+        assignment: &'a [(&'a str, &'a [&'a str])],
+    },
+    ObjectPut {
+        process: &'a str,
+        key: &'a str,
+        size: usize,
+    },
+    ObjectDelete {
+        process: &'a str,
+        key: &'a str,
+    },
+    ObjectGet {
+        process: &'a str,
+        key: &'a str,
+        found: bool,
+    },
+    TxnEnd {
+        transactional_id: &'a str,
+        process: &'a str,
+        committed: bool,
+        records: &'a [Tpo<'a>],
+        markers: &'a [Tpo<'a>],
+    },
+    Gaps {
+        topic: &'a str,
+        partition: u32,
+        offsets: &'a [u64],
+    },
+    SlotConfirm {
+        db: &'a str,
+        slot: &'a str,
+        lsn: u64,
+    },
+    Coverage {
+        process: &'a str,
+        name: &'a str,
+    },
+    Drain {
+        converged: bool,
+        pending: &'a [&'a str],
+    },
+}
+
+/// A whole history in compact form, with the text of each entry.
+pub struct Compact<'a> {
+    lines: Vec<Line<'a>>,
+    /// The entries the compact form was made from.
+    entries: &'a [Entry],
+    /// What checkers derived and share, by type and name.
+    shared: RefCell<BTreeMap<(TypeId, String), Rc<dyn Any>>>,
+}
+
+impl<'a> Compact<'a> {
+    /// Parse JSON Lines with [`super::parse_jsonl`] (same errors, same
+    /// entries, kept in `arena`), without checking the shape.
+    pub fn parse(text: &str, source_name: &str, arena: &'a Arena) -> Result<Self, ParseError> {
+        let entries = super::parse_jsonl(text, source_name)?;
+        Ok(Self::keep(entries, arena))
+    }
+
+    /// Parse and check the shape with [`super::parse_history`]: what
+    /// `pitfall check` accepts.
+    pub fn parse_history(
+        text: &str,
+        source_name: &str,
+        arena: &'a Arena,
+    ) -> Result<Self, ParseError> {
+        let entries = super::parse_history(text, source_name)?;
+        Ok(Self::keep(entries, arena))
+    }
+
+    fn keep(entries: Vec<Entry>, arena: &'a Arena) -> Self {
+        assert!(arena.1.set(entries).is_ok(), "one history per arena");
+        let entries = arena.1.get().expect("just set");
+        Self::from_entries(entries, arena)
+    }
+
+    pub fn lines(&self) -> &[Line<'a>] {
+        &self.lines
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Entry `i` as an [`Entry`].
+    pub fn entry(&self, i: usize) -> Entry {
+        self.entries[i].clone()
+    }
+
+    /// Every entry as an [`Entry`].
+    pub fn entries(&self) -> &'a [Entry] {
+        self.entries
+    }
+
+    /// The run header's variants.
+    pub fn variants(&self) -> &'a [(&'a str, &'a str)] {
+        self.lines
+            .iter()
+            .find_map(|l| match l.event {
+                Ev::Run { variants, .. } => Some(variants),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+
+    /// The run header's variant of `component`.
+    pub fn variant(&self, component: &str) -> Option<&'a str> {
+        let variants = self.variants();
+        let at = variants
+            .binary_search_by(|(k, _)| (*k).cmp(component))
+            .ok()?;
+        Some(variants[at].1)
+    }
+
+    /// What `make` derives from this history, made on the first call for
+    /// its type and `name` and shared by every later one. `make` must be a
+    /// pure function of the history, like the checkers that call it, and
+    /// `name` must say which one it is.
+    pub fn shared<T: Any>(&self, name: &str, make: impl FnOnce(&Self) -> T) -> Rc<T> {
+        let id = (TypeId::of::<T>(), name.to_string());
+        if let Some(kept) = self.shared.borrow().get(&id) {
+            return kept.clone().downcast().expect("kept under its own type");
+        }
+        let made = Rc::new(make(self));
+        self.shared.borrow_mut().insert(id, made.clone());
+        made
+    }
+}
+
+/// Run `f` over `entries` in compact form: the checkers' way of looking at
+/// a history recorded in memory. Nothing is serialized: strings and values
+/// are borrowed from the entries.
+pub fn with_entries<R>(entries: &[Entry], f: impl FnOnce(&Compact<'_>) -> R) -> R {
+    let arena = Arena::new();
+    f(&Compact::from_entries(entries, &arena))
+}
+
+impl<'a> Compact<'a> {
+    /// The compact form of entries recorded in memory (see [`with_entries`]).
+    pub fn from_entries(entries: &'a [Entry], arena: &'a Arena) -> Self {
+        let lines = entries
+            .iter()
+            .map(|e| Line {
+                t: e.t,
+                event: event_of(&e.event, &arena.0),
+            })
+            .collect();
+        Compact {
+            lines,
+            entries,
+            shared: RefCell::default(),
+        }
+    }
+}
+
+fn strs<'a>(arena: &'a Bump, list: &'a [String]) -> &'a [&'a str] {
+    arena.alloc_slice_fill_iter(list.iter().map(String::as_str))
+}
+
+fn tpos<'a>(arena: &'a Bump, list: &'a [pitfall_ports::TopicPartitionOffset]) -> &'a [Tpo<'a>] {
+    arena.alloc_slice_fill_iter(list.iter().map(|o| Tpo {
+        topic: &o.topic,
+        partition: o.partition,
+        offset: o.offset,
+    }))
+}
+
+fn changes<'a>(arena: &'a Bump, list: &'a [pitfall_ports::Change]) -> &'a [ChangeRef<'a>] {
+    arena.alloc_slice_fill_iter(list.iter().map(|c| ChangeRef {
+        lsn: c.lsn,
+        table: &c.table,
+        key: &c.key,
+        op: c.op,
+        version: c.version,
+        data: Raw::of(&c.data),
+    }))
+}
+
+/// An [`Event`] recorded in memory, borrowed.
+fn event_of<'a>(event: &'a Event, arena: &'a Bump) -> Ev<'a> {
+    match event {
+        Event::Run {
+            scenario,
+            seed,
+            mode,
+            system,
+            variants,
+        } => Ev::Run {
+            scenario,
+            seed: *seed,
+            mode,
+            system,
+            variants: arena
+                .alloc_slice_fill_iter(variants.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        },
+        Event::Phase { phase } => Ev::Phase { phase },
+        Event::Fault {
+            action,
+            kind,
+            target,
+        } => Ev::Fault {
+            action: *action,
+            kind,
+            target,
+        },
+        Event::Invoke {
+            process,
+            op,
+            request_id,
+            attempt,
+            value,
+        } => Ev::Invoke {
+            process,
+            op,
+            request_id,
+            attempt: *attempt,
+            value: Raw::of(value),
+        },
+        Event::Ok {
+            process,
+            op,
+            request_id,
+            attempt,
+            value,
+        } => Ev::Ok {
+            process,
+            op,
+            request_id,
+            attempt: *attempt,
+            value: value.as_ref().map(Raw::of),
+        },
+        Event::Fail {
+            process,
+            op,
+            request_id,
+            attempt,
+            error,
+        } => Ev::Fail {
+            process,
+            op,
+            request_id,
+            attempt: *attempt,
+            error,
+        },
+        Event::Info {
+            process,
+            op,
+            request_id,
+            attempt,
+            error,
+        } => Ev::Info {
+            process,
+            op,
+            request_id,
+            attempt: *attempt,
+            error,
+        },
+        Event::DbCommit {
+            db,
+            process,
+            lsn,
+            changes: list,
+        } => Ev::DbCommit {
+            db,
+            process,
+            lsn: *lsn,
+            changes: changes(arena, list),
+        },
+        Event::Append {
+            topic,
+            partition,
+            offset,
+            key,
+            headers,
+            producer,
+            value,
+            wire_bytes,
+        } => Ev::Append {
+            topic,
+            partition: *partition,
+            offset: *offset,
+            key,
+            headers: arena
+                .alloc_slice_fill_iter(headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            producer,
+            value: Raw::of(value),
+            wire_bytes: *wire_bytes,
+        },
+        _ => broker_event_of(event, arena),
+    }
+}
+
+/// [`event_of`] for the broker's, object store's and driver's events.
+fn broker_event_of<'a>(event: &'a Event, arena: &'a Bump) -> Ev<'a> {
+    match event {
+        Event::Consume {
+            process,
+            group,
+            topic,
+            partition,
+            offset,
+            key,
+        } => Ev::Consume {
+            process,
+            group,
+            topic,
+            partition: *partition,
+            offset: *offset,
+            key,
+        },
+        Event::OffsetCommit {
+            process,
+            group,
+            topic,
+            partition,
+            offset,
+        } => Ev::OffsetCommit {
+            process,
+            group,
+            topic,
+            partition: *partition,
+            offset: *offset,
+        },
+        Event::Assigned {
+            process,
+            group,
+            generation,
+            partitions,
+        } => Ev::Assigned {
+            process,
+            group,
+            generation: *generation,
+            partitions: strs(arena, partitions),
+        },
+        Event::Rewind {
+            group,
+            topic,
+            partition,
+            from,
+            to,
+        } => Ev::Rewind {
+            group,
+            topic,
+            partition: *partition,
+            from: *from,
+            to: *to,
+        },
+        Event::Rebalance {
+            group,
+            generation,
+            assignment,
+        } => Ev::Rebalance {
+            group,
+            generation: *generation,
+            assignment: arena.alloc_slice_fill_iter(
+                assignment.iter().map(|(k, v)| (k.as_str(), strs(arena, v))),
+            ),
+        },
+        Event::ObjectPut { process, key, size } => Ev::ObjectPut {
+            process,
+            key,
+            size: *size,
+        },
+        Event::ObjectDelete { process, key } => Ev::ObjectDelete { process, key },
+        Event::ObjectGet {
+            process,
+            key,
+            found,
+        } => Ev::ObjectGet {
+            process,
+            key,
+            found: *found,
+        },
+        Event::TxnEnd {
+            transactional_id,
+            process,
+            committed,
+            records,
+            markers,
+        } => Ev::TxnEnd {
+            transactional_id,
+            process,
+            committed: *committed,
+            records: tpos(arena, records),
+            markers: tpos(arena, markers),
+        },
+        Event::Gaps {
+            topic,
+            partition,
+            offsets,
+        } => Ev::Gaps {
+            topic,
+            partition: *partition,
+            offsets,
+        },
+        Event::SlotConfirm { db, slot, lsn } => Ev::SlotConfirm {
+            db,
+            slot,
+            lsn: *lsn,
+        },
+        Event::Coverage { process, name } => Ev::Coverage { process, name },
+        Event::Drain { converged, pending } => Ev::Drain {
+            converged: *converged,
+            pending: strs(arena, pending),
+        },
+        _ => unreachable!("event_of reads the others"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::parse_jsonl;
+    use serde_json::json;
+
+    const HEADER: &str =
+        r#"{"t":0,"type":"run","scenario":"s","seed":1,"mode":"sim","variants":{"b":"2","a":"1"}}"#;
+
+    #[test]
+    fn lines_borrow_what_the_parsed_entries_say() {
+        let lines = [
+            HEADER,
+            r#"{"t":2,"type":"db_commit","db":"db","process":"p","lsn":1,"changes":[{"lsn":1,"table":"t","key":"k","op":"insert","version":1,"data":{"b":1,"a":[1.5,"\u00e9"]}}]}"#,
+            r#"{"t":5,"type":"append","topic":"t","partition":0,"offset":0,"key":"k","headers":[["a","b"]],"producer":"p","value":{"z":1,"a":"q\"uote"}}"#,
+        ];
+        let text = format!("{}\n", lines.join("\n"));
+        let entries = parse_jsonl(&text, "h.jsonl").unwrap();
+        let arena = Arena::new();
+        let compact = Compact::parse(&text, "h.jsonl", &arena).unwrap();
+        assert_eq!(compact.len(), 3);
+        assert_eq!(compact.entries(), &entries[..]);
+        assert_eq!(compact.entry(1), entries[1]);
+        assert_eq!(compact.variant("a"), Some("1"));
+        assert_eq!(compact.variant("b"), Some("2"));
+        assert_eq!(compact.variant("c"), None);
+        let Ev::DbCommit { db, changes, .. } = compact.lines()[1].event else {
+            panic!("a commit: {:?}", compact.lines()[1]);
+        };
+        assert_eq!((db, changes.len(), changes[0].key), ("db", 1, "k"));
+        assert_eq!(changes[0].data.text(), r#"{"a":[1.5,"é"],"b":1}"#);
+        let Ev::Append { value, headers, .. } = compact.lines()[2].event else {
+            panic!("an append: {:?}", compact.lines()[2]);
+        };
+        assert_eq!(
+            value.get("a").and_then(|a| a.as_str()).as_deref(),
+            Some("q\"uote")
+        );
+        assert_eq!(headers.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_line_is_the_error_parse_jsonl_gives() {
+        let text = format!("{HEADER}\n{{\"t\":1,\"type\":\"nope\"}}\n");
+        let arena = Arena::new();
+        let compact = Compact::parse(&text, "h.jsonl", &arena).map(|c| c.len());
+        let entries = parse_jsonl(&text, "h.jsonl").map(|e| e.len());
+        assert_eq!(
+            compact.map_err(|e| e.to_string()),
+            entries.map_err(|e| e.to_string())
+        );
+        assert!(Compact::parse_history("", "h.jsonl", &Arena::new()).is_err());
+    }
+
+    #[test]
+    fn raw_values_answer_as_serde_json_values_do() {
+        let values = [
+            json!({"revision": 3, "version": 9, "after": {"request_id": "r\"1", "user_id": "u"}}),
+            json!({"version": 2, "z": [1, 2.5, -3]}),
+            json!("plain"),
+            json!(-4),
+            json!(null),
+        ];
+        for value in &values {
+            let raw = Raw::of(value);
+            assert_eq!(raw.text(), serde_json::to_string(value).unwrap());
+            assert_eq!(*raw.value(), *value);
+            let [r, v] = raw.get_many(["revision", "version"]);
+            assert_eq!(
+                r.and_then(|r| r.as_u64()),
+                value.get("revision").and_then(Value::as_u64)
+            );
+            assert_eq!(
+                v.and_then(|v| v.as_u64()),
+                value.get("version").and_then(Value::as_u64)
+            );
+            assert_eq!(raw.as_str().as_deref(), value.as_str());
+            assert_eq!(raw.as_u64(), value.as_u64());
+            assert_eq!(raw.is_null(), value.is_null());
+            assert_eq!(raw.decode::<Value>().as_ref(), Some(value));
+        }
+    }
+
+    #[test]
+    fn shared_facts_are_made_once_per_name() {
+        let entries = parse_jsonl(&format!("{HEADER}\n"), "h.jsonl").unwrap();
+        with_entries(&entries, |c| {
+            let made = std::cell::Cell::new(0);
+            let count = |_: &Compact<'_>| {
+                made.set(made.get() + 1);
+                made.get()
+            };
+            assert_eq!(*c.shared("a", count), 1);
+            assert_eq!(*c.shared("a", count), 1);
+            assert_eq!(*c.shared("b", count), 2);
+            assert_eq!(made.get(), 2);
+        });
+    }
+}
