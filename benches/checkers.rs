@@ -5,8 +5,9 @@
 //!
 //! `cargo bench --bench checkers` first generates its histories with the
 //! simulator, once, into `target/checkers-bench/` (a few minutes; each file
-//! is named after a hash of its scenario, seed and build, so a file from
-//! another build or generator setting is never reused):
+//! is named after a hash of its scenario text and seed, so a file from
+//! another generator setting is never reused; delete the folder to generate
+//! them again):
 //! - `all-remedies-1m`: every remedy at once (CDC, context, dedupe,
 //!   revisions, claim check, CRUD+CDC orders view, third-party carrier,
 //!   Kafka transactions) with 23,000 orders over an hour of chaos: over a
@@ -167,37 +168,13 @@ fn fnv(parts: &[&[u8]]) -> u64 {
     h
 }
 
-/// What this build is: the commit, and for a tree with uncommitted
-/// changes, this executable's size and modification time (the simulator
-/// is in it, and a history holds for a seed plus a build).
-#[allow(
-    clippy::disallowed_types,
-    reason = "a file's modification time, not a clock the simulation reads"
-)]
-fn build_identity() -> String {
-    let commit = env!("PITFALL_GIT_COMMIT");
-    if !commit.ends_with("-dirty") {
-        return commit.to_string();
-    }
-    let exe = std::env::current_exe().expect("the benchmark's own path");
-    let meta = std::fs::metadata(&exe).expect("the benchmark's own file");
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    format!("{commit}:{}:{modified}", meta.len())
-}
-
-/// The history of `toml`'s scenario at [`SEED`], generated unless this
-/// build already did.
+/// The history of `toml`'s scenario at [`SEED`], generated unless a file
+/// for the same scenario text and seed is there. It is the checkers' input,
+/// not a repro: it need not come from this build's simulator (delete the
+/// folder to generate it again, e.g. after the history format changes).
 fn history_file(name: &str, toml: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/checkers-bench");
-    let key = fnv(&[
-        toml.as_bytes(),
-        &SEED.to_le_bytes(),
-        build_identity().as_bytes(),
-    ]);
+    let key = fnv(&[toml.as_bytes(), &SEED.to_le_bytes()]);
     let file = dir.join(format!("{name}-{key:016x}.jsonl"));
     if file.exists() {
         return file;
@@ -210,7 +187,7 @@ fn history_file(name: &str, toml: &str) -> PathBuf {
 /// Run the scenario's seed in the simulation and write its history.
 fn generate(name: &str, toml: &str, file: &Path) {
     eprintln!(
-        "generating the {name} history (seed {SEED}); this takes a few minutes and several GB of memory, once per build"
+        "generating the {name} history (seed {SEED}); this takes a few minutes and several GB of memory, once"
     );
     let path = PathBuf::from(format!("{name}.toml"));
     let scenario = scenario::parse(&path, toml, &registry()).expect("the bench's scenario parses");
