@@ -250,9 +250,6 @@ fn host_boundaries<'a>(topo: &'a Topology, host: &'a str) -> impl Iterator<Item 
 
 /// The delay a slow server adds to each request, drawn uniformly.
 const SLOW_DELAY_MS: (u64, u64) = (50, 600);
-/// How long a crashed consumer may run on to its next offset commit (real
-/// mode crashes a consumer between applying and committing).
-const CRASH_GRACE_MS: u64 = 500;
 
 /// A fault a scenario allows: its name as written, its kind, and the hosts
 /// (or links) it may hit.
@@ -355,8 +352,9 @@ pub struct FaultWindow {
     /// range of milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<(u64, u64)>,
-    /// For crashes: how long a consumer may run on to its next offset
-    /// commit, where real mode crashes it (the simulation crashes at once).
+    /// No longer drawn: real mode now lets a crashed consumer run on to its
+    /// next offset commit for the whole window. Plans and reports written
+    /// before carry it; it is read and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_ms: Option<u64>,
 }
@@ -492,7 +490,7 @@ fn draw_windows(seed: u64, spec: &FaultSpec, chaos_ms: u64) -> Vec<FaultWindow> 
                 probability,
                 blackhole,
                 delay_ms: kind.delay_ms(),
-                grace_ms: (kind == FaultKind::Crash).then_some(CRASH_GRACE_MS),
+                grace_ms: None,
             }
         })
         .collect()
@@ -634,7 +632,7 @@ mod tests {
         for seed in 0..30 {
             for w in draw(seed, &specs, 20_000).1.windows {
                 assert_eq!(w.delay_ms.is_some(), w.kind.delay_ms().is_some(), "{w:?}");
-                assert_eq!(w.grace_ms.is_some(), w.kind == FaultKind::Crash, "{w:?}");
+                assert_eq!(w.grace_ms, None, "{w:?}");
                 assert_eq!(w.probability.is_some(), w.kind.probability().is_some());
             }
         }

@@ -11,7 +11,6 @@ use crate::proxy::FaultProxy;
 use pitfall_harness::driver::Applied;
 use pitfall_harness::faults::{FaultKind, FaultWindow};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// How real mode handles a fault kind: applied (how), or skipped (why).
 pub fn support(kind: FaultKind, broker_proxied: bool) -> Result<String, String> {
@@ -30,10 +29,10 @@ pub fn support(kind: FaultKind, broker_proxied: bool) -> Result<String, String> 
         FaultKind::BrokerOutage | FaultKind::BrokerSlow | FaultKind::BrokerLostAck => {
             broker("applied at the broker proxy")
         }
-        FaultKind::BrokerCrash => Err("skipped: pitfall does not own the broker's process (scripts/services.sh starts it); broker-outage at the proxy covers its unavailability".into()),
+        FaultKind::BrokerCrash => broker("emulated: the broker proxy resets every connection and refuses new ones; the broker keeps running, so its acknowledged log survives as a crash keeps it (pitfall does not own the broker's process)"),
         FaultKind::StoreOutage | FaultKind::StoreSlow => Ok("injected in the object-store adapter (a local folder has no network)".into()),
         FaultKind::Partition => Ok("host→DB links at their proxies; client→service links at the in-process front doors; links to the broker or the object store skipped (clients reconnect to the one advertised address)".into()),
-        FaultKind::Crash => Ok("applied: the host's tasks are aborted and started again; a host that consumes in a group crashes at its next offset commit (after applying, before committing), or after the window's grace".into()),
+        FaultKind::Crash => Ok("applied: the host's tasks are aborted and started again; a host that consumes in a group crashes at its next offset commit in the window (after applying, before committing), or at the window's end".into()),
         FaultKind::DuplicateDelivery => Err("skipped: a real broker cannot be told to redeliver; redelivery comes from crashes and rebalances".into()),
         FaultKind::Reorder => Err("skipped: a real broker never reorders a partition; reordering comes from retries with several requests in flight".into()),
         FaultKind::ApiOutage | FaultKind::ApiSlow | FaultKind::ApiLostReply => Ok("applied at the in-process front doors (refuse, delay before the host sees the call, or lose the reply after it acted)".into()),
@@ -63,7 +62,7 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
                 }
             }
         }
-        FaultKind::DbCrash => {
+        FaultKind::DbCrash | FaultKind::BrokerCrash => {
             for p in proxies(live, w) {
                 p.set(|f| f.refuse = start);
                 if start {
@@ -108,9 +107,7 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
         }
         FaultKind::Partition => return partition(live, w, start),
         FaultKind::Crash => return crash(live, w, start),
-        FaultKind::BrokerCrash | FaultKind::DuplicateDelivery | FaultKind::Reorder => {
-            return Applied::Skipped
-        }
+        FaultKind::DuplicateDelivery | FaultKind::Reorder => return Applied::Skipped,
     }
     Applied::Now
 }
@@ -118,9 +115,10 @@ pub fn apply(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
 /// The proxies a DB or broker window acts on.
 fn proxies<'a>(live: &'a Live<'_, '_>, w: &FaultWindow) -> Vec<&'a FaultProxy> {
     match w.kind {
-        FaultKind::BrokerOutage | FaultKind::BrokerSlow | FaultKind::BrokerLostAck => {
-            vec![&live.run.world.broker_proxy]
-        }
+        FaultKind::BrokerOutage
+        | FaultKind::BrokerSlow
+        | FaultKind::BrokerLostAck
+        | FaultKind::BrokerCrash => vec![&live.run.world.broker_proxy],
         _ => live
             .run
             .proxies
@@ -150,14 +148,20 @@ fn partition(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
 }
 
 /// A host that consumes in a group crashes between applying and committing:
-/// at its next offset commit, or after the window's grace if none comes.
-/// Any other host crashes at once.
+/// at its next offset commit while the window lasts, or when it ends if
+/// none comes (a member that only crashed after a short grace was mostly
+/// idle by then, so few crashes landed between a batch's effects and its
+/// commit). Any other host crashes at once.
 fn crash(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
     let host = w.target.clone();
     let armed = live.ctx.armed(&host);
     if !start {
-        if let Some(flag) = &armed {
-            flag.store(false, Ordering::SeqCst);
+        // Armed and never reached a commit in the window: crash it now.
+        if armed
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::SeqCst))
+        {
+            live.crash(&host);
         }
         live.armed_for.remove(&host);
         live.restart(&host);
@@ -169,14 +173,6 @@ fn crash(live: &mut Live<'_, '_>, w: &FaultWindow, start: bool) -> Applied {
     };
     flag.store(true, Ordering::SeqCst);
     live.armed_for.insert(host.clone(), w.fault.clone());
-    let crash_tx = live.ctx.crash_tx.clone();
-    let grace = Duration::from_millis(w.grace_ms.unwrap_or(0));
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        if flag.swap(false, Ordering::SeqCst) {
-            let _ = crash_tx.send(host);
-        }
-    });
     Applied::Later
 }
 
