@@ -8,7 +8,7 @@ use pitfall_real::kafka::KafkaAdmin;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,6 +45,38 @@ fn psql(sql: &str) -> String {
 
 /// The replication slots, tables and databases of pitfall runs in
 /// Postgres, each named with its kind.
+/// Of `found`, what a run of process `pid` made: run names are
+/// `pitfall_s<seed>_<pid in hex><nanos in hex>_…`, so a real run going on
+/// beside the test (another checkout's, say) is not counted as its own.
+fn made_by(found: BTreeSet<String>, pid: u32) -> Vec<String> {
+    let tag = format!("{pid:x}");
+    found
+        .into_iter()
+        .filter(|kind_name| {
+            let name = kind_name.split_once(' ').map_or("", |(_, n)| n);
+            name.split('_').nth(2).is_some_and(|t| t.starts_with(&tag))
+        })
+        .collect()
+}
+
+#[test]
+fn leftovers_are_told_apart_by_the_process_that_made_them() {
+    let found: BTreeSet<String> = [
+        "slot pitfall_s0_1a2b337ed449_d0_history",
+        "database pitfall_s4_ff01337ea5fc_d1",
+        "table pitfall_s1_1a2b0000_d0_payments",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(
+        made_by(found, 0x1a2b),
+        [
+            "slot pitfall_s0_1a2b337ed449_d0_history",
+            "table pitfall_s1_1a2b0000_d0_payments"
+        ]
+    );
+}
+
 fn pg_run_resources() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for (kind, sql) in [
@@ -88,16 +120,24 @@ fn a_real_run_reports_checks_and_cleans_up() {
     // What an earlier, interrupted run may have left is not this run's.
     let topics_before = run_topics();
     let pg_before = pg_run_resources();
-    let out = pitfall(&[
-        "run",
-        "--mode",
-        "real",
-        "tests/fixtures/tiny-cdc.toml",
-        "--seeds",
-        "2",
-        "--report-dir",
-        dir.to_str().unwrap(),
-    ]);
+    let child = Command::new(env!("CARGO_BIN_EXE_pitfall"))
+        .args([
+            "run",
+            "--mode",
+            "real",
+            "tests/fixtures/tiny-cdc.toml",
+            "--seeds",
+            "2",
+            "--report-dir",
+            dir.to_str().unwrap(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pitfall runs");
+    let run_pid = child.id();
+    let out = child.wait_with_output().expect("pitfall runs");
     let stderr = text(&out.stderr);
     assert!(
         matches!(out.status.code(), Some(0) | Some(1)),
@@ -179,7 +219,8 @@ fn a_real_run_reports_checks_and_cleans_up() {
     }
 
     // Nothing of this run left behind.
-    let left: Vec<String> = pg_run_resources().difference(&pg_before).cloned().collect();
+    let new: BTreeSet<String> = pg_run_resources().difference(&pg_before).cloned().collect();
+    let left = made_by(new, run_pid);
     assert!(left.is_empty(), "left behind in Postgres: {left:?}");
     let left: Vec<String> = run_topics().difference(&topics_before).cloned().collect();
     assert!(left.is_empty(), "topics left behind: {left:?}");
@@ -316,6 +357,7 @@ probability = 0.5
         "{crashes} crash(es) after the commit lost no payment: {violated:?}"
     );
     // A host stopped at its crash point kept nothing of the run alive.
-    let left: Vec<String> = pg_run_resources().difference(&pg_before).cloned().collect();
+    let new: BTreeSet<String> = pg_run_resources().difference(&pg_before).cloned().collect();
+    let left = made_by(new, std::process::id());
     assert!(left.is_empty(), "left behind in Postgres: {left:?}");
 }
