@@ -25,6 +25,9 @@
 //! (comma-separated names; default both), `PITFALL_BENCH_JSON` (also write
 //! the figures there as JSON).
 
+mod common;
+
+use common::{cpu_seconds, peak_rss_kb};
 use pitfall_harness::checkers::{self, Invariant};
 use pitfall_harness::history::compact::{Arena, Compact};
 use pitfall_harness::history::to_jsonl;
@@ -313,33 +316,4 @@ fn check_each(
         split.insert(invariant.name.to_string(), json!(cpu_seconds() - start));
     }
     (violations, split)
-}
-
-fn rusage() -> libc::rusage {
-    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a
-    // valid value of it.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    }
-}
-
-/// User plus system CPU time of this process so far.
-fn cpu_seconds() -> f64 {
-    let u = rusage();
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(u.ru_utime) + secs(u.ru_stime)
-}
-
-/// This process's peak resident set size in kilobytes: `VmHWM`, which
-/// (unlike `getrusage`'s `ru_maxrss`) starts again at `exec`, so the
-/// parent's generation does not count.
-fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(rusage().ru_maxrss as u64)
 }

@@ -22,6 +22,9 @@
 //! 1000…), `PITFALL_BENCH_SCENARIOS` (comma-separated names; default every
 //! scenario), `PITFALL_BENCH_JSON` (also write the figures there as JSON).
 
+mod common;
+
+use common::{cpu_seconds, peak_rss_kb};
 use pitfall_harness::scenario;
 use pitfall_harness::sweep::{Limits, SeedStatus};
 use pitfall_harness::system::Registry;
@@ -227,26 +230,4 @@ fn measure_scenario(file: &Path, seeds: u64) -> Value {
         "echo_cpu_s": echo_cpu_s,
         "echo_steps": echo_steps,
     })
-}
-
-fn rusage() -> libc::rusage {
-    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a
-    // valid value of it.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    }
-}
-
-/// User plus system CPU time of this process so far.
-fn cpu_seconds() -> f64 {
-    let u = rusage();
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(u.ru_utime) + secs(u.ru_stime)
-}
-
-/// This process's peak resident set size (Linux: kilobytes).
-fn peak_rss_kb() -> u64 {
-    rusage().ru_maxrss as u64
 }

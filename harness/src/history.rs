@@ -6,6 +6,7 @@
 
 pub mod compact;
 
+use crate::lookup::LookupMap;
 use pitfall_ports::{Change, Lsn};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -208,13 +209,13 @@ pub enum Event {
 /// small, otherwise its size and SHA-256 (so equal values compare equal and
 /// different ones do not).
 pub fn value_repr(bytes: &[u8]) -> Value {
-    const INLINE_LIMIT: usize = 4096;
-    if bytes.len() <= INLINE_LIMIT {
+    use pitfall_ports::digest::{history_summary, HISTORY_INLINE_LIMIT};
+    if bytes.len() <= HISTORY_INLINE_LIMIT {
         if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
             return v;
         }
     }
-    serde_json::json!({ "bytes": bytes.len(), "sha256": pitfall_ports::digest::sha256_hex(bytes) })
+    history_summary(bytes)
 }
 
 /// Where event times come from: the simulation runner sets them before each
@@ -391,66 +392,19 @@ pub fn parse_history(text: &str, source_name: &str) -> Result<Vec<Entry>, ParseE
 /// checker could mistake it for a system bug. `lines[i]` is entry `i`'s line
 /// number, for the error, which is `(line, message)`.
 pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, String)> {
-    let keys: Vec<ShapeKey<'_>> = entries
-        .iter()
-        .map(|e| ShapeKey {
-            t: e.t,
-            kind: match &e.event {
-                Event::Run { .. } => ShapeKind::Run,
-                Event::Append {
-                    topic,
-                    partition,
-                    offset,
-                    ..
-                } => ShapeKind::Append(topic, *partition, *offset),
-                Event::DbCommit { db, lsn, .. } => ShapeKind::Commit(db, *lsn),
-                _ => ShapeKind::Other,
-            },
-        })
-        .collect();
     let line = |i: usize| lines.get(i).copied().unwrap_or(i + 1);
-    check_shape_of(keys.len(), |i| keys[i], line)
-}
-
-/// What the shape check looks at in one entry.
-#[derive(Clone, Copy)]
-pub(crate) struct ShapeKey<'h> {
-    pub t: u64,
-    pub kind: ShapeKind<'h>,
-}
-
-#[derive(Clone, Copy)]
-pub(crate) enum ShapeKind<'h> {
-    Run,
-    /// Topic, partition, offset.
-    Append(&'h str, u32, u64),
-    /// DB, commit position.
-    Commit(&'h str, Lsn),
-    Other,
-}
-
-/// Lookups only: nothing iterates these into output.
-#[allow(clippy::disallowed_types)]
-type LookupMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
-
-/// [`check_shape`] over `len` entries' [`ShapeKey`]s, `key(i)` being entry
-/// `i`'s and `line(i)` its line number.
-pub(crate) fn check_shape_of<'h>(
-    len: usize,
-    key: impl Fn(usize) -> ShapeKey<'h>,
-    line: impl Fn(usize) -> usize,
-) -> Result<(), (usize, String)> {
-    if len == 0 {
-        return Err((1, "an empty history: no run header".into()));
-    }
-    if !matches!(key(0).kind, ShapeKind::Run) {
-        return Err((line(0), "a history starts with its run header".into()));
+    match entries.first() {
+        None => return Err((1, "an empty history: no run header".into())),
+        Some(Entry {
+            event: Event::Run { .. },
+            ..
+        }) => {}
+        Some(_) => return Err((line(0), "a history starts with its run header".into())),
     }
     let mut appends: LookupMap<(&str, u32, u64), usize> = LookupMap::default();
     let mut commits: LookupMap<(&str, Lsn), usize> = LookupMap::default();
-    let mut prev = key(0);
-    for i in 1..len {
-        let e = key(i);
+    for (i, e) in entries.iter().enumerate().skip(1) {
+        let prev = &entries[i - 1];
         if e.t < prev.t {
             return Err((
                 line(i),
@@ -462,8 +416,8 @@ pub(crate) fn check_shape_of<'h>(
                 ),
             ));
         }
-        let first = match e.kind {
-            ShapeKind::Run => {
+        let first = match &e.event {
+            Event::Run { .. } => {
                 return Err((
                     line(i),
                     format!(
@@ -472,21 +426,24 @@ pub(crate) fn check_shape_of<'h>(
                     ),
                 ))
             }
-            ShapeKind::Append(topic, partition, offset) => {
-                appends.insert((topic, partition, offset), i).map(|at| {
-                    (
-                        at,
-                        format!("offset {offset} of {topic}/{partition} appended twice"),
-                    )
-                })
-            }
-            ShapeKind::Commit(db, lsn) => commits.insert((db, lsn), i).map(|at| {
+            Event::Append {
+                topic,
+                partition,
+                offset,
+                ..
+            } => appends.insert((topic, *partition, *offset), i).map(|at| {
+                (
+                    at,
+                    format!("offset {offset} of {topic}/{partition} appended twice"),
+                )
+            }),
+            Event::DbCommit { db, lsn, .. } => commits.insert((db, *lsn), i).map(|at| {
                 (
                     at,
                     format!("commit position (LSN) {lsn} of {db} used twice"),
                 )
             }),
-            ShapeKind::Other => None,
+            _ => None,
         };
         if let Some((at, what)) = first {
             return Err((
@@ -494,7 +451,6 @@ pub(crate) fn check_shape_of<'h>(
                 format!("{what}; the first is on line {}", line(at)),
             ));
         }
-        prev = e;
     }
     Ok(())
 }

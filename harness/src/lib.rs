@@ -20,6 +20,7 @@ pub mod crash_points;
 pub mod driver;
 pub mod faults;
 pub mod history;
+pub mod lookup;
 pub mod plan_file;
 pub mod report;
 pub mod rpc;

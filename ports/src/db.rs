@@ -6,13 +6,10 @@
 //! update succeeds only when the stored version equals the expected one, like
 //! `UPDATE … SET version = version + 1 WHERE key = $1 AND version = $2`.
 
+use crate::digest::{history_summary, HISTORY_INLINE_LIMIT};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Row data larger than this (as JSON, in bytes) is recorded in a history by
-/// its size and digest, as record values are.
-pub const HISTORY_INLINE_LIMIT: usize = 4096;
 
 /// A position in the change log, ordered by commit (like a Postgres LSN or a
 /// MySQL binlog position).
@@ -28,17 +25,14 @@ pub struct Row {
 
 impl Change {
     /// The change as a history records it. Data over
-    /// [`HISTORY_INLINE_LIMIT`] bytes of JSON (a stored payload chunk) becomes
-    /// `{"bytes": n, "sha256": …}` of that JSON: equal rows still compare
-    /// equal, and a chunked payload no longer puts megabytes into every
-    /// commit it records.
+    /// [`HISTORY_INLINE_LIMIT`] bytes of JSON (a stored payload chunk) is
+    /// recorded as the [`history_summary`] of that JSON: equal rows still
+    /// compare equal, and a chunked payload no longer puts megabytes into
+    /// every commit it records.
     pub fn for_history(mut self) -> Change {
         let json = serde_json::to_vec(&self.data).expect("a JSON value serializes");
         if json.len() > HISTORY_INLINE_LIMIT {
-            self.data = serde_json::json!({
-                "bytes": json.len(),
-                "sha256": crate::digest::sha256_hex(&json),
-            });
+            self.data = history_summary(&json);
         }
         self
     }

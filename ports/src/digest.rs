@@ -4,6 +4,16 @@
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
+/// Data larger than this (in bytes) is recorded in a history by its size
+/// and digest ([`history_summary`]): a record value, or a DB row's JSON.
+pub const HISTORY_INLINE_LIMIT: usize = 4096;
+
+/// How a history records data too large to keep:
+/// `{"bytes": n, "sha256": …}`, so equal data still compares equal.
+pub fn history_summary(bytes: &[u8]) -> serde_json::Value {
+    serde_json::json!({ "bytes": bytes.len(), "sha256": sha256_hex(bytes) })
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -26,19 +26,13 @@
 
 use super::Finding;
 use crate::history::compact::{Compact, Ev, Raw};
-use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 
-/// A map with a fixed hasher, for lookups only: nothing iterates one into
-/// a finding (whatever reaches output is sorted first).
-#[allow(clippy::disallowed_types)]
-type LookupMap<K, V> = std::collections::HashMap<K, V, FxBuildHasher>;
-#[allow(clippy::disallowed_types)]
-type LookupSet<K> = std::collections::HashSet<K, FxBuildHasher>;
+use crate::lookup::{LookupMap, LookupSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -31,10 +31,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-/// A map with a fixed hasher, for lookups only: nothing iterates one into
-/// a finding.
-#[allow(clippy::disallowed_types)]
-type LookupMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
+use pitfall_harness::lookup::LookupMap;
 
 /// (process, request id, attempt).
 type Attempt<'h> = (&'h str, &'h str, u32);
