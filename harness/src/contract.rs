@@ -23,13 +23,15 @@ pub const DB: &str = "contract-db";
 /// The slot the change-log case reads through.
 pub const SLOT: &str = "contract";
 /// Single-partition topics the broker cases use, one per case.
-pub const TOPICS: [&str; 6] = [
+pub const TOPICS: [&str; 8] = [
     "contract-dup",
     "contract-idem",
     "contract-resume",
     "contract-txn",
     "contract-zombie",
     "contract-txn-in",
+    "contract-txn-pending",
+    "contract-churn",
 ];
 
 /// What a mode provides to the cases.
@@ -620,6 +622,90 @@ pub async fn offsets_commit_only_with_the_transaction(f: &dyn Fixture) -> CaseRe
     Ok(())
 }
 
+/// A member that joins while a transaction holds newer offsets pending
+/// starts at the committed offset, even when the group rebalances while it
+/// waits for that transaction to end (KIP-447: the committed offset is
+/// "unstable" until then, and the member waits; it never falls back to
+/// `auto.offset.reset`). librdkafka 2.12–2.16 does fall back when a
+/// rebalance lands during the wait: docs/findings/librdkafka-unstable-offset-reset.
+pub async fn a_member_waits_out_a_pending_offset_commit_across_rebalances(
+    f: &dyn Fixture,
+) -> CaseResult {
+    const COMMITTED: u64 = 5;
+    let (topic, churn_topic) = (TOPICS[6], TOPICS[7]);
+    let plain = f.broker().producer(&ProducerConfig::default());
+    for i in 0..10 {
+        plain
+            .send(record(topic, &format!("r{i}")))
+            .await
+            .map_err(|e| format!("send r{i}: {e}"))?;
+    }
+    let config = |topics: &str| ConsumerConfig {
+        group: "contract-pending-group".into(),
+        topics: vec![topics.into()],
+        session_timeout_ms: 6_000,
+        max_poll_records: 10,
+        read_committed: true,
+    };
+    let at = |offset| {
+        [TopicPartitionOffset {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+        }]
+    };
+    // Commit 5 through a transaction, then leave 8 pending in another,
+    // which the broker aborts when it times out (after 3 s, and its sweep).
+    let mut p = f
+        .broker()
+        .txn_producer("contract-pending", &ProducerConfig::default(), 3_000);
+    let mut first_member = f.broker().consumer(&config(churn_topic));
+    let _ = first_member.poll(Duration::from_millis(500)).await;
+    let group = first_member
+        .group_metadata()
+        .ok_or("the member has no group metadata")?;
+    for (offset, commit) in [(COMMITTED, true), (8, false)] {
+        p.begin().await.map_err(|e| format!("begin: {e}"))?;
+        p.send_offsets(&group, &at(offset))
+            .await
+            .map_err(|e| format!("send_offsets {offset}: {e}"))?;
+        if commit {
+            p.commit().await.map_err(|e| format!("commit: {e}"))?;
+        }
+    }
+    drop(first_member);
+    // The member under test polls while a second one joins and leaves the
+    // group (on another topic) every 1.5 s.
+    let mut member = f.broker().consumer(&config(topic));
+    let mut seen = Vec::new();
+    for round in 0..4 {
+        let mut other = f.broker().consumer(&config(churn_topic));
+        for _ in 0..3 {
+            let _ = other.poll(Duration::from_millis(250)).await;
+            if let Ok(records) = member.poll(Duration::from_millis(250)).await {
+                seen.extend(records.into_iter().map(|r| r.offset));
+            }
+        }
+        drop(other);
+        tracing::debug!(round, seen = seen.len(), "contract: churned the group");
+    }
+    // Ends the transaction if the broker has not yet (its error, if it
+    // has, is no concern here).
+    let _ = p.abort().await;
+    if seen.is_empty() {
+        seen.extend(
+            poll_n(member.as_mut(), 1)
+                .await
+                .into_iter()
+                .map(|r| r.offset),
+        );
+    }
+    let first = seen.first().copied();
+    check(first == Some(COMMITTED), || {
+        format!("the member started at {first:?}, not at the committed offset {COMMITTED}")
+    })
+}
+
 /// A contract case: runs against a fixture, says what broke.
 pub type Case = for<'a> fn(&'a dyn Fixture) -> futures_util::future::BoxFuture<'a, CaseResult>;
 
@@ -677,5 +763,9 @@ pub fn broker_cases() -> Vec<(&'static str, Case)> {
         ("offsets_commit_only_with_the_transaction", |f| {
             Box::pin(offsets_commit_only_with_the_transaction(f))
         }),
+        (
+            "a_member_waits_out_a_pending_offset_commit_across_rebalances",
+            |f| Box::pin(a_member_waits_out_a_pending_offset_commit_across_rebalances(f)),
+        ),
     ]
 }

@@ -18,12 +18,14 @@ use pitfall_ports::{
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,6 +89,38 @@ pub fn producer_settings(bootstrap: &str, cfg: &ProducerConfig) -> BTreeMap<Stri
     };
     set("message.max.bytes", client_max.to_string());
     s
+}
+
+/// The environment variable that turns on librdkafka's own debug log for
+/// every client of a real run: its value is librdkafka's `debug` setting
+/// (`cgrp,fetch,eos`, `all`, …). Each client is then named for its process
+/// (`client.id`), and `pitfall run` prints the lines on stderr. For root
+/// causes; it changes nothing a run records.
+pub const RDKAFKA_DEBUG_ENV: &str = "PITFALL_RDKAFKA_DEBUG";
+
+/// `settings` with librdkafka's debug log on, if [`RDKAFKA_DEBUG_ENV`] asks
+/// for it, and the client named for `process`. Applied after the settings
+/// are recorded, so the report's pinned settings stay the same.
+pub(crate) fn with_diagnostics(
+    settings: BTreeMap<String, String>,
+    process: &str,
+) -> BTreeMap<String, String> {
+    let contexts = std::env::var(RDKAFKA_DEBUG_ENV).ok();
+    debug_settings(settings, process, contexts.as_deref())
+}
+
+/// `settings` with librdkafka's `debug` set to `contexts` (unless empty)
+/// and the client named for `process`.
+fn debug_settings(
+    mut settings: BTreeMap<String, String>,
+    process: &str,
+    contexts: Option<&str>,
+) -> BTreeMap<String, String> {
+    if let Some(contexts) = contexts.filter(|c| !c.is_empty()) {
+        settings.insert("debug".into(), contexts.to_string());
+        settings.insert("client.id".into(), process.to_string());
+    }
+    settings
 }
 
 /// The longest wait between reconnect attempts for a producer whose
@@ -203,8 +237,12 @@ impl Broker for KafkaBroker {
     fn producer(&self, config: &ProducerConfig) -> Arc<dyn Producer> {
         let settings = producer_settings(&self.bootstrap, config);
         self.clients.record("producer", &settings);
-        let inner: FutureProducer = client_config(&settings)
-            .create()
+        let settings = with_diagnostics(settings, &self.process);
+        let context = ProcessContext {
+            process: self.process.clone(),
+        };
+        let inner = client_config(&settings)
+            .create_with_context(context)
             .expect("pinned producer settings are valid");
         Arc::new(KafkaProducer {
             inner,
@@ -222,9 +260,11 @@ impl Broker for KafkaBroker {
             group: config.group.clone(),
             names: self.names.clone(),
             generation: AtomicU64::new(0),
+            read_committed: config.read_committed,
         };
         let settings = consumer_settings(&self.bootstrap, &group, config);
         self.clients.record("consumer", &settings);
+        let settings = with_diagnostics(settings, &self.process);
         let inner: StreamConsumer<GroupContext> = client_config(&settings)
             .create_with_context(context)
             .expect("pinned consumer settings are valid");
@@ -270,7 +310,7 @@ impl Broker for KafkaBroker {
 }
 
 pub struct KafkaProducer {
-    inner: FutureProducer,
+    inner: FutureProducer<ProcessContext>,
     names: Arc<RunNames>,
     delivery_timeout: Duration,
     compression: Option<Codec>,
@@ -333,11 +373,88 @@ pub struct GroupContext {
     group: String,
     names: Arc<RunNames>,
     generation: AtomicU64,
+    /// Whether the member reads committed records only: it then positions
+    /// itself on assignment (see [`GroupContext::rebalance`]).
+    read_committed: bool,
 }
 
-impl ClientContext for GroupContext {}
+/// How long a `read_committed` member waits, on assignment, for a committed
+/// offset that a pending transaction holds "unstable" (KIP-447): past the
+/// longest such a transaction lives (its timeout, 10 s in the shop, plus
+/// Apache Kafka's 10 s sweep for timed-out transactions), and within
+/// `max.poll.interval.ms` (30 s), since the member polls nothing meanwhile.
+const STABLE_OFFSETS_WAIT: Duration = Duration::from_secs(25);
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_line(&self.process, level, fac, log_message);
+    }
+}
+
+/// The context of a producer: names its process in librdkafka's log lines.
+pub struct ProcessContext {
+    pub process: String,
+}
+
+impl ClientContext for ProcessContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_line(&self.process, level, fac, log_message);
+    }
+}
+
+/// One librdkafka log line as a tracing event, naming the process whose
+/// client wrote it (rdkafka's own forwarding does not).
+fn log_line(process: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    use RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", "{process}: {fac} {message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", "{process}: {fac} {message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", "{process}: {fac} {message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", "{process}: {fac} {message}"),
+    }
+}
 
 impl ConsumerContext for GroupContext {
+    /// rdkafka's own rebalance (assign or unassign what the group gave),
+    /// except that a `read_committed` member assigns explicit positions:
+    /// the committed offsets, waited for while a transaction holds them
+    /// pending. librdkafka (2.12 to at least 2.16) otherwise starts such a
+    /// partition by `auto.offset.reset` when a rebalance lands during that
+    /// wait, re-reading from the beginning; see
+    /// docs/findings/librdkafka-unstable-offset-reset.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if self.read_committed {
+                    position_at_committed(consumer, tpl);
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::warn!(process = %self.process, error = %e, "cannot assign");
+                }
+                Rebalance::Assign(tpl)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(process = %self.process, error = %e, "cannot unassign");
+                }
+                Rebalance::Revoke(tpl)
+            }
+            other => {
+                let code: RDKafkaErrorCode = other.into();
+                tracing::warn!(process = %self.process, error = %code, "rebalance failed");
+                Rebalance::Error(KafkaError::Rebalance(code))
+            }
+        };
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         if let Rebalance::Assign(tpl) = rebalance {
@@ -356,6 +473,39 @@ impl ConsumerContext for GroupContext {
                 partitions: assigned,
             });
         }
+    }
+}
+
+/// Set each partition of `tpl` to start at its committed offset (the
+/// beginning if none was committed), waiting up to [`STABLE_OFFSETS_WAIT`]
+/// for offsets a pending transaction holds. A partition whose offset could
+/// not be read keeps librdkafka's own lookup.
+fn position_at_committed<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &mut TopicPartitionList,
+) {
+    let fetch = || consumer.committed_offsets(tpl.clone(), STABLE_OFFSETS_WAIT);
+    // Blocking: on a tokio worker, let the runtime move its other tasks.
+    let committed = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(fetch)
+        }
+        _ => fetch(),
+    };
+    let committed = match committed {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::debug!(error = %e, "committed offsets not read; librdkafka looks them up");
+            return;
+        }
+    };
+    for e in committed.elements() {
+        let start = match (e.error(), e.offset()) {
+            (Ok(()), Offset::Offset(o)) => Offset::Offset(o),
+            (Ok(()), Offset::Invalid) => Offset::Beginning,
+            _ => continue,
+        };
+        let _ = tpl.set_partition_offset(e.topic(), e.partition(), start);
     }
 }
 
@@ -475,28 +625,29 @@ impl Consumer for KafkaConsumer {
         let unavailable = |e: KafkaError| ConsumeError::Unavailable(e.to_string());
         let committed =
             tokio::task::block_in_place(|| consumer.committed(timeout)).map_err(unavailable)?;
-        let mut rewound = Vec::new();
+        // Where each partition goes: its committed offset, or the beginning
+        // if none was committed. A partition whose committed offset could
+        // not be read (a transaction still holds it pending) fails the
+        // rewind before any seek, rather than going back to the beginning;
+        // the caller tries again.
+        let mut targets = Vec::new();
         for e in committed.elements() {
-            let offset = match e.offset() {
-                Offset::Offset(o) => Offset::Offset(o),
-                _ => Offset::Beginning,
+            e.error().map_err(unavailable)?;
+            let (start, to) = match e.offset() {
+                Offset::Offset(o) => (Offset::Offset(o), o as u64),
+                _ => (Offset::Beginning, 0),
             };
-            tokio::task::block_in_place(|| {
-                consumer.seek(e.topic(), e.partition(), offset, timeout)
-            })
-            .map_err(unavailable)?;
-            let topic = self.names.logical_topic(e.topic()).unwrap_or(e.topic());
-            let to = match offset {
-                Offset::Offset(o) => o as u64,
-                _ => 0,
-            };
-            rewound.push((topic.to_string(), e.partition() as u32, to));
+            targets.push((e.topic().to_string(), e.partition(), start, to));
         }
-        for (topic, partition, to) in rewound {
+        for (topic, partition, start, to) in targets {
+            tokio::task::block_in_place(|| consumer.seek(&topic, partition, start, timeout))
+                .map_err(unavailable)?;
+            // Recorded per seek, so a later failure leaves the history true.
+            let logical = self.names.logical_topic(&topic).unwrap_or(&topic);
             self.history.record(Event::Rewind {
                 group: self.config.group.clone(),
-                topic,
-                partition,
+                topic: logical.to_string(),
+                partition: partition as u32,
                 from: to,
                 to,
             });
@@ -884,6 +1035,17 @@ mod tests {
             read_committed: false,
         };
         consumer_settings("b:1", "g", &cfg)["session.timeout.ms"].clone()
+    }
+
+    #[test]
+    fn debug_settings_name_the_client_and_leave_the_rest() {
+        let base = producer_settings("b:1", &ProducerConfig::default());
+        assert_eq!(debug_settings(base.clone(), "payments", None), base);
+        assert_eq!(debug_settings(base.clone(), "payments", Some("")), base);
+        let on = debug_settings(base.clone(), "payments", Some("cgrp,eos"));
+        assert_eq!(on["debug"], "cgrp,eos");
+        assert_eq!(on["client.id"], "payments");
+        assert_eq!(on.len(), base.len() + 2);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! history as they happen; the records themselves are read back after the
 //! drain like every other append.
 
-use crate::kafka::{producer_settings, ClientLog};
+use crate::kafka::{producer_settings, ClientLog, ProcessContext};
 use crate::names::RunNames;
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
@@ -56,7 +56,7 @@ pub fn txn_producer_settings(
 }
 
 pub struct KafkaTxnProducer {
-    inner: Option<FutureProducer>,
+    inner: Option<FutureProducer<ProcessContext>>,
     settings: std::collections::BTreeMap<String, String>,
     names: Arc<RunNames>,
     history: History,
@@ -83,6 +83,7 @@ impl KafkaTxnProducer {
         let physical_id = names.group(transactional_id);
         let settings = txn_producer_settings(bootstrap, config, &physical_id, timeout_ms);
         clients.record("txn-producer", &settings);
+        let settings = crate::kafka::with_diagnostics(settings, process);
         KafkaTxnProducer {
             inner: None,
             settings,
@@ -96,13 +97,16 @@ impl KafkaTxnProducer {
         }
     }
 
-    fn producer(&mut self) -> Result<&FutureProducer, TxnError> {
+    fn producer(&mut self) -> Result<&FutureProducer<ProcessContext>, TxnError> {
         if self.inner.is_none() {
             let mut c = ClientConfig::new();
             for (k, v) in &self.settings {
                 c.set(k, v);
             }
-            let p = c.create().map_err(txn_error)?;
+            let context = ProcessContext {
+                process: self.process.clone(),
+            };
+            let p = c.create_with_context(context).map_err(txn_error)?;
             self.inner = Some(p);
         }
         Ok(self.inner.as_ref().expect("just made"))

@@ -43,6 +43,22 @@ pub fn to_stderr(level: Level) {
     install(level, std::io::stderr, std::io::stderr().is_terminal());
 }
 
+/// Print librdkafka's debug lines (and every service's warnings) on stderr,
+/// stamped with the time since the run began: what real mode shows when
+/// [`pitfall_real::kafka::RDKAFKA_DEBUG_ENV`] is set.
+pub fn rdkafka_to_stderr() {
+    let filter = tracing_subscriber::filter::filter_fn(|meta| {
+        meta.is_span() || meta.target() == "librdkafka" || *meta.level() <= Level::WARN
+    });
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(false)
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .init();
+}
+
 /// Capture log lines in memory; read them back with [`Captured::lines`].
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);

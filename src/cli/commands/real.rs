@@ -18,6 +18,9 @@ pub fn run(
     shard: Shard,
     progress: &mut dyn FnMut(&SeedSummary),
 ) -> Result<Vec<RealDetails>, u8> {
+    if std::env::var_os(pitfall_real::kafka::RDKAFKA_DEBUG_ENV).is_some() {
+        super::logs::rdkafka_to_stderr();
+    }
     // Services, shoppers, proxies and rdkafka's blocking calls share these
     // workers: more than the cores, so a blocked one never stalls the run.
     let runtime = tokio::runtime::Builder::new_multi_thread()
