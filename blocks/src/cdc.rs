@@ -153,9 +153,15 @@ impl CdcConnector {
                 }
                 last_flush = self.env.now_ms();
             }
+            // Waits up to a poll interval for a commit when there is none.
             let changes = match self
                 .feed
-                .poll(&self.config.slot, produced, self.config.batch)
+                .poll_wait(
+                    &self.config.slot,
+                    produced,
+                    self.config.batch,
+                    self.config.poll_interval,
+                )
                 .await
             {
                 Ok(changes) => changes,
@@ -167,7 +173,6 @@ impl CdcConnector {
             };
             backoff.reset();
             if changes.is_empty() {
-                self.env.sleep(self.config.poll_interval).await;
                 continue;
             }
             for round in pipeline::rounds(&changes, self.config.in_flight, |c| self.key_of(c)) {

@@ -412,6 +412,16 @@ impl ChangeFeed for PointFeed {
         self.inner.poll(slot, after, max).await
     }
 
+    async fn poll_wait(
+        &self,
+        slot: &str,
+        after: Lsn,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<pitfall_ports::Change>, DbError> {
+        self.inner.poll_wait(slot, after, max, max_wait).await
+    }
+
     async fn confirm(&self, slot: &str, lsn: Lsn) -> Result<(), DbError> {
         self.points
             .around(

@@ -128,6 +128,23 @@ pub trait ChangeFeed: Send + Sync {
     /// Changes of transactions committed after `after`, in commit order; at
     /// most `max` transactions' worth, and whole transactions only.
     async fn poll(&self, slot: &str, after: Lsn, max: usize) -> Result<Vec<Change>, DbError>;
+    /// [`ChangeFeed::poll`] as a long poll: when nothing was committed after
+    /// `after` yet, wait up to `max_wait` for a commit. The default looks
+    /// once and, finding nothing, sleeps out the wait; a feed that can be
+    /// woken by a commit (the simulated DB) answers as soon as one lands.
+    async fn poll_wait(
+        &self,
+        slot: &str,
+        after: Lsn,
+        max: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<Vec<Change>, DbError> {
+        let changes = self.poll(slot, after, max).await?;
+        if changes.is_empty() {
+            tokio::time::sleep(max_wait).await;
+        }
+        Ok(changes)
+    }
     /// Durably advance the slot to `lsn`.
     async fn confirm(&self, slot: &str, lsn: Lsn) -> Result<(), DbError>;
 }

@@ -92,6 +92,7 @@ impl<'a> SimWorld<'a> {
         let mut dbs = BTreeMap::new();
         for spec in &topology.dbs {
             let server = DbServer {
+                committed: Default::default(),
                 name: spec.name.clone(),
                 state: Arc::new(Mutex::new(DbState::default())),
                 faults: faults(&spec.name),
@@ -116,6 +117,7 @@ impl<'a> SimWorld<'a> {
             state: Arc::new(Mutex::new(broker_state)),
             faults: faults(BROKER),
             history: history.clone(),
+            changed: Default::default(),
         };
         let b = broker.clone();
         sim.host(BROKER, move || b.clone().serve());

@@ -58,6 +58,7 @@ fn run_case(name: &str) {
         .simulation_duration(Duration::from_secs(120))
         .build();
     let db = DbServer {
+        committed: Default::default(),
         name: DB.into(),
         state: Arc::new(Mutex::new(DbState::default())),
         faults: ServerFaults::shared(seed::rng(7, "db")),
@@ -72,6 +73,7 @@ fn run_case(name: &str) {
         state: Arc::new(Mutex::new(state)),
         faults: ServerFaults::shared(seed::rng(7, "broker")),
         history: history.clone(),
+        changed: Default::default(),
     };
     let fixture = SimFixture {
         broker_faults: broker.faults.clone(),
@@ -139,4 +141,9 @@ fn a_broker_slower_than_the_request_timeout_fails_the_send() {
 #[test]
 fn a_send_during_an_outage_fails_by_its_delivery_timeout() {
     run_case("a_send_during_an_outage_fails_by_its_delivery_timeout");
+}
+
+#[test]
+fn a_member_waits_out_a_pending_offset_commit_across_rebalances() {
+    run_case("a_member_waits_out_a_pending_offset_commit_across_rebalances");
 }

@@ -429,7 +429,8 @@ impl Producer for SimProducer {
 
 /// How often `poll` heartbeats.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(300);
-/// Pause between empty fetch rounds.
+/// Pause between looks for a member with nothing assigned, and between
+/// asks for an unstable committed offset.
 const FETCH_PAUSE: Duration = Duration::from_millis(50);
 
 pub struct SimConsumer {
@@ -455,6 +456,15 @@ fn down(e: impl std::fmt::Display) -> ConsumeError {
 
 impl SimConsumer {
     async fn call(&mut self, req: &BrokerRequest) -> Result<BrokerResponse, ConsumeError> {
+        self.call_waiting(req, Duration::ZERO).await
+    }
+
+    /// [`Self::call`] for a request the broker may hold up to `wait`.
+    async fn call_waiting(
+        &mut self,
+        req: &BrokerRequest,
+        wait: Duration,
+    ) -> Result<BrokerResponse, ConsumeError> {
         if self.conn.is_none() {
             self.conn = Some(
                 wire::connect(&self.addr, REQUEST_TIMEOUT)
@@ -463,7 +473,7 @@ impl SimConsumer {
             );
         }
         let conn = self.conn.as_mut().expect("connected");
-        match wire::call(conn, req, REQUEST_TIMEOUT).await {
+        match wire::call(conn, req, REQUEST_TIMEOUT + wait).await {
             Ok(resp) => Ok(resp),
             Err(e) => {
                 self.conn = None;
@@ -560,58 +570,70 @@ impl SimConsumer {
         }
     }
 
-    async fn fetch_round(&mut self) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+    /// One fetch of the whole assignment, starting after the partition
+    /// that last had records (so none starves), waiting up to `max_wait`
+    /// on the broker for records to arrive.
+    async fn fetch_round(
+        &mut self,
+        max_wait: Duration,
+    ) -> Result<Vec<ConsumerRecord>, ConsumeError> {
         let n = self.assignment.len();
-        for i in 0..n {
-            let (topic, partition) = self.assignment[(self.next_partition + i) % n].clone();
-            let offset = self
-                .positions
-                .get(&(topic.clone(), partition))
-                .copied()
-                .unwrap_or(0);
-            let resp = self
-                .call(&BrokerRequest::Fetch {
+        if n == 0 {
+            tokio::time::sleep(max_wait.min(FETCH_PAUSE)).await;
+            return Ok(Vec::new());
+        }
+        let parts: Vec<(String, u32, u64)> = (0..n)
+            .map(|i| {
+                let (topic, partition) = self.assignment[(self.next_partition + i) % n].clone();
+                let offset = self
+                    .positions
+                    .get(&(topic.clone(), partition))
+                    .copied()
+                    .unwrap_or(0);
+                (topic, partition, offset)
+            })
+            .collect();
+        let req = BrokerRequest::FetchMany {
+            parts: parts.clone(),
+            max: self.config.max_poll_records,
+            group: self.config.group.clone(),
+            read_committed: self.config.read_committed,
+            max_wait_ms: max_wait.as_millis() as u64,
+        };
+        let resp = self.call_waiting(&req, max_wait).await?;
+        let (part, records) = match resp {
+            BrokerResponse::Fetched { part, records } => (part, records),
+            other => return Err(down(format!("unexpected fetch reply {other:?}"))),
+        };
+        let Some(last) = records.last() else {
+            return Ok(Vec::new());
+        };
+        let (topic, partition, _) = parts[part].clone();
+        self.positions
+            .insert((topic.clone(), partition), last.offset + 1);
+        self.fetched_since_join.insert((topic.clone(), partition));
+        self.next_partition = (self.next_partition + part + 1) % n;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                self.history.record(Event::Consume {
+                    process: self.process.clone(),
+                    group: self.config.group.clone(),
                     topic: topic.clone(),
                     partition,
-                    offset,
-                    max: self.config.max_poll_records,
-                    group: self.config.group.clone(),
-                    read_committed: self.config.read_committed,
-                })
-                .await?;
-            let records = match resp {
-                BrokerResponse::Records(r) => r,
-                other => return Err(down(format!("unexpected fetch reply {other:?}"))),
-            };
-            if let Some(last) = records.last() {
-                self.positions
-                    .insert((topic.clone(), partition), last.offset + 1);
-                self.fetched_since_join.insert((topic.clone(), partition));
-                self.next_partition = (self.next_partition + i + 1) % n;
-                return Ok(records
-                    .into_iter()
-                    .map(|r| {
-                        self.history.record(Event::Consume {
-                            process: self.process.clone(),
-                            group: self.config.group.clone(),
-                            topic: topic.clone(),
-                            partition,
-                            offset: r.offset,
-                            key: r.key.clone(),
-                        });
-                        ConsumerRecord {
-                            topic: topic.clone(),
-                            partition,
-                            offset: r.offset,
-                            key: r.key,
-                            value: r.value,
-                            headers: r.headers,
-                        }
-                    })
-                    .collect());
-            }
-        }
-        Ok(Vec::new())
+                    offset: r.offset,
+                    key: r.key.clone(),
+                });
+                ConsumerRecord {
+                    topic: topic.clone(),
+                    partition,
+                    offset: r.offset,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                }
+            })
+            .collect())
     }
 }
 
@@ -621,11 +643,14 @@ impl Consumer for SimConsumer {
         let deadline = Instant::now() + max_wait;
         loop {
             self.heartbeat().await?;
-            let records = self.fetch_round().await?;
+            // Wait on the broker, but not past the next heartbeat.
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(HEARTBEAT_INTERVAL);
+            let records = self.fetch_round(wait).await?;
             if !records.is_empty() || Instant::now() >= deadline {
                 return Ok(records);
             }
-            tokio::time::sleep(FETCH_PAUSE).await;
         }
     }
 

@@ -8,6 +8,7 @@ use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_ports::{Change, ChangeFeed, Database, DbError, Lsn, Row, Transaction};
 use serde_json::Value;
+use std::time::Duration;
 
 /// A client of one simulated DB host.
 pub struct SimDb {
@@ -23,10 +24,15 @@ impl SimDb {
 
     /// A one-statement exchange on a fresh connection.
     async fn once(&self, req: DbRequest) -> Result<DbResponse, DbError> {
+        self.once_waiting(req, Duration::ZERO).await
+    }
+
+    /// [`Self::once`] for a request the server may hold up to `wait`.
+    async fn once_waiting(&self, req: DbRequest, wait: Duration) -> Result<DbResponse, DbError> {
         let mut conn = wire::connect(&self.addr, REQUEST_TIMEOUT)
             .await
             .map_err(unavailable)?;
-        let resp = wire::call(&mut conn, &req, REQUEST_TIMEOUT)
+        let resp = wire::call(&mut conn, &req, REQUEST_TIMEOUT + wait)
             .await
             .map_err(unavailable)?;
         match resp {
@@ -148,14 +154,24 @@ impl ChangeFeed for SimDb {
     }
 
     async fn poll(&self, slot: &str, after: Lsn, max: usize) -> Result<Vec<Change>, DbError> {
-        match self
-            .once(DbRequest::Poll {
-                slot: slot.into(),
-                after,
-                max,
-            })
-            .await?
-        {
+        self.poll_wait(slot, after, max, Duration::ZERO).await
+    }
+
+    /// The server holds the poll until a commit or the wait runs out.
+    async fn poll_wait(
+        &self,
+        slot: &str,
+        after: Lsn,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<Change>, DbError> {
+        let req = DbRequest::Poll {
+            slot: slot.into(),
+            after,
+            max,
+            max_wait_ms: max_wait.as_millis() as u64,
+        };
+        match self.once_waiting(req, max_wait).await? {
             DbResponse::Changes(changes) => Ok(changes),
             other => Err(unexpected(other)),
         }

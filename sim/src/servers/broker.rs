@@ -71,6 +71,17 @@ pub enum BrokerRequest {
         #[serde(default)]
         read_committed: bool,
     },
+    /// A consumer's fetch of its whole assignment, as Kafka's: the records
+    /// of the first of `parts` (topic, partition, offset) that has any,
+    /// waiting up to `max_wait_ms` for some to arrive
+    /// (`fetch.max.wait.ms`).
+    FetchMany {
+        parts: Vec<(String, u32, u64)>,
+        max: usize,
+        group: String,
+        read_committed: bool,
+        max_wait_ms: u64,
+    },
     /// InitProducerId with a `transactional.id`: bump the epoch (fencing
     /// the previous producer) and abort its open transaction.
     InitTxn {
@@ -171,6 +182,12 @@ pub enum BrokerResponse {
         offset: u64,
     },
     Records(Vec<WireRecord>),
+    /// A [`BrokerRequest::FetchMany`]'s answer: the index in `parts` the
+    /// records come from (none if the wait ran out).
+    Fetched {
+        part: usize,
+        records: Vec<WireRecord>,
+    },
     Joined {
         member_id: String,
         generation: u64,
@@ -698,6 +715,9 @@ pub struct BrokerServer {
     pub state: Arc<Mutex<BrokerState>>,
     pub faults: SharedFaults,
     pub history: History,
+    /// Woken whenever a request may have made records readable: what a
+    /// waiting [`BrokerRequest::FetchMany`] waits on.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 impl BrokerServer {
@@ -714,7 +734,11 @@ impl BrokerServer {
                 let in_flight = events.iter().any(
                     |e| matches!(e, Event::Rebalance { group, .. } if state.has_uncommitted(group)),
                 );
-                events.extend(state.expire_txns(now));
+                let expired = state.expire_txns(now);
+                if !expired.is_empty() {
+                    reaper.changed.notify_waiters();
+                }
+                events.extend(expired);
                 drop(state);
                 reaper.record_all(events);
                 if in_flight {
@@ -750,7 +774,19 @@ impl BrokerServer {
             if !before_request(&self.faults).await {
                 return;
             }
-            let Some(resp) = self.handle(req, &process).await else {
+            // Requests that can make records readable (an append, a
+            // transaction's end) wake the fetches waiting for some.
+            let wakes = matches!(
+                req,
+                BrokerRequest::Produce { .. }
+                    | BrokerRequest::EndTxn { .. }
+                    | BrokerRequest::InitTxn { .. }
+            );
+            let resp = self.handle(req, &process).await;
+            if wakes {
+                self.changed.notify_waiters();
+            }
+            let Some(resp) = resp else {
                 return; // the reply is lost
             };
             if wire::send(&mut conn, &resp).await.is_err() {
@@ -860,45 +896,36 @@ impl BrokerServer {
             BrokerRequest::Fetch {
                 topic,
                 partition,
-                mut offset,
+                offset,
                 max,
                 group,
                 read_committed,
             } => {
-                let (committed, transactional) = {
-                    let s = self.state.lock().unwrap();
-                    (
-                        s.committed(&group, &topic, partition),
-                        s.txn_groups.contains(&group),
-                    )
+                let fetch = FetchOne {
+                    max,
+                    group: &group,
+                    read_committed,
+                    may_redeliver: true,
                 };
-                // A transactional group's offsets commit atomically with its
-                // output: redelivery goes back to them, never behind.
-                let to = if transactional {
-                    committed.filter(|c| *c < offset).unwrap_or(offset)
-                } else {
-                    redelivery_start(committed, offset, max)
-                };
-                if to < offset && self.roll(|f| f.duplicate_delivery) {
-                    self.history.record(Event::Rewind {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition,
-                        from: offset,
-                        to,
-                    });
-                    offset = to;
-                }
-                let mut state = self.state.lock().unwrap();
-                match state.fetch(&topic, partition, offset, max, read_committed) {
-                    Ok(records) => {
-                        if state.serve(&group, &topic, partition, &records) {
-                            self.history.mark(BROKER, coverage::DUPLICATE_DELIVERED);
-                        }
-                        BrokerResponse::Records(records)
-                    }
+                match self.fetch_one(&fetch, &topic, partition, offset) {
+                    Ok(records) => BrokerResponse::Records(records),
                     Err(e) => BrokerResponse::Error(e),
                 }
+            }
+            BrokerRequest::FetchMany {
+                parts,
+                max,
+                group,
+                read_committed,
+                max_wait_ms,
+            } => {
+                let fetch = FetchOne {
+                    max,
+                    group: &group,
+                    read_committed,
+                    may_redeliver: true,
+                };
+                self.fetch_many(fetch, &parts, max_wait_ms).await
             }
             BrokerRequest::Join {
                 group,
@@ -1059,6 +1086,77 @@ impl BrokerServer {
 
 impl BrokerServer {
     /// Record `events`, marking an aborted transaction.
+    /// One partition's records from `offset` for a consumer of `group`.
+    /// Where the group committed less than `offset`, a duplicate-delivery
+    /// fault may go back there first (only on a fetch's first look).
+    fn fetch_one(
+        &self,
+        fetch: &FetchOne<'_>,
+        topic: &str,
+        partition: u32,
+        mut offset: u64,
+    ) -> Result<Vec<WireRecord>, BrokerError> {
+        let (committed, transactional) = {
+            let s = self.state.lock().unwrap();
+            (
+                s.committed(fetch.group, topic, partition),
+                s.txn_groups.contains(fetch.group),
+            )
+        };
+        // A transactional group's offsets commit atomically with its
+        // output: redelivery goes back to them, never behind.
+        let to = if transactional {
+            committed.filter(|c| *c < offset).unwrap_or(offset)
+        } else {
+            redelivery_start(committed, offset, fetch.max)
+        };
+        if fetch.may_redeliver && to < offset && self.roll(|f| f.duplicate_delivery) {
+            self.history.record(Event::Rewind {
+                group: fetch.group.to_string(),
+                topic: topic.to_string(),
+                partition,
+                from: offset,
+                to,
+            });
+            offset = to;
+        }
+        let mut state = self.state.lock().unwrap();
+        let records = state.fetch(topic, partition, offset, fetch.max, fetch.read_committed)?;
+        if state.serve(fetch.group, topic, partition, &records) {
+            self.history.mark(BROKER, coverage::DUPLICATE_DELIVERED);
+        }
+        Ok(records)
+    }
+
+    /// The first of `parts` with records, waiting up to `max_wait_ms` for a
+    /// request that makes some readable.
+    async fn fetch_many(
+        &self,
+        mut fetch: FetchOne<'_>,
+        parts: &[(String, u32, u64)],
+        max_wait_ms: u64,
+    ) -> BrokerResponse {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
+        loop {
+            // Registered before looking, so a change made meanwhile wakes it.
+            let changed = self.changed.notified();
+            for (part, (topic, partition, offset)) in parts.iter().enumerate() {
+                match self.fetch_one(&fetch, topic, *partition, *offset) {
+                    Ok(records) if records.is_empty() => {}
+                    Ok(records) => return BrokerResponse::Fetched { part, records },
+                    Err(e) => return BrokerResponse::Error(e),
+                }
+            }
+            fetch.may_redeliver = false;
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return BrokerResponse::Fetched {
+                    part: 0,
+                    records: Vec::new(),
+                };
+            }
+        }
+    }
+
     fn record_all(&self, events: Vec<Event>) {
         for e in events {
             if matches!(
@@ -1105,6 +1203,16 @@ impl BrokerServer {
             Err(e) => BrokerResponse::Error(e),
         }
     }
+}
+
+/// What a consumer's fetch asks for, whatever the partition.
+struct FetchOne<'a> {
+    max: usize,
+    group: &'a str,
+    read_committed: bool,
+    /// Whether a duplicate-delivery fault may apply (a waiting fetch rolls
+    /// for it once, not on every look).
+    may_redeliver: bool,
 }
 
 /// Where a duplicate-delivery fault re-serves a fetch at `offset` from: the

@@ -47,6 +47,9 @@ pub enum DbRequest {
         slot: String,
         after: Lsn,
         max: usize,
+        /// A long poll: with nothing to return, wait this long for a commit.
+        #[serde(default)]
+        max_wait_ms: u64,
     },
     Confirm {
         slot: String,
@@ -293,6 +296,8 @@ pub struct DbServer {
     pub state: Arc<Mutex<DbState>>,
     pub faults: SharedFaults,
     pub history: History,
+    /// Woken on every commit: what a waiting change poll waits on.
+    pub committed: Arc<tokio::sync::Notify>,
 }
 
 impl DbServer {
@@ -350,6 +355,7 @@ impl DbServer {
                     tx = Tx::default();
                     match result {
                         Ok(Some((lsn, changes))) => {
+                            self.committed.notify_waiters();
                             self.history.record(Event::DbCommit {
                                 db: self.name.clone(),
                                 process: process.clone(),
@@ -367,10 +373,44 @@ impl DbServer {
                         Err(e) => DbResponse::Error(e),
                     }
                 }
+                DbRequest::Poll {
+                    slot,
+                    after,
+                    max,
+                    max_wait_ms,
+                } => self.long_poll(slot, after, max, max_wait_ms).await,
                 other => self.statement(&mut tx, other),
             };
             if wire::send(&mut conn, &resp).await.is_err() {
                 return;
+            }
+        }
+    }
+
+    /// Changes after `after`, waiting up to `max_wait_ms` for a commit when
+    /// there are none yet.
+    async fn long_poll(
+        &self,
+        slot: String,
+        after: Lsn,
+        max: usize,
+        max_wait_ms: u64,
+    ) -> DbResponse {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
+        loop {
+            // Registered before looking, so a commit made meanwhile wakes it.
+            let committed = self.committed.notified();
+            let changes = {
+                let mut state = self.state.lock().unwrap();
+                let changes = state.changes_after(after, max);
+                if state.serve(&slot, &changes) {
+                    self.history
+                        .mark(&self.name, coverage::CDC_REPLAYED_UNCONFIRMED);
+                }
+                changes
+            };
+            if !changes.is_empty() || tokio::time::timeout_at(deadline, committed).await.is_err() {
+                return DbResponse::Changes(changes);
             }
         }
     }
@@ -394,14 +434,7 @@ impl DbServer {
                 DbResponse::Done
             }
             DbRequest::SlotConfirmed { slot } => DbResponse::Position(state.slot_position(&slot)),
-            DbRequest::Poll { slot, after, max } => {
-                let changes = state.changes_after(after, max);
-                if state.serve(&slot, &changes) {
-                    self.history
-                        .mark(&self.name, coverage::CDC_REPLAYED_UNCONFIRMED);
-                }
-                DbResponse::Changes(changes)
-            }
+            DbRequest::Poll { .. } => unreachable!("a poll is handled by the connection loop"),
             DbRequest::Confirm { slot, lsn } => {
                 state.confirm(&slot, lsn);
                 let lsn = state.slot_position(&slot);
