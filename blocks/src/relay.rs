@@ -73,9 +73,15 @@ impl OutboxRelay {
                     Err(e) => tracing::warn!(error = %e, "relay: cannot confirm slot position"),
                 }
             }
+            // Waits up to a poll interval for a commit when there is none.
             let changes = match self
                 .feed
-                .poll(&self.config.slot, sent, self.config.batch)
+                .poll_wait(
+                    &self.config.slot,
+                    sent,
+                    self.config.batch,
+                    self.config.poll_interval,
+                )
                 .await
             {
                 Ok(changes) => changes,
@@ -87,7 +93,6 @@ impl OutboxRelay {
             };
             backoff.reset();
             if changes.is_empty() {
-                self.env.sleep(self.config.poll_interval).await;
                 continue;
             }
             for change in &changes {
