@@ -558,21 +558,25 @@ fn rebalanced(e: &KafkaError) -> bool {
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max_wait: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
         // Wait for the first record, then take what is already buffered.
+        // Each record is recorded (and its partition marked with the
+        // generation it came in) as soon as it is received: the next
+        // `recv` may run a rebalance callback, and a record received before
+        // a rebalance must show before its `assigned` event in the history,
+        // and must not be committable in the new generation.
         let first = match tokio::time::timeout(max_wait, self.inner().recv()).await {
             Err(_) => return Ok(Vec::new()),
             Ok(Err(e)) => return Err(ConsumeError::Unavailable(e.to_string())),
             Ok(Ok(m)) => m.detach(),
         };
-        let mut batch = vec![first];
-        while batch.len() < self.config.max_poll_records {
+        let mut out = vec![self.convert(&first)];
+        while out.len() < self.config.max_poll_records {
             match tokio::time::timeout(Duration::from_millis(2), self.inner().recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Ok(m)) => {
+                    let m = m.detach();
+                    out.push(self.convert(&m));
+                }
                 _ => break,
             }
-        }
-        let mut out = Vec::with_capacity(batch.len());
-        for m in &batch {
-            out.push(self.convert(m));
         }
         Ok(out)
     }
