@@ -901,12 +901,7 @@ impl BrokerServer {
                 group,
                 read_committed,
             } => {
-                let fetch = FetchOne {
-                    max,
-                    group: &group,
-                    read_committed,
-                    may_redeliver: true,
-                };
+                let fetch = FetchOne::new(max, &group, read_committed);
                 match self.fetch_one(&fetch, &topic, partition, offset) {
                     Ok(records) => BrokerResponse::Records(records),
                     Err(e) => BrokerResponse::Error(e),
@@ -919,12 +914,7 @@ impl BrokerServer {
                 read_committed,
                 max_wait_ms,
             } => {
-                let fetch = FetchOne {
-                    max,
-                    group: &group,
-                    read_committed,
-                    may_redeliver: true,
-                };
+                let fetch = FetchOne::new(max, &group, read_committed);
                 self.fetch_many(fetch, &parts, max_wait_ms).await
             }
             BrokerRequest::Join {
@@ -1213,6 +1203,17 @@ struct FetchOne<'a> {
     /// Whether a duplicate-delivery fault may apply (a waiting fetch rolls
     /// for it once, not on every look).
     may_redeliver: bool,
+}
+
+impl<'a> FetchOne<'a> {
+    fn new(max: usize, group: &'a str, read_committed: bool) -> Self {
+        FetchOne {
+            max,
+            group,
+            read_committed,
+            may_redeliver: true,
+        }
+    }
 }
 
 /// Where a duplicate-delivery fault re-serves a fetch at `offset` from: the
