@@ -17,8 +17,7 @@ use pitfall_ports::{
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -417,7 +416,8 @@ fn log_line(process: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
 }
 
 impl ConsumerContext for GroupContext {
-    /// rdkafka's own rebalance (assign or unassign what the group gave),
+    /// rdkafka's own rebalance (assign what the group gave; unassign on a
+    /// revoke or an error),
     /// except that a `read_committed` member assigns explicit positions:
     /// the committed offsets, waited for while a transaction holds them
     /// pending. librdkafka (2.12 to at least 2.16) otherwise starts such a
@@ -447,8 +447,12 @@ impl ConsumerContext for GroupContext {
                 Rebalance::Revoke(tpl)
             }
             other => {
+                // As rdkafka's own rebalance does: drop the assignment.
                 let code: RDKafkaErrorCode = other.into();
                 tracing::warn!(process = %self.process, error = %code, "rebalance failed");
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(process = %self.process, error = %e, "cannot unassign");
+                }
                 Rebalance::Error(KafkaError::Rebalance(code))
             }
         };
