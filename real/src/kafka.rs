@@ -279,6 +279,7 @@ impl Broker for KafkaBroker {
             history: self.history.clone(),
             process: self.process.clone(),
             fetched: BTreeMap::new(),
+            unresolved: Vec::new(),
         })
     }
 
@@ -383,6 +384,10 @@ pub struct GroupContext {
 /// Apache Kafka's 10 s sweep for timed-out transactions), and within
 /// `max.poll.interval.ms` (30 s), since the member polls nothing meanwhile.
 const STABLE_OFFSETS_WAIT: Duration = Duration::from_secs(25);
+
+/// How long a consumer waits to read back the offsets of a commit that
+/// failed (see [`KafkaConsumer::commit_failed`]).
+const COMMIT_READ_BACK_WAIT: Duration = Duration::from_secs(5);
 
 impl ClientContext for GroupContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -522,6 +527,9 @@ pub struct KafkaConsumer {
     process: String,
     /// The rebalance generation in which each partition was last polled.
     fetched: BTreeMap<(String, u32), u64>,
+    /// Commits that failed and could not be read back yet: they may have
+    /// landed (see [`KafkaConsumer::commit_failed`]).
+    unresolved: Vec<TopicPartitionOffset>,
 }
 
 impl KafkaConsumer {
@@ -567,6 +575,7 @@ impl Consumer for KafkaConsumer {
         // `recv` may run a rebalance callback, and a record received before
         // a rebalance must show before its `assigned` event in the history,
         // and must not be committable in the new generation.
+        self.resolve_unresolved(max_wait.min(COMMIT_READ_BACK_WAIT));
         let first = match tokio::time::timeout(max_wait, self.inner().recv()).await {
             Err(_) => return Ok(Vec::new()),
             Ok(Err(e)) => return Err(ConsumeError::Unavailable(e.to_string())),
@@ -602,20 +611,15 @@ impl Consumer for KafkaConsumer {
             }
             let consumer = self.inner();
             let result = tokio::task::block_in_place(|| consumer.commit(&tpl, CommitMode::Sync));
+            let owned: Vec<TopicPartitionOffset> = owned.into_iter().cloned().collect();
+            self.unresolved.retain(|u| {
+                !owned
+                    .iter()
+                    .any(|o| (&o.topic, o.partition) == (&u.topic, u.partition))
+            });
             match result {
-                Ok(()) => {
-                    for o in owned {
-                        self.history.record(Event::OffsetCommit {
-                            process: self.process.clone(),
-                            group: self.config.group.clone(),
-                            topic: o.topic.clone(),
-                            partition: o.partition,
-                            offset: o.offset,
-                        });
-                    }
-                }
-                Err(e) if rebalanced(&e) => return Err(ConsumeError::CommitFailed(e.to_string())),
-                Err(e) => return Err(ConsumeError::Unavailable(e.to_string())),
+                Ok(()) => self.record_commits(&owned),
+                Err(e) => self.commit_failed(owned, e)?,
             }
         }
         match stale.first() {
@@ -675,6 +679,87 @@ impl Consumer for KafkaConsumer {
 }
 
 impl KafkaConsumer {
+    fn record_commits(&self, offsets: &[TopicPartitionOffset]) {
+        for o in offsets {
+            self.history.record(Event::OffsetCommit {
+                process: self.process.clone(),
+                group: self.config.group.clone(),
+                topic: o.topic.clone(),
+                partition: o.partition,
+                offset: o.offset,
+            });
+        }
+    }
+
+    /// A commit that failed may still have landed: its reply can be lost
+    /// after the broker applied it, and librdkafka's retry then fails on its
+    /// own (the member's session expired meanwhile, say). Read the group's
+    /// offsets back: a commit the broker holds is recorded and is a success.
+    /// One that cannot be read back yet is kept, and looked up again on the
+    /// next poll or commit.
+    fn commit_failed(
+        &mut self,
+        offsets: Vec<TopicPartitionOffset>,
+        e: KafkaError,
+    ) -> Result<(), ConsumeError> {
+        let failed = if rebalanced(&e) {
+            ConsumeError::CommitFailed(e.to_string())
+        } else {
+            ConsumeError::Unavailable(e.to_string())
+        };
+        match self.landed(&offsets, COMMIT_READ_BACK_WAIT) {
+            Some(landed) if landed.len() == offsets.len() => {
+                tracing::debug!(process = %self.process, error = %e, "a failed commit had landed");
+                self.record_commits(&landed);
+                Ok(())
+            }
+            Some(landed) => {
+                self.record_commits(&landed);
+                Err(failed)
+            }
+            None => {
+                self.unresolved.extend(offsets);
+                Err(failed)
+            }
+        }
+    }
+
+    /// Of `offsets`, those the broker holds as the group's committed offsets
+    /// now; `None` if they cannot be read within `timeout`.
+    fn landed(
+        &self,
+        offsets: &[TopicPartitionOffset],
+        timeout: Duration,
+    ) -> Option<Vec<TopicPartitionOffset>> {
+        let mut tpl = TopicPartitionList::new();
+        for o in offsets {
+            tpl.add_partition(&self.names.topic(&o.topic), o.partition as i32);
+        }
+        let consumer = self.inner();
+        let committed =
+            tokio::task::block_in_place(|| consumer.committed_offsets(tpl, timeout)).ok()?;
+        let landed = offsets.iter().filter(|o| {
+            let held = committed
+                .find_partition(&self.names.topic(&o.topic), o.partition as i32)
+                .map(|e| e.offset());
+            held == Some(Offset::Offset(o.offset as i64))
+        });
+        Some(landed.cloned().collect())
+    }
+
+    /// Look up the commits whose outcome is not known yet: record those the
+    /// broker holds, forget the rest.
+    fn resolve_unresolved(&mut self, timeout: Duration) {
+        if self.unresolved.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.unresolved);
+        match self.landed(&pending, timeout) {
+            Some(landed) => self.record_commits(&landed),
+            None => self.unresolved = pending,
+        }
+    }
+
     fn convert(&mut self, m: &rdkafka::message::OwnedMessage) -> ConsumerRecord {
         let record = record_of(&self.names, m);
         let topic = record.topic.clone();
