@@ -258,6 +258,10 @@ pub struct FaultSpec {
     pub name: String,
     pub kind: FaultKind,
     pub targets: Vec<String>,
+    /// On in every seed (the scenario's `always`), instead of on the swarm's
+    /// coin: the fault the scenario is about.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub always: bool,
 }
 
 impl FaultSpec {
@@ -268,6 +272,7 @@ impl FaultSpec {
             name: name.to_string(),
             kind,
             targets,
+            always: false,
         };
         let found = if let Some(host) = name.strip_prefix("crash:") {
             if !topo.services.iter().any(|s| s == host) {
@@ -433,8 +438,10 @@ pub fn draw(seed: u64, allowed: &[FaultSpec], chaos_ms: u64) -> (DrawnConfig, Fa
     let mut enabled = Vec::new();
     let mut disabled = Vec::new();
     for spec in allowed {
-        // Each fault flips its own coin, so one fault never shifts another.
-        let on = seed::rng(seed, &format!("faults/swarm/{}", spec.name)).random_bool(0.5);
+        // Each fault flips its own coin, so one fault never shifts another
+        // (and pinning one on leaves the others' draws as they were).
+        let on =
+            spec.always || seed::rng(seed, &format!("faults/swarm/{}", spec.name)).random_bool(0.5);
         if on {
             enabled.push(spec);
         } else {
@@ -623,6 +630,34 @@ mod tests {
                 .collect();
             assert_eq!(a.windows, b);
         }
+    }
+
+    #[test]
+    fn pinning_a_fault_on_leaves_the_others_as_drawn() {
+        let free = every_fault(&topo());
+        let mut pinned = free.clone();
+        pinned
+            .iter_mut()
+            .filter(|s| s.name == "reorder")
+            .for_each(|s| s.always = true);
+        let mut was_off = 0;
+        for seed in 0..40 {
+            let (free_config, free_plan) = draw(seed, &free, 20_000);
+            let (config, plan) = draw(seed, &pinned, 20_000);
+            assert!(config.enabled.contains(&"reorder".to_string()));
+            was_off += usize::from(free_config.disabled.contains(&"reorder".to_string()));
+            let others = |p: FaultPlan| -> Vec<FaultWindow> {
+                p.windows
+                    .into_iter()
+                    .filter(|w| w.fault != "reorder")
+                    .collect()
+            };
+            assert_eq!(others(plan), others(free_plan));
+        }
+        assert!(
+            was_off > 0,
+            "the swarm turned reorder off in no seed; the test proves nothing"
+        );
     }
 
     #[test]

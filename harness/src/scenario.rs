@@ -221,6 +221,9 @@ struct Common {
 #[serde(deny_unknown_fields)]
 struct FileFaults {
     allowed: Vec<Spanned<String>>,
+    /// Allowed faults every seed turns on; the rest are on in about half.
+    #[serde(default)]
+    always: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -511,6 +514,21 @@ pub fn parse(path: &Path, text: &str, registry: &Registry) -> Result<Scenario, I
             faults.push(spec);
         }
     }
+    for name in &common.faults.always {
+        let spec = faults.iter_mut().find(|f| &f.name == name.get_ref());
+        match spec {
+            Some(spec) => spec.always = true,
+            None => {
+                return Err(err(
+                    name.span().start,
+                    format!(
+                        "`{}` is in `always` but not in `allowed`; `always` pins allowed faults on",
+                        name.get_ref()
+                    ),
+                ))
+            }
+        }
+    }
     if let Err(m) = FaultSpec::limit_crash_points(&mut faults) {
         let at = common
             .faults
@@ -746,6 +764,21 @@ allowed = ["broker-outage", "crash-workers"]
     }
 
     #[test]
+    fn always_pins_allowed_faults_on() {
+        let s = parse_str(&format!("{GOOD}always = [\"crash-workers\"]\n")).unwrap();
+        let pinned: Vec<(&str, bool)> = s
+            .faults
+            .iter()
+            .map(|f| (f.name.as_str(), f.always))
+            .collect();
+        assert_eq!(pinned, [("broker-outage", false), ("crash-workers", true)]);
+        let off = (0..40)
+            .filter(|seed| !s.plan(*seed).0.enabled.contains(&"crash-workers".into()))
+            .count();
+        assert_eq!(off, 0, "an `always` fault is on in every seed");
+    }
+
+    #[test]
     fn columns_count_characters_and_non_utf8_is_located() {
         assert_eq!(line_and_column("ab\nüx", 5), (2, 2), "after the two-byte ü");
         assert_eq!(line_and_column("ab\nüx", 3), (2, 1));
@@ -786,6 +819,8 @@ allowed = ["broker-outage", "crash-workers"]
             @"s.toml:7:13: `toy-invariant` is both expected to be violated and tolerated; list it in one of them");
         insta::assert_snapshot!(error_of(&GOOD.replace("description = \"a toy\"", "description = \"ü\" x")),
             @"s.toml:3:19: unexpected key or value, expected newline, `#`");
+        insta::assert_snapshot!(error_of(&format!("{GOOD}always = [\"broker-slow\"]\n")),
+            @"s.toml:12:11: `broker-slow` is in `always` but not in `allowed`; `always` pins allowed faults on");
         insta::assert_snapshot!(error_of(&format!("system = \"bank\"\n{GOOD}")),
             @"s.toml:1:10: unknown system `bank`, expected one of toy");
     }
