@@ -147,3 +147,23 @@ fn a_send_during_an_outage_fails_by_its_delivery_timeout() {
 fn a_member_waits_out_a_pending_offset_commit_across_rebalances() {
     run_case("a_member_waits_out_a_pending_offset_commit_across_rebalances");
 }
+
+/// Each case of the suite has a test above, under its own name: a case
+/// added to the suite without one would never run against the simulator.
+#[test]
+fn every_contract_case_has_a_test() {
+    let source = include_str!("contract.rs");
+    let missing: Vec<&str> = contract::cases()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            let test = format!("fn {name}() {{\n    run_case(\"{name}\");\n}}");
+            !source.contains(&test)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "contract cases without a test here: {}",
+        missing.join(", ")
+    );
+}
