@@ -367,3 +367,23 @@ fn trace_shows_the_cdc_hop_the_translator_and_the_recovery_path() {
         );
     }
 }
+
+#[test]
+fn repro_marks_the_faults_a_scenario_pins_on() {
+    // Exit 1: the seed shows the violation the scenario is about.
+    let out = pitfall(&["repro", "5-kafka-eos", "--seed", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("faults on:").contains("crash-inventory (always)"),
+        "{stdout}"
+    );
+    assert!(!line("faults off:").contains("crash-inventory"), "{stdout}");
+}

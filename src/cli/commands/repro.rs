@@ -124,7 +124,20 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             ks.join(", ")
         }
     };
-    println!("faults on:  {}", names(&config.enabled));
+    // Faults the scenario pins on are marked: no seed turns them off.
+    let enabled: Vec<String> = config
+        .enabled
+        .iter()
+        .map(|name| {
+            let pinned = scenario.faults.iter().any(|f| &f.name == name && f.always);
+            if pinned {
+                format!("{name} (always)")
+            } else {
+                name.clone()
+            }
+        })
+        .collect();
+    println!("faults on:  {}", names(&enabled));
     println!("faults off: {}", names(&config.disabled));
     println!(
         "network latency: {}–{} ms",
