@@ -4,10 +4,12 @@
 //! fault proxy. Needs the local services (`scripts/services.sh start`;
 //! `scripts/test.sh` does it).
 
+mod common;
+
 use async_trait::async_trait;
+use common::{env, ProxiedKafka};
 use pitfall_harness::contract::{self, Case, Fixture, DB, SLOT, TABLE, TOPICS};
 use pitfall_harness::history::History;
-use pitfall_harness::seed;
 use pitfall_harness::system::DbSpec;
 use pitfall_ports::{Broker, ChangeFeed, Database};
 use pitfall_real::dbserver::{self, DbServer};
@@ -16,10 +18,6 @@ use pitfall_real::names::RunNames;
 use pitfall_real::proxy::FaultProxy;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 /// The DB server (for the DB cases) or the broker proxy (for the broker
 /// cases) one test runs against.
@@ -148,17 +146,12 @@ async fn mariadb_keeps_the_db_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_real_broker_keeps_the_contract() {
-    let kafka = env("PITFALL_KAFKA", "127.0.0.1:9092");
-    let kafka_proxy = env("PITFALL_KAFKA_PROXY", "127.0.0.1:19092");
-    // The proxy first: if its port is taken, nothing has been created yet.
-    let proxy = FaultProxy::start(&kafka_proxy, &kafka, seed::rng(0, "contract"))
-        .await
-        .expect("the broker proxy port is free (is a real-mode run going on?)");
-    let names = Arc::new(RunNames::new(
-        &format!("contract_{}", std::process::id()),
-        &[DB.to_string()],
-    ));
-    let admin = KafkaAdmin::new(&kafka_proxy).unwrap();
+    let ProxiedKafka {
+        proxy,
+        bootstrap,
+        names,
+    } = ProxiedKafka::start("contract", &[DB.to_string()]).await;
+    let admin = KafkaAdmin::new(&bootstrap).unwrap();
     let topics: Vec<String> = TOPICS.iter().map(|t| names.topic(t)).collect();
     let fixture = RealFixture {
         names: names.clone(),

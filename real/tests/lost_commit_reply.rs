@@ -6,20 +6,15 @@
 //! of its last record while the broker had moved on. Needs the local Kafka
 //! (`scripts/services.sh start`; `scripts/test.sh` does it).
 
+mod common;
+
+use common::ProxiedKafka;
 use pitfall_harness::history::{Event, History};
-use pitfall_harness::seed;
 use pitfall_ports::{
     Broker, Consumer, ConsumerConfig, ProducerConfig, ProducerRecord, TopicPartitionOffset,
 };
-use pitfall_real::kafka::{KafkaAdmin, KafkaBroker};
-use pitfall_real::names::RunNames;
-use pitfall_real::proxy::FaultProxy;
-use std::sync::Arc;
+use pitfall_real::kafka::KafkaAdmin;
 use std::time::Duration;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 const TOPIC: &str = "lost-commit";
 const GROUP: &str = "lost-commit-group";
@@ -71,19 +66,12 @@ async fn receive(member: &mut Box<dyn Consumer>, n: usize) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_commit_whose_reply_is_lost_is_recorded_if_it_landed() {
-    let kafka = env("PITFALL_KAFKA", "127.0.0.1:9092");
-    let kafka_proxy = env("PITFALL_KAFKA_PROXY", "127.0.0.1:19092");
-    let proxy = FaultProxy::start(&kafka_proxy, &kafka, seed::rng(0, "lost-commit"))
-        .await
-        .expect("the broker proxy port is free (is a real-mode run going on?)");
-    let names = Arc::new(RunNames::new(
-        &format!("lostcommit_{}", std::process::id()),
-        &[],
-    ));
+    let kafka = ProxiedKafka::start("lostcommit", &[]).await;
+    let (proxy, names) = (&kafka.proxy, &kafka.names);
     // The broker itself, past the proxy (its inter-broker listener, which
     // advertises itself): what it holds while the proxy refuses every
     // connection.
-    let internal = env("PITFALL_KAFKA_INTERNAL", "127.0.0.1:9094");
+    let internal = common::env("PITFALL_KAFKA_INTERNAL", "127.0.0.1:9094");
     let direct = KafkaAdmin::new(&internal).unwrap();
     let topic = names.topic(TOPIC);
     direct
@@ -91,8 +79,7 @@ async fn a_commit_whose_reply_is_lost_is_recorded_if_it_landed() {
         .await
         .expect("creating the topic");
     let history = History::since_now();
-    let broker =
-        |process: &str| KafkaBroker::new(&kafka_proxy, names.clone(), process, history.clone());
+    let broker = |process: &str| kafka.broker(process, &history);
     let producer = broker("producer").producer(&ProducerConfig::default());
     for i in 0..3 {
         let record = ProducerRecord {

@@ -7,20 +7,16 @@
 //! MariaDB's third-party-naive seed 2). Needs the local Kafka
 //! (`scripts/services.sh start`; `scripts/test.sh` does it).
 
+mod common;
+
+use common::ProxiedKafka;
 use pitfall_harness::history::{Event, History};
-use pitfall_harness::seed;
 use pitfall_ports::{Broker, ConsumerConfig, ProducerConfig, ProducerRecord};
-use pitfall_real::kafka::{KafkaAdmin, KafkaBroker};
-use pitfall_real::names::RunNames;
-use pitfall_real::proxy::FaultProxy;
+use pitfall_real::kafka::KafkaAdmin;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 const TOPIC: &str = "batch";
 const MEMBER: &str = "member-a";
@@ -74,21 +70,15 @@ fn walk(history: &History) -> (Vec<String>, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_received_before_a_rebalance_are_recorded_before_it() {
-    let kafka = env("PITFALL_KAFKA", "127.0.0.1:9092");
-    let kafka_proxy = env("PITFALL_KAFKA_PROXY", "127.0.0.1:19092");
-    let _proxy = FaultProxy::start(&kafka_proxy, &kafka, seed::rng(0, "batch"))
-        .await
-        .expect("the broker proxy port is free (is a real-mode run going on?)");
-    let names = Arc::new(RunNames::new(&format!("batch_{}", std::process::id()), &[]));
-    let admin = KafkaAdmin::new(&kafka_proxy).unwrap();
-    let topic = names.topic(TOPIC);
+    let kafka = ProxiedKafka::start("batch", &[]).await;
+    let admin = KafkaAdmin::new(&kafka.bootstrap).unwrap();
+    let topic = kafka.names.topic(TOPIC);
     admin
         .create_topics(std::slice::from_ref(&topic), 2)
         .await
         .expect("creating the topic");
     let history = History::since_now();
-    let broker =
-        |process: &str| KafkaBroker::new(&kafka_proxy, names.clone(), process, history.clone());
+    let broker = |process: &str| kafka.broker(process, &history);
     // Records arrive all the time, so the member's batches run on and a
     // rebalance lands inside one.
     let producing = Arc::new(AtomicBool::new(true));
