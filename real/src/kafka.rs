@@ -903,11 +903,15 @@ impl KafkaAdmin {
     }
 
     fn reader(&self, group: &str) -> Result<BaseConsumer, KafkaError> {
+        self.reader_at(group, "read_committed")
+    }
+
+    fn reader_at(&self, group: &str, isolation: &str) -> Result<BaseConsumer, KafkaError> {
         ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
+            .set("isolation.level", isolation)
             .create()
     }
 
@@ -956,14 +960,19 @@ impl KafkaAdmin {
         Ok(())
     }
 
-    /// Each partition's (low, high) watermarks.
+    /// Each partition's (low, high) watermarks. The high one is the log's
+    /// end, past any open transaction: a `read_committed` client's query
+    /// answers the last stable offset instead, which an open transaction
+    /// (a crashed transactional producer's, until the broker aborts it)
+    /// holds back, and a drain or read-back that stopped there would miss
+    /// everything after it.
     pub fn watermarks(
         &self,
         topic: &str,
         partitions: u32,
         timeout: Duration,
     ) -> Result<Vec<(i64, i64)>, KafkaError> {
-        let reader = self.reader("pitfall-watermarks")?;
+        let reader = self.reader_at("pitfall-watermarks", "read_uncommitted")?;
         (0..partitions as i32)
             .map(|p| reader.fetch_watermarks(topic, p, timeout))
             .collect()
@@ -1096,6 +1105,19 @@ impl KafkaAdmin {
                     remaining.remove(&partition);
                 }
             }
+        }
+        if let Some((p, high)) = remaining.first_key_value() {
+            // A partial log would be checked as if it were the whole one.
+            return Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut)).inspect_err(
+                |_| {
+                    tracing::warn!(
+                        topic,
+                        partition = p,
+                        high,
+                        "the log was not read to its end"
+                    )
+                },
+            );
         }
         let mut gaps = LogGaps::new();
         for (p, (low, high)) in marks.iter().enumerate() {
