@@ -696,7 +696,7 @@ impl KafkaConsumer {
     /// own (the member's session expired meanwhile, say). Read the group's
     /// offsets back: a commit the broker holds is recorded and is a success.
     /// One that cannot be read back yet is kept, and looked up again on the
-    /// next poll or commit.
+    /// next poll (a later commit of its partition supersedes it).
     fn commit_failed(
         &mut self,
         offsets: Vec<TopicPartitionOffset>,
@@ -1108,16 +1108,13 @@ impl KafkaAdmin {
         }
         if let Some((p, high)) = remaining.first_key_value() {
             // A partial log would be checked as if it were the whole one.
-            return Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut)).inspect_err(
-                |_| {
-                    tracing::warn!(
-                        topic,
-                        partition = p,
-                        high,
-                        "the log was not read to its end"
-                    )
-                },
+            tracing::warn!(
+                topic,
+                partition = p,
+                high,
+                "the log was not read to its end"
             );
+            return Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut));
         }
         let mut gaps = LogGaps::new();
         for (p, (low, high)) in marks.iter().enumerate() {

@@ -99,7 +99,7 @@ async fn a_commit_whose_reply_is_lost_is_recorded_if_it_landed() {
     // and before its reply can have come back, every connection is cut and
     // new ones are refused for a while.
     proxy.set(|f| f.latency_ms = Some((SLOW_MS, SLOW_MS)));
-    let committing = tokio::spawn(async move {
+    let mut committing = tokio::spawn(async move {
         let offsets = [TopicPartitionOffset {
             topic: TOPIC.into(),
             partition: 0,
@@ -123,7 +123,6 @@ async fn a_commit_whose_reply_is_lost_is_recorded_if_it_landed() {
     // The broker stays away until the commit gives up (librdkafka retries
     // it on a new connection, which would get a reply), or for at most
     // `DOWN_MAX`.
-    let mut committing = committing;
     let early = tokio::time::timeout(DOWN_MAX, &mut committing).await;
     proxy.heal();
     let (mut member, result) = match early {
