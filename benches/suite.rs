@@ -7,7 +7,9 @@
 //! time, and prints per scenario:
 //! - seeds per CPU-second, and simulated time per CPU time;
 //! - turmoil steps per seed and the share of idle steps (no frame sent,
-//!   nothing recorded);
+//!   nothing recorded); the share of steps moved over at once because no
+//!   host would run in them (`skip`), and host runtimes ticked per step
+//!   (`hosts/st`: a host with nothing to run is left alone);
 //! - frames per seed, and the peak RSS of the child;
 //! - the CPU time against a bare turmoil echo of the same frame count, run
 //!   in the same child after the seeds (`echo ×`);
@@ -58,12 +60,14 @@ fn main() {
         seeds()
     );
     println!(
-        "{:<28} {:>10} {:>9} {:>10} {:>6} {:>10} {:>8} {:>7} {:>14}",
+        "{:<28} {:>10} {:>9} {:>10} {:>6} {:>6} {:>8} {:>10} {:>8} {:>7} {:>14}",
         "scenario",
         "seeds/CPUs",
         "sim/CPU",
         "steps/seed",
         "idle",
+        "skip",
+        "hosts/st",
         "frames/sd",
         "RSS MB",
         "echo ×",
@@ -177,12 +181,14 @@ fn print_row(name: &str, f: &Value) {
         .as_f64()
         .map_or("-".to_string(), |n| format!("{n:.3e}"));
     println!(
-        "{:<28} {:>10.2} {:>8.0}× {:>10.0} {:>5.0}% {:>10.0} {:>8.1} {:>7.1} {:>14}",
+        "{:<28} {:>10.2} {:>8.0}× {:>10.0} {:>5.0}% {:>5.0}% {:>8.2} {:>10.0} {:>8.1} {:>7.1} {:>14}",
         name,
         num("seeds") / num("cpu_s"),
         num("sim_s") / num("cpu_s"),
         num("steps") / num("seeds"),
         100.0 * num("idle_steps") / num("steps"),
+        100.0 * num("skipped_steps") / num("steps"),
+        num("host_ticks") / num("steps"),
         num("frames") / num("seeds"),
         num("peak_rss_kb") / 1024.0,
         num("cpu_s") / num("echo_cpu_s"),
@@ -205,6 +211,8 @@ fn measure_scenario(file: &Path, seeds: u64) -> Value {
         let (run, stats) = run_seed_measured(&scenario, seed, Limits::default());
         total.steps += stats.steps;
         total.idle_steps += stats.idle_steps;
+        total.skipped_steps += stats.skipped_steps;
+        total.host_ticks += stats.host_ticks;
         total.frames += stats.frames;
         sim_ms += run.sim_ms;
         failed += u64::from(matches!(run.status, SeedStatus::Failed { .. }));
@@ -225,6 +233,8 @@ fn measure_scenario(file: &Path, seeds: u64) -> Value {
         "sim_s": sim_ms as f64 / 1000.0,
         "steps": total.steps,
         "idle_steps": total.idle_steps,
+        "skipped_steps": total.skipped_steps,
+        "host_ticks": total.host_ticks,
         "frames": total.frames,
         "peak_rss_kb": peak_rss_kb,
         "echo_cpu_s": echo_cpu_s,

@@ -2,7 +2,7 @@
 //! build the world, drive it through chaos, heal and drain with the
 //! harness's driver, and check the history.
 
-use crate::world::{SimWorld, StepStats};
+use crate::world::{SimWorld, StepStats, Stepping};
 use pitfall_harness::checkers::check_all;
 use pitfall_harness::driver::drive;
 use pitfall_harness::history::{Event, History};
@@ -21,6 +21,17 @@ pub fn run_seed(scenario: &Scenario, seed: u64, limits: Limits) -> SeedRun {
 
 /// [`run_seed`], with what stepping the seed cost (for the benchmark).
 pub fn run_seed_measured(scenario: &Scenario, seed: u64, limits: Limits) -> (SeedRun, StepStats) {
+    run_seed_stepping(scenario, seed, limits, Stepping::default())
+}
+
+/// [`run_seed_measured`], stepping hosts as `stepping` says: a seed's
+/// history is the same either way (checked in `sim/tests/stepping.rs`).
+pub fn run_seed_stepping(
+    scenario: &Scenario,
+    seed: u64,
+    limits: Limits,
+    stepping: Stepping,
+) -> (SeedRun, StepStats) {
     let (config, plan) = scenario.plan(seed);
     let time_limit = Duration::from_millis(
         scenario.run.chaos_ms() + scenario.run.drain_ms() + SIMULATION_SLACK_MS,
@@ -34,6 +45,7 @@ pub fn run_seed_measured(scenario: &Scenario, seed: u64, limits: Limits) -> (See
         variants: scenario.variants(),
     });
     let mut world = SimWorld::build(scenario, seed, &config, time_limit, history, limits);
+    world.set_stepping(stepping);
     // The driver's futures never wait on anything outside the simulation,
     // which it steps itself: a plain executor runs it to completion.
     let status = match futures_executor::block_on(drive(&mut world, &plan, &scenario.run)) {

@@ -48,19 +48,42 @@ pub struct SimWorld<'a> {
     limits: Limits,
     #[allow(clippy::disallowed_types)] // the wall-clock limit is outside the simulation
     wall_start: std::time::Instant,
+    /// Simulated time per step.
+    tick_ms: u64,
+    /// Steps, run or skipped as quiet.
     steps: u64,
     /// Steps in which no frame was sent and nothing was recorded.
     idle_steps: u64,
+    /// Steps run (not skipped): the wall-clock limit is checked every 512.
+    run_steps: u64,
     /// [`wire::frames_sent`] when the world was built.
     frames_at_build: u64,
 }
 
+/// How the simulation steps hosts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stepping {
+    /// Leave alone a host with nothing to run, and move time at once over
+    /// steps in which no host would run (see ARCHITECTURE.md, "Stepping the
+    /// simulation").
+    #[default]
+    SkipIdle,
+    /// Tick every running host on every step, as turmoil does unpatched: the
+    /// reference a seed's history under [`Stepping::SkipIdle`] must equal.
+    EveryHost,
+}
+
 /// What stepping one seed cost, for the benchmark: turmoil steps, the idle
-/// ones among them, and the frames sent over the simulated network.
+/// ones among them, those moved over at once as quiet, the host runtimes
+/// ticked, and the frames sent over the simulated network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StepStats {
     pub steps: u64,
     pub idle_steps: u64,
+    /// Steps no host ran in, moved over at once ([`turmoil::Sim::skip_quiet_steps`]).
+    pub skipped_steps: u64,
+    /// Host runtimes ticked, over all steps.
+    pub host_ticks: u64,
     pub frames: u64,
 }
 
@@ -173,9 +196,19 @@ impl<'a> SimWorld<'a> {
             clients_done: false,
             limits,
             wall_start: std::time::Instant::now(),
+            tick_ms: scenario.run.tick_ms,
             steps: 0,
             idle_steps: 0,
+            run_steps: 0,
             frames_at_build: wire::frames_sent(),
+        }
+    }
+
+    /// Step this world as `stepping` says (from the start: call it before
+    /// the first step).
+    pub fn set_stepping(&mut self, stepping: Stepping) {
+        if stepping == Stepping::EveryHost {
+            self.sim.tick_every_host();
         }
     }
 
@@ -184,6 +217,8 @@ impl<'a> SimWorld<'a> {
         StepStats {
             steps: self.steps,
             idle_steps: self.idle_steps,
+            skipped_steps: self.steps - self.run_steps,
+            host_ticks: self.sim.host_ticks(),
             frames: wire::frames_sent() - self.frames_at_build,
         }
     }
@@ -196,11 +231,12 @@ impl<'a> SimWorld<'a> {
             Err(e) => return Err(format!("simulation error at t={}ms: {e}", self.now_ms())),
         }
         self.steps += 1;
+        self.run_steps += 1;
         if (wire::frames_sent(), self.history.len()) == before {
             self.idle_steps += 1;
         }
         self.crash_at_boundaries();
-        if self.steps.is_multiple_of(512) && self.wall_start.elapsed() > self.limits.wall {
+        if self.run_steps.is_multiple_of(512) && self.wall_start.elapsed() > self.limits.wall {
             return Err(format!(
                 "hang: wall-clock limit of {:?} exceeded at simulated t={}ms",
                 self.limits.wall,
@@ -316,8 +352,19 @@ impl World for SimWorld<'_> {
         &self.history
     }
 
+    /// Step until `at_ms`, moving time at once over steps in which no host
+    /// would run and no message would arrive (as stepping them would: the
+    /// same random draws, the same clocks).
     async fn advance_to(&mut self, at_ms: u64) -> Result<(), String> {
         while self.now_ms() < at_ms {
+            let left = (at_ms - self.now_ms()).div_ceil(self.tick_ms);
+            let quiet = self.sim.quiet_steps(left);
+            if quiet > 0 {
+                self.sim.skip_quiet_steps(quiet);
+                self.steps += quiet;
+                self.idle_steps += quiet;
+                continue;
+            }
             self.step()?;
         }
         Ok(())

@@ -176,6 +176,11 @@
 #[cfg(doctest)]
 mod readme;
 
+/// pitfall patch: the maps a step looks hosts and links up in, with a fast
+/// fixed hasher instead of SipHash with random keys. An `IndexMap` iterates
+/// in insertion order whatever its hasher, so nothing a seed does changes.
+pub(crate) type FastMap<K, V> = indexmap::IndexMap<K, V, rustc_hash::FxBuildHasher>;
+
 mod builder;
 
 use std::{net::IpAddr, time::Duration};

@@ -66,6 +66,10 @@ pub struct Rt<'a> {
 
     /// Runtime configuration.
     config: Config,
+
+    /// pitfall patch: simulated time this runtime's clock is behind, for
+    /// the steps it was left alone (see [`Rt::idle_for`]).
+    lag: Duration,
 }
 
 impl<'a> Rt<'a> {
@@ -84,6 +88,7 @@ impl<'a> Rt<'a> {
             nodename,
             handle: Some(handle),
             config,
+            lag: Duration::ZERO,
         }
     }
 
@@ -104,6 +109,7 @@ impl<'a> Rt<'a> {
             nodename,
             handle: Some(handle),
             config,
+            lag: Duration::ZERO,
         }
     }
 
@@ -118,6 +124,7 @@ impl<'a> Rt<'a> {
             nodename: String::new().into(),
             handle: None,
             config,
+            lag: Duration::ZERO,
         }
     }
 
@@ -136,6 +143,50 @@ impl<'a> Rt<'a> {
     pub(crate) fn now(&self) -> Instant {
         let _guard = self.tokio.enter();
         Instant::now()
+    }
+
+    /// pitfall patch: whether ticking this runtime by `duration` would do
+    /// nothing: no task is queued to run (woken by a delivered message, by
+    /// another host or by a timer) and no timer is due within its lag plus
+    /// `duration`. Such a step may be skipped ([`Rt::skip`]): the runtime
+    /// would only have advanced its clock. The timer check is
+    /// conservative (tokio may report a timer early, never late).
+    pub(crate) fn idle_for(&self, duration: Duration) -> bool {
+        !self.local.pitfall_has_queued_tasks()
+            && !self.tokio.pitfall_has_queued_tasks()
+            && self
+                .tokio
+                .pitfall_next_timer_in()
+                .is_none_or(|due| due > self.lag + duration)
+    }
+
+    /// pitfall patch: how many of the next steps of `tick` this runtime
+    /// would be left alone in ([`Rt::idle_for`] on each), at most `max`.
+    pub(crate) fn quiet_steps(&self, tick: Duration, max: u64) -> u64 {
+        if self.local.pitfall_has_queued_tasks() || self.tokio.pitfall_has_queued_tasks() {
+            return 0;
+        }
+        match self.tokio.pitfall_next_timer_in() {
+            None => max,
+            Some(due) if due <= self.lag => 0,
+            Some(due) => crate::top::steps_before(due - self.lag, tick).min(max),
+        }
+    }
+
+    /// pitfall patch: leave the runtime alone for a step of `duration`; its
+    /// clock catches up the next time it is ticked.
+    pub(crate) fn skip(&mut self, duration: Duration) {
+        self.lag += duration;
+    }
+
+    /// pitfall patch: move the clock over the steps this runtime skipped.
+    /// No timer is due in that span and no task is queued ([`Rt::idle_for`]
+    /// held on each), so nothing runs: the clock only moves.
+    pub(crate) fn catch_up(&mut self) {
+        let lag = std::mem::take(&mut self.lag);
+        if lag > Duration::ZERO {
+            self.tokio.block_on(tokio::time::advance(lag));
+        }
     }
 
     // This method is called by [`Sim::run`], which iterates through all the
@@ -223,6 +274,8 @@ impl<'a> Rt<'a> {
     /// Both the [`Runtime`] and [`LocalSet`] are replaced with new instances.
     fn cancel_tasks(&mut self) {
         let (tokio, local) = init(&mut self.config);
+        // pitfall patch: a fresh runtime has a clock of its own.
+        self.lag = Duration::ZERO;
 
         _ = mem::replace(&mut self.tokio, tokio);
         drop(mem::replace(&mut self.local, local));

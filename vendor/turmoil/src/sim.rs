@@ -6,7 +6,6 @@ use std::ops::DerefMut;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use indexmap::IndexMap;
 use tokio::time::Duration;
 use tracing::Level;
 
@@ -26,7 +25,15 @@ pub struct Sim<'a> {
     world: RefCell<World>,
 
     /// Per simulated host runtimes
-    rts: IndexMap<IpAddr, Rt<'a>>,
+    rts: crate::FastMap<IpAddr, Rt<'a>>,
+
+    /// pitfall patch: host runtimes ticked so far (a host left alone in a
+    /// step does not count).
+    host_ticks: u64,
+
+    /// pitfall patch: whether a step leaves alone a host with nothing to
+    /// run (on unless [`Sim::tick_every_host`] turned it off).
+    skip_idle_hosts: bool,
 
     /// Simulation duration since unix epoch. Set when the simulation is
     /// created.
@@ -48,7 +55,9 @@ impl<'a> Sim<'a> {
         Self {
             config,
             world: RefCell::new(world),
-            rts: IndexMap::new(),
+            rts: crate::FastMap::default(),
+            host_ticks: 0,
+            skip_idle_hosts: true,
             since_epoch,
             elapsed: Duration::ZERO,
             steps: 1, // bumped after each step
@@ -410,6 +419,73 @@ impl<'a> Sim<'a> {
     /// delivering them to their destination if appropriate.
     ///
     /// Returns whether or not all clients have completed.
+    /// pitfall patch: tick every running host on every step, as turmoil
+    /// does unpatched, and find no step quiet: the reference that skipping
+    /// is checked against (what a seed does must not change).
+    pub fn tick_every_host(&mut self) {
+        self.skip_idle_hosts = false;
+    }
+
+    /// pitfall patch: host runtimes ticked so far; a host left alone in a
+    /// step (nothing to run) does not count.
+    pub fn host_ticks(&self) -> u64 {
+        self.host_ticks
+    }
+
+    /// pitfall patch: how many of the next steps (at most `max`) would do
+    /// nothing: no message reaches a host and every running host would be
+    /// left alone (no task queued, no timer due). [`Sim::skip_quiet_steps`]
+    /// then moves time over them at once.
+    pub fn quiet_steps(&self, max: u64) -> u64 {
+        if !self.skip_idle_hosts {
+            return 0;
+        }
+        let tick = self.config.tick;
+        let mut quiet = self.world.borrow().topology.quiet_steps(tick, max);
+        for rt in self.rts.values() {
+            if quiet == 0 {
+                break;
+            }
+            if rt.is_software_running() {
+                quiet = quiet.min(rt.quiet_steps(tick, quiet));
+            }
+        }
+        quiet
+    }
+
+    /// pitfall patch: move time over `steps` steps that
+    /// [`Sim::quiet_steps`] found quiet, as that many calls to
+    /// [`Sim::step`] would: the random generator is drawn the same way (the
+    /// hosts' order is shuffled once per step), every clock moves, and no
+    /// host runs.
+    pub fn skip_quiet_steps(&mut self, steps: u64) {
+        let tick = self.config.tick;
+        let span = tick * u32::try_from(steps).expect("a span of steps fits in u32");
+        let running = self
+            .rts
+            .values()
+            .filter(|rt| rt.is_software_running())
+            .count();
+        let mut world = self.world.borrow_mut();
+        if self.config.random_node_order {
+            // A shuffle's draws depend only on the slice's length.
+            let mut order: Vec<usize> = (0..running).collect();
+            for _ in 0..steps {
+                order.shuffle(&mut world.rng);
+            }
+        }
+        world.topology.tick_by(span);
+        for (&addr, rt) in self.rts.iter_mut() {
+            if rt.is_software_running() {
+                rt.skip(span);
+            }
+            world.tick(addr, span);
+        }
+        drop(world);
+        self.elapsed += span;
+        self.steps += usize::try_from(steps).expect("a step count fits in usize");
+    }
+
     pub fn step(&mut self) -> Result<bool> {
         tracing::trace!(target: TRACING_TARGET, "step {}", self.steps);
 
@@ -435,7 +511,7 @@ impl<'a> Sim<'a> {
 
         for (&addr, rt) in running {
             let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
-            {
+            let delivered = {
                 let mut world = self.world.borrow_mut();
                 // We need to move deliverable messages off the network and
                 // into the dst host. This requires two mutable borrows.
@@ -445,13 +521,31 @@ impl<'a> Sim<'a> {
                     hosts,
                     ..
                 } = world.deref_mut();
-                topology.deliver_messages(rng, hosts.get_mut(&addr).expect("missing host"));
+                topology.deliver_messages(rng, hosts.get_mut(&addr).expect("missing host"))
+            };
 
-                // Set the current host (see method docs)
-                world.current = Some(addr);
-
-                world.current_host_mut().timer.now(rt.now());
+            // pitfall patch: a host that got no message, has no task queued
+            // and no timer due this step would only move its clock: leave
+            // it alone, as a client host too (its software cannot finish
+            // without running, so `is_finished` stands).
+            if self.skip_idle_hosts && !delivered && rt.idle_for(tick) {
+                rt.skip(tick);
+                if rt.is_client() {
+                    is_finished = false;
+                }
+                self.world.borrow_mut().tick(addr, tick);
+                continue;
             }
+
+            self.host_ticks += 1;
+            // Set the current host (see method docs)
+            self.world.borrow_mut().current = Some(addr);
+            World::enter(&self.world, || rt.catch_up());
+            self.world
+                .borrow_mut()
+                .current_host_mut()
+                .timer
+                .now(rt.now());
 
             let is_software_finished = World::enter(&self.world, || rt.tick(tick))?;
 

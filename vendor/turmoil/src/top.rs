@@ -3,7 +3,6 @@ use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
 
-use indexmap::IndexMap;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
 use std::collections::VecDeque;
@@ -17,11 +16,11 @@ pub(crate) struct Topology {
     config: config::Link,
 
     /// Specific configuration overrides between specific hosts.
-    links: IndexMap<Pair, Link>,
+    links: crate::FastMap<Pair, Link>,
 
     /// pitfall patch: the indices in `links` of each host's links, in
     /// `links` order. Links are only ever added, so indices stay valid.
-    links_by_host: IndexMap<IpAddr, Vec<usize>>,
+    links_by_host: crate::FastMap<IpAddr, Vec<usize>>,
 
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
@@ -154,7 +153,7 @@ struct Link {
     sent: VecDeque<Sent>,
 
     /// Messages that are ready to be delivered.
-    deliverable: IndexMap<IpAddr, VecDeque<Envelope>>,
+    deliverable: crate::FastMap<IpAddr, VecDeque<Envelope>>,
 
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
@@ -180,8 +179,8 @@ impl Topology {
     pub(crate) fn new(config: config::Link) -> Topology {
         Topology {
             config,
-            links: IndexMap::new(),
-            links_by_host: IndexMap::new(),
+            links: crate::FastMap::default(),
+            links_by_host: crate::FastMap::default(),
             rt: Rt::no_software(),
         }
     }
@@ -259,16 +258,38 @@ impl Topology {
     }
 
     // Move messages from any network links to the `dst` host.
-    pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) {
+    /// pitfall patch: returns whether any message reached `dst`.
+    pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) -> bool {
         // pitfall patch: visit only `dst`'s links, through the index, in
         // the order the scan of every link visited them.
         let Some(indices) = self.links_by_host.get(&dst.addr) else {
-            return;
+            return false;
         };
+        let mut delivered = false;
         for &index in indices {
             let (_, link) = self.links.get_index_mut(index).expect("indexed link");
-            link.deliver_messages(&self.config, rand, dst);
+            delivered |= link.deliver_messages(&self.config, rand, dst);
         }
+        delivered
+    }
+
+    /// pitfall patch: how many of the next steps of `tick` deliver no
+    /// message, at most `max`. A held message waits for a release, which
+    /// comes from outside the steps.
+    pub(crate) fn quiet_steps(&self, tick: Duration, max: u64) -> u64 {
+        let now = self.rt.now();
+        let mut quiet = max;
+        for link in self.links.values() {
+            if link.deliverable.values().any(|queue| !queue.is_empty()) {
+                return 0;
+            }
+            for sent in &link.sent {
+                if let DeliveryStatus::DeliverAfter(at) = sent.status {
+                    quiet = quiet.min(steps_before(at.saturating_duration_since(now), tick));
+                }
+            }
+        }
+        quiet
     }
 
     pub(crate) fn hold(&mut self, a: IpAddr, b: IpAddr) {
@@ -299,8 +320,11 @@ impl Topology {
 
     pub(crate) fn tick_by(&mut self, duration: Duration) {
         let _ = self.rt.tick(duration);
+        // pitfall patch: read the clock once, not once per link (each read
+        // enters the runtime).
+        let now = self.rt.now();
         for link in self.links.values_mut() {
-            link.tick(self.rt.now());
+            link.tick(now);
         }
     }
 
@@ -344,7 +368,7 @@ impl Link {
             state_b_a: State::Healthy,
             config: config::Link::default(),
             sent: VecDeque::new(),
-            deliverable: IndexMap::new(),
+            deliverable: crate::FastMap::default(),
             now,
         }
     }
@@ -459,14 +483,14 @@ impl Link {
         global_config: &config::Link,
         rand: &mut dyn RngCore,
         host: &mut Host,
-    ) {
+    ) -> bool {
         // pitfall patch: every running host visits every one of its links on
         // every step. Most links have nothing ready; return before hashing
         // the address into `deliverable` and collecting an empty Vec. The
         // map holds at most the link's two ends, so this scan is cheap, and
         // what is delivered, and in which order, is unchanged.
         if self.deliverable.values().all(VecDeque::is_empty) {
-            return;
+            return false;
         }
         let deliverable = self
             .deliverable
@@ -474,6 +498,7 @@ impl Link {
             .or_default()
             .drain(..)
             .collect::<Vec<Envelope>>();
+        let delivered = !deliverable.is_empty();
 
         for message in deliverable {
             let (src, dst) = (message.src, message.dst);
@@ -481,6 +506,7 @@ impl Link {
                 let _ = self.enqueue_message(global_config, rand, dst, src, message);
             }
         }
+        delivered
     }
 
     // Randomly break or repair this link.
@@ -599,4 +625,13 @@ mod tests {
         let mut topo = Topology::new(Link::default());
         topo.hold("10.0.0.1".parse().unwrap(), "192.168.0.1".parse().unwrap());
     }
+}
+
+/// pitfall patch: the number of whole steps of `tick` that pass before the
+/// one in which something `due` from now happens (it happens in the first
+/// step whose end reaches it, and never before the next step).
+pub(crate) fn steps_before(due: Duration, tick: Duration) -> u64 {
+    let step = tick.as_nanos().max(1);
+    let happens_in = due.as_nanos().div_ceil(step).max(1);
+    u64::try_from(happens_in - 1).unwrap_or(u64::MAX)
 }

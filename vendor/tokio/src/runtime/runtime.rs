@@ -207,6 +207,32 @@ impl Runtime {
         &self.handle
     }
 
+    /// pitfall patch (not part of tokio's API): whether driving this
+    /// current-thread runtime now would run a task, because one is queued.
+    /// A multi-thread runtime always answers `true`.
+    #[doc(hidden)]
+    pub fn pitfall_has_queued_tasks(&self) -> bool {
+        match (&self.scheduler, &self.handle.inner) {
+            (Scheduler::CurrentThread(ct), crate::runtime::scheduler::Handle::CurrentThread(handle)) => {
+                ct.pitfall_has_queued_tasks(handle)
+            }
+            #[allow(unreachable_patterns)]
+            _ => true,
+        }
+    }
+
+    /// pitfall patch (not part of tokio's API): how long from this
+    /// runtime's now until its earliest timer is due (zero if one is);
+    /// `None` without timers or without a time driver. Never later than
+    /// the timer: a simulator may leave the runtime alone until then.
+    #[doc(hidden)]
+    #[cfg(feature = "time")]
+    pub fn pitfall_next_timer_in(&self) -> Option<std::time::Duration> {
+        let driver = self.handle.inner.driver();
+        let time = driver.time.as_ref()?;
+        time.pitfall_next_timer_in(driver.clock())
+    }
+
     /// Spawns a future onto the Tokio runtime.
     ///
     /// This spawns the given future onto the runtime's executor, usually a

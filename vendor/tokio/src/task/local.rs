@@ -750,6 +750,28 @@ impl LocalSet {
         handle
     }
 
+    /// pitfall patch (not part of tokio's API): whether a task of this set
+    /// is queued to run, in its local or its remote run queue.
+    #[doc(hidden)]
+    pub fn pitfall_has_queued_tasks(&self) -> bool {
+        // Safety: `LocalSet` is `!Send`, so this is its owner thread.
+        let local = unsafe {
+            self.context
+                .shared
+                .local_state
+                .local_queue
+                .with(|ptr| !(*ptr).is_empty())
+        };
+        local
+            || self
+                .context
+                .shared
+                .queue
+                .lock()
+                .as_ref()
+                .is_some_and(|queue| !queue.is_empty())
+    }
+
     /// Ticks the scheduler, returning whether the local future needs to be
     /// notified again.
     fn tick(&self) -> bool {

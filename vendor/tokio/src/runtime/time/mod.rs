@@ -462,6 +462,19 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// pitfall patch: how long from the clock's now until the earliest
+    /// registered timer is due, rounded to the wheel's whole milliseconds
+    /// (zero if one is already due); `None` without timers. A timer pushed
+    /// later without moving it in the wheel counts at its earlier slot, so
+    /// the answer may be early, never late.
+    pub(crate) fn pitfall_next_timer_in(&self, clock: &Clock) -> Option<Duration> {
+        let next = self.inner.lock().wheel.next_expiration_time()?;
+        let now = self.time_source.now(clock);
+        Some(self.time_source.tick_to_duration(next.saturating_sub(now)))
+    }
+}
+
 // ===== impl Inner =====
 
 impl Inner {

@@ -701,6 +701,25 @@ impl fmt::Debug for Handle {
     }
 }
 
+impl CurrentThread {
+    /// pitfall patch: whether a task is queued to run, in the injection
+    /// queue or the core's run queue. Outside `block_on` only; while a
+    /// thread drives the core, the answer is `true`.
+    pub(crate) fn pitfall_has_queued_tasks(&self, handle: &Handle) -> bool {
+        if handle.shared.inject.len() > 0 {
+            return true;
+        }
+        match self.core.take() {
+            Some(core) => {
+                let queued = !core.tasks.is_empty();
+                self.core.set(core);
+                queued
+            }
+            None => true,
+        }
+    }
+}
+
 // ===== impl Shared =====
 
 impl Schedule for Arc<Handle> {
