@@ -22,6 +22,7 @@ pub use reassemble::{Assembled, ChunkSource, Reassembler, CHUNKS};
 pub use pitfall_ports::codec::Codec;
 use pitfall_ports::{DbError, ProduceError, StoreError};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub const PAYLOAD_ID: &str = "payload-id";
 pub const PAYLOAD_DIGEST: &str = "payload-digest";
@@ -38,17 +39,50 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// An attachment to carry from producer to consumer. Its bytes do not
-/// change once made, so its digest is computed at most once.
+/// change once made, so its digest is computed at most once, and clones
+/// share both.
 #[derive(Clone, Debug)]
 pub struct Attachment {
     pub id: String,
+    content: Arc<Content>,
+}
+
+#[derive(Debug)]
+struct Content {
     bytes: Vec<u8>,
     digest: std::sync::OnceLock<String>,
 }
 
+impl Content {
+    fn new(bytes: Vec<u8>) -> Arc<Content> {
+        Arc::new(Content {
+            bytes,
+            digest: std::sync::OnceLock::new(),
+        })
+    }
+}
+
+/// How many generated contents [`Attachment::generate`] keeps, by (seed,
+/// size), on each thread: a payment retried for the same order makes the
+/// same attachment again, and gets it (and its digest) without generating
+/// and hashing up to 20 MiB again. Few, so that the memory they hold stays
+/// small.
+const GENERATED_KEPT: usize = 2;
+
+type Generated = std::collections::VecDeque<((u64, usize), Arc<Content>)>;
+
+thread_local! {
+    /// The contents generated last on this thread, newest first. Content is
+    /// a function of (seed, size) only, so which thread made it, and when,
+    /// changes nothing.
+    static GENERATED: std::cell::RefCell<Generated> = const {
+        std::cell::RefCell::new(std::collections::VecDeque::new())
+    };
+}
+
 impl PartialEq for Attachment {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.bytes == other.bytes
+        self.id == other.id && self.content.bytes == other.content.bytes
     }
 }
 
@@ -78,44 +112,70 @@ impl Attachment {
     pub fn new(id: impl Into<String>, bytes: Vec<u8>) -> Self {
         Attachment {
             id: id.into(),
-            bytes,
-            digest: std::sync::OnceLock::new(),
+            content: Content::new(bytes),
         }
     }
 
     /// `size` bytes of text-like content (words, numbers, line breaks), the
-    /// same for the same seed. One PRNG draw per word, so 20 MiB is cheap.
+    /// same for the same seed. One PRNG draw per word, so 20 MiB is cheap;
+    /// the last few made on this thread are kept ([`GENERATED_KEPT`]).
     pub fn generate(id: impl Into<String>, size: usize, seed: u64) -> Self {
-        let mut state = seed;
-        let mut bytes = Vec::with_capacity(size + 32);
-        // itoa rather than `write!`: the formatting machinery was a quarter
-        // of the time of a 20 MiB attachment; the digits are the same.
-        let mut number = itoa::Buffer::new();
-        while bytes.len() < size {
-            let r = splitmix64(&mut state);
-            bytes.extend_from_slice(WORDS[(r % 32) as usize].as_bytes());
-            match (r >> 5) % 8 {
-                0 => {
-                    bytes.push(b'=');
-                    bytes.extend_from_slice(number.format((r >> 16) % 100_000).as_bytes());
-                    bytes.push(b' ');
-                }
-                1 => bytes.push(b'\n'),
-                _ => bytes.push(b' '),
-            }
+        let key = (seed, size);
+        let kept = GENERATED.with_borrow(|kept| {
+            kept.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, content)| content.clone())
+        });
+        let content = kept.unwrap_or_else(|| {
+            let content = Content::new(generate_bytes(size, seed));
+            GENERATED.with_borrow_mut(|kept| {
+                kept.push_front((key, content.clone()));
+                kept.truncate(GENERATED_KEPT);
+            });
+            content
+        });
+        Attachment {
+            id: id.into(),
+            content,
         }
-        bytes.truncate(size);
-        Attachment::new(id, bytes)
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.content.bytes
     }
 
     /// Lowercase hex SHA-256 of the bytes, computed on the first call.
     pub fn digest(&self) -> String {
-        self.digest.get_or_init(|| digest(&self.bytes)).clone()
+        let content = &self.content;
+        content
+            .digest
+            .get_or_init(|| digest(&content.bytes))
+            .clone()
     }
+}
+
+/// The bytes of [`Attachment::generate`].
+fn generate_bytes(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::with_capacity(size + 32);
+    // itoa rather than `write!`: the formatting machinery was a quarter
+    // of the time of a 20 MiB attachment; the digits are the same.
+    let mut number = itoa::Buffer::new();
+    while bytes.len() < size {
+        let r = splitmix64(&mut state);
+        bytes.extend_from_slice(WORDS[(r % 32) as usize].as_bytes());
+        match (r >> 5) % 8 {
+            0 => {
+                bytes.push(b'=');
+                bytes.extend_from_slice(number.format((r >> 16) % 100_000).as_bytes());
+                bytes.push(b' ');
+            }
+            1 => bytes.push(b'\n'),
+            _ => bytes.push(b' '),
+        }
+    }
+    bytes.truncate(size);
+    bytes
 }
 
 /// Pitfall 4: how a payload larger than the maximum message size travels.

@@ -356,14 +356,14 @@ fn names_match_serde_and_generation_is_deterministic() {
         );
     }
     let a = Attachment::generate("a", 20 << 20, 7);
-    assert_eq!(a.bytes.len(), 20 << 20);
+    assert_eq!(a.bytes().len(), 20 << 20);
     assert_eq!(
-        a.bytes[..4096],
-        Attachment::generate("a", 4096, 7).bytes[..]
+        a.bytes()[..4096],
+        Attachment::generate("a", 4096, 7).bytes()[..]
     );
     assert_ne!(
-        a.bytes[..4096],
-        Attachment::generate("a", 4096, 8).bytes[..]
+        a.bytes()[..4096],
+        Attachment::generate("a", 4096, 8).bytes()[..]
     );
     // Generated content is pinned: a compressed or chunked payload's sizes,
     // and so every payload scenario's history, depend on it. These digests
@@ -379,6 +379,32 @@ fn names_match_serde_and_generation_is_deterministic() {
     );
     assert_eq!(digest(b"abc").len(), 64);
     assert!(digest(b"abc").starts_with("ba7816bf"));
+}
+
+/// `generate` keeps its last contents by (seed, size): what it hands back
+/// for a pair is that pair's content, whichever it made in between and
+/// under whichever id, and an attachment made again costs no new digest.
+#[test]
+fn generated_contents_kept_for_reuse_are_those_of_their_seed_and_size() {
+    let fresh = |size, seed| Attachment::new("fresh", super::generate_bytes(size, seed));
+    let first = Attachment::generate("order-1", 4096, 7);
+    assert_eq!(first.bytes(), fresh(4096, 7).bytes());
+    let digest = first.digest();
+    // Same seed, other size; other seed, same size: different contents.
+    let shorter = Attachment::generate("order-1", 4000, 7);
+    assert_eq!(shorter.bytes(), &first.bytes()[..4000]);
+    let other = Attachment::generate("order-1", 4096, 8);
+    assert_eq!(other.bytes(), fresh(4096, 8).bytes());
+    assert_ne!(other.bytes(), first.bytes());
+    // Made again after others pushed it out, and under another id.
+    for seed in 100..110 {
+        Attachment::generate("filler", 64, seed);
+    }
+    let again = Attachment::generate("order-2", 4096, 7);
+    assert_eq!(again.id, "order-2");
+    assert_eq!(again.bytes(), first.bytes());
+    assert_eq!(again.digest(), digest);
+    assert_eq!(digest, super::digest(fresh(4096, 7).bytes()));
 }
 
 #[tokio::test]
@@ -616,8 +642,8 @@ async fn chunked_seek_reads_back_only_its_own_chunks() {
     }
     let digests: Vec<bool> = assembled.iter().map(|p| p.digest_ok).collect();
     assert_eq!(digests, vec![true, true]);
-    assert_eq!(assembled[0].bytes, a.bytes);
-    assert_eq!(assembled[1].bytes, b.bytes);
+    assert_eq!(assembled[0].bytes, a.bytes());
+    assert_eq!(assembled[1].bytes, b.bytes());
     let peak = reassembler.peak_memory_bytes();
     assert!(peak >= 1 << 20, "{peak}");
     assert!(peak <= (1 << 20) + 8 * chunk + 4096, "{peak}");

@@ -26,7 +26,7 @@ use pitfall_harness::history::{Event, History};
 use pitfall_ports::{
     Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
     LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
-    TxnError, TxnProducer,
+    TxnError, TxnProducer, MAX_MESSAGE_BYTES,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -330,17 +330,20 @@ impl SimProducer {
     async fn deliver(
         &self,
         ticket: u64,
-        record: ProducerRecord,
+        mut record: ProducerRecord,
         deadline: Instant,
     ) -> Result<Delivery, ProduceError> {
+        // Batch compression, with the real codec: what goes over the wire.
+        // The record's own value is not needed after this.
+        let value = std::mem::take(&mut record.value);
+        let wire_value = match self.config.compression {
+            Some(codec) => codec.compress(&value),
+            None => value,
+        };
+        too_large(&record, &wire_value)?;
         let partition = self.partition(&record.topic, &record.key, deadline).await?;
         let mut sequence = None;
         let mut failures = 0;
-        // Batch compression, with the real codec: what goes over the wire.
-        let wire_value = match self.config.compression {
-            Some(codec) => codec.compress(&record.value),
-            None => record.value.clone(),
-        };
         loop {
             self.wait_turn(ticket, deadline).await?;
             let outcome = if self.config.idempotent {
@@ -425,6 +428,24 @@ impl Producer for SimProducer {
         self.turn.notify_waiters();
         result
     }
+}
+
+/// The producer's own check of a record against the broker's maximum
+/// message size, before it is sent, as Kafka's clients do (librdkafka's
+/// `MSG_SIZE_TOO_LARGE`, the Java producer's `RecordTooLargeException`, and
+/// the real adapter for a compressed batch): a record the broker would
+/// reject fails at once, without crossing the network. The size is counted
+/// as the broker counts it, on the value as sent (compressed, with a codec).
+fn too_large(record: &ProducerRecord, wire_value: &[u8]) -> Result<(), ProduceError> {
+    let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let size = record.key.len() + wire_value.len() + headers;
+    if size > MAX_MESSAGE_BYTES {
+        return Err(ProduceError::MessageTooLarge {
+            size,
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// How often `poll` heartbeats.
