@@ -54,7 +54,7 @@ pub fn encode(
     max_message_bytes: usize,
 ) -> Result<Vec<Planned>, PayloadError> {
     let digest = attachment.digest();
-    let size = attachment.bytes().len();
+    let size = attachment.size();
     let record = |value: Vec<u8>, extra: Vec<(&str, String)>| {
         let mut headers = vec![
             (PAYLOAD_ID.to_string(), attachment.id.clone()),

@@ -22,7 +22,8 @@ pub use reassemble::{Assembled, ChunkSource, Reassembler, CHUNKS};
 pub use pitfall_ports::codec::Codec;
 use pitfall_ports::{DbError, ProduceError, StoreError};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 pub const PAYLOAD_ID: &str = "payload-id";
 pub const PAYLOAD_DIGEST: &str = "payload-digest";
@@ -40,7 +41,9 @@ pub fn digest(bytes: &[u8]) -> String {
 
 /// An attachment to carry from producer to consumer. Its bytes do not
 /// change once made, so its digest is computed at most once, and clones
-/// share both.
+/// share both. A generated attachment makes its bytes only when they are
+/// first needed (a codec, a record, a digest not known yet): a payment that
+/// fails before its attachment is sent never makes them.
 #[derive(Clone, Debug)]
 pub struct Attachment {
     pub id: String,
@@ -49,40 +52,49 @@ pub struct Attachment {
 
 #[derive(Debug)]
 struct Content {
-    bytes: Vec<u8>,
-    digest: std::sync::OnceLock<String>,
-}
-
-impl Content {
-    fn new(bytes: Vec<u8>) -> Arc<Content> {
-        Arc::new(Content {
-            bytes,
-            digest: std::sync::OnceLock::new(),
-        })
-    }
+    size: usize,
+    /// The generator's seed, for content made by [`Attachment::generate`].
+    seed: Option<u64>,
+    bytes: OnceLock<Vec<u8>>,
+    digest: OnceLock<String>,
 }
 
 /// How many generated contents [`Attachment::generate`] keeps, by (seed,
 /// size), on each thread: a payment retried for the same order makes the
-/// same attachment again, and gets it (and its digest) without generating
-/// and hashing up to 20 MiB again. Few, so that the memory they hold stays
+/// same attachment again, and gets its bytes, if they were made, without
+/// generating up to 20 MiB again. Few, so that the memory they hold stays
 /// small.
 const GENERATED_KEPT: usize = 2;
 
-type Generated = std::collections::VecDeque<((u64, usize), Arc<Content>)>;
+/// How many digests of generated contents are kept, by (seed, size), on
+/// each thread: 64 bytes each, so a retried payment finds its digest
+/// without making and hashing the bytes even when its content is gone.
+const DIGESTS_KEPT: usize = 256;
+
+type Kept<T> = std::collections::VecDeque<((u64, usize), T)>;
 
 thread_local! {
     /// The contents generated last on this thread, newest first. Content is
     /// a function of (seed, size) only, so which thread made it, and when,
     /// changes nothing.
-    static GENERATED: std::cell::RefCell<Generated> = const {
-        std::cell::RefCell::new(std::collections::VecDeque::new())
-    };
+    static GENERATED: RefCell<Kept<Arc<Content>>> = const { RefCell::new(Kept::new()) };
+    /// The digests of generated contents last computed on this thread.
+    static DIGESTS: RefCell<Kept<String>> = const { RefCell::new(Kept::new()) };
+}
+
+/// Keep `value` for `key` in front of `kept`, and at most `max` entries.
+fn keep<T>(kept: &mut Kept<T>, key: (u64, usize), value: T, max: usize) {
+    kept.push_front((key, value));
+    kept.truncate(max);
+}
+
+fn kept<T: Clone>(kept: &Kept<T>, key: (u64, usize)) -> Option<T> {
+    kept.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
 }
 
 impl PartialEq for Attachment {
     fn eq(&self, other: &Self) -> bool {
-        self.id == other.id && self.content.bytes == other.content.bytes
+        self.id == other.id && self.bytes() == other.bytes()
     }
 }
 
@@ -112,27 +124,33 @@ impl Attachment {
     pub fn new(id: impl Into<String>, bytes: Vec<u8>) -> Self {
         Attachment {
             id: id.into(),
-            content: Content::new(bytes),
+            content: Arc::new(Content {
+                size: bytes.len(),
+                seed: None,
+                bytes: OnceLock::from(bytes),
+                digest: OnceLock::new(),
+            }),
         }
     }
 
     /// `size` bytes of text-like content (words, numbers, line breaks), the
-    /// same for the same seed. One PRNG draw per word, so 20 MiB is cheap;
-    /// the last few made on this thread are kept ([`GENERATED_KEPT`]).
+    /// same for the same seed, made when first needed. One PRNG draw per
+    /// word, so 20 MiB is cheap; the last few contents and digests made on
+    /// this thread are kept ([`GENERATED_KEPT`], [`DIGESTS_KEPT`]).
     pub fn generate(id: impl Into<String>, size: usize, seed: u64) -> Self {
         let key = (seed, size);
-        let kept = GENERATED.with_borrow(|kept| {
-            kept.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, content)| content.clone())
-        });
-        let content = kept.unwrap_or_else(|| {
-            let content = Content::new(generate_bytes(size, seed));
-            GENERATED.with_borrow_mut(|kept| {
-                kept.push_front((key, content.clone()));
-                kept.truncate(GENERATED_KEPT);
-            });
-            content
+        let content = GENERATED.with_borrow_mut(|generated| {
+            kept(generated, key).unwrap_or_else(|| {
+                let digest = DIGESTS.with_borrow(|digests| kept(digests, key));
+                let content = Arc::new(Content {
+                    size,
+                    seed: Some(seed),
+                    bytes: OnceLock::new(),
+                    digest: digest.map_or_else(OnceLock::new, OnceLock::from),
+                });
+                keep(generated, key, content.clone(), GENERATED_KEPT);
+                content
+            })
         });
         Attachment {
             id: id.into(),
@@ -140,16 +158,34 @@ impl Attachment {
         }
     }
 
-    pub fn bytes(&self) -> &[u8] {
-        &self.content.bytes
+    /// The attachment's size in bytes, without making its bytes.
+    pub fn size(&self) -> usize {
+        self.content.size
     }
 
-    /// Lowercase hex SHA-256 of the bytes, computed on the first call.
+    pub fn bytes(&self) -> &[u8] {
+        let content = &self.content;
+        content.bytes.get_or_init(|| {
+            let seed = content.seed.expect("content without bytes is generated");
+            generate_bytes(content.size, seed)
+        })
+    }
+
+    /// Lowercase hex SHA-256 of the bytes, computed on the first call (or
+    /// known from an earlier attachment of the same seed and size).
     pub fn digest(&self) -> String {
         let content = &self.content;
         content
             .digest
-            .get_or_init(|| digest(&content.bytes))
+            .get_or_init(|| {
+                let digest = digest(self.bytes());
+                if let Some(seed) = content.seed {
+                    DIGESTS.with_borrow_mut(|digests| {
+                        keep(digests, (seed, content.size), digest.clone(), DIGESTS_KEPT)
+                    });
+                }
+                digest
+            })
             .clone()
     }
 }

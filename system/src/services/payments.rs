@@ -307,7 +307,7 @@ impl PaymentsService {
             .await
             .map_err(failed)?;
         tracing::info!(
-            size = attachment.bytes().len(),
+            size = attachment.size(),
             records = sent.deliveries.len(),
             uploads = sent.uploaded.len(),
             strategy = out.strategy.name(),
@@ -331,7 +331,7 @@ impl PaymentsService {
             revision: 1,
             status: PaymentStatus::Completed,
             attachment: attachment.map(|a| AttachmentRef {
-                size: a.bytes().len() as u64,
+                size: a.size() as u64,
                 digest: a.digest(),
             }),
         };
