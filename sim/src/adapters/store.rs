@@ -3,7 +3,7 @@
 //! only once fully uploaded.
 
 use super::REQUEST_TIMEOUT;
-use crate::servers::store::{StoreRequest, StoreResponse, PORT};
+use crate::servers::store::{StoreRequest, StoreRequestRef, StoreResponse, PORT};
 use crate::wire::{self, CallError};
 use async_trait::async_trait;
 use pitfall_ports::{ObjectStore, StoreError};
@@ -21,43 +21,49 @@ impl SimStore {
         }
     }
 
-    async fn exchange(&self, reqs: Vec<StoreRequest>) -> Result<StoreResponse, StoreError> {
-        let err = |e: CallError| StoreError::Unavailable(e.to_string());
-        let mut conn = wire::connect(&self.addr, REQUEST_TIMEOUT)
+    async fn connect(&self) -> Result<wire::Conn, StoreError> {
+        wire::connect(&self.addr, REQUEST_TIMEOUT)
             .await
-            .map_err(err)?;
-        let mut last = StoreResponse::Done;
-        for req in reqs {
-            last = wire::call(&mut conn, &req, REQUEST_TIMEOUT)
-                .await
-                .map_err(err)?;
-            if let StoreResponse::Error(e) = last {
-                return Err(StoreError::Other(e));
-            }
-        }
-        Ok(last)
+            .map_err(unavailable)
     }
+
+    /// One request on `conn` and its reply; the server's error as an error.
+    async fn call(
+        conn: &mut wire::Conn,
+        req: &(impl serde::Serialize + Sync),
+    ) -> Result<StoreResponse, StoreError> {
+        match wire::call(conn, req, REQUEST_TIMEOUT).await {
+            Ok(StoreResponse::Error(e)) => Err(StoreError::Other(e)),
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn exchange(&self, req: StoreRequest) -> Result<StoreResponse, StoreError> {
+        Self::call(&mut self.connect().await?, &req).await
+    }
+}
+
+fn unavailable(e: CallError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
 }
 
 #[async_trait]
 impl ObjectStore for SimStore {
+    /// The parts go one by one from `data`, each sent from a borrowed
+    /// slice (the frames are those of `StoreRequest::Part`).
     async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
-        let mut reqs: Vec<StoreRequest> = data
-            .chunks(PART_SIZE)
-            .map(|c| StoreRequest::Part {
-                key: key.into(),
-                data: c.to_vec(),
-            })
-            .collect();
-        reqs.push(StoreRequest::Complete { key: key.into() });
-        self.exchange(reqs).await.map(drop)
+        let mut conn = self.connect().await?;
+        for part in data.chunks(PART_SIZE) {
+            Self::call(&mut conn, &StoreRequestRef::Part { key, data: part }).await?;
+        }
+        Self::call(&mut conn, &StoreRequestRef::Complete { key })
+            .await
+            .map(drop)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self
-            .exchange(vec![StoreRequest::Get { key: key.into() }])
-            .await?
-        {
+        match self.exchange(StoreRequest::Get { key: key.into() }).await? {
             StoreResponse::Object(o) => Ok(o),
             other => Err(StoreError::Other(format!("unexpected reply {other:?}"))),
         }
@@ -65,9 +71,9 @@ impl ObjectStore for SimStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self
-            .exchange(vec![StoreRequest::List {
+            .exchange(StoreRequest::List {
                 prefix: prefix.into(),
-            }])
+            })
             .await?
         {
             StoreResponse::Keys(k) => Ok(k),
@@ -76,7 +82,7 @@ impl ObjectStore for SimStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.exchange(vec![StoreRequest::Delete { key: key.into() }])
+        self.exchange(StoreRequest::Delete { key: key.into() })
             .await
             .map(drop)
     }

@@ -38,6 +38,32 @@ pub enum StoreRequest {
     },
 }
 
+/// The start of [`StoreRequest`] as a client sends it, borrowing what it
+/// sends: encoded exactly as `StoreRequest` (same tag, variants and
+/// fields), so a part goes out without being copied first.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum StoreRequestRef<'a> {
+    Part {
+        key: &'a str,
+        #[serde(with = "serde_bytes")]
+        data: &'a [u8],
+    },
+    Complete {
+        key: &'a str,
+    },
+}
+
+/// The start of [`StoreResponse`] as the server sends an object, borrowing
+/// it: encoded exactly as `StoreResponse` (same variants in the same order).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum StoreResponseRef<'a> {
+    #[allow(dead_code)] // only here to keep the variants' order
+    Done,
+    Object(#[serde(with = "serde_bytes")] Option<&'a [u8]>),
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreResponse {
@@ -47,10 +73,10 @@ pub enum StoreResponse {
     Error(String),
 }
 
-/// Durable objects.
+/// Durable objects, shared with the replies that carry them.
 #[derive(Debug, Default)]
 pub struct StoreState {
-    objects: BTreeMap<String, Vec<u8>>,
+    objects: BTreeMap<String, Arc<Vec<u8>>>,
 }
 
 impl StoreState {
@@ -89,7 +115,8 @@ impl StoreServer {
     }
 
     async fn connection(&self, mut conn: wire::Conn, process: String) {
-        let mut uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        // Each pending upload's parts, joined once when it completes.
+        let mut uploads: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         loop {
             let req: StoreRequest =
                 match tokio::time::timeout(IDLE_TIMEOUT, wire::recv(&mut conn)).await {
@@ -101,12 +128,13 @@ impl StoreServer {
             }
             let resp = match req {
                 StoreRequest::Part { key, data } => {
-                    uploads.entry(key).or_default().extend_from_slice(&data);
+                    uploads.entry(key).or_default().push(data);
                     StoreResponse::Done
                 }
                 StoreRequest::Complete { key } => {
-                    let data = uploads.remove(&key).unwrap_or_default();
+                    let data = uploads.remove(&key).unwrap_or_default().concat();
                     let size = data.len();
+                    let data = Arc::new(data);
                     self.state.lock().unwrap().objects.insert(key.clone(), data);
                     self.history.record(Event::ObjectPut {
                         process: process.clone(),
@@ -122,7 +150,11 @@ impl StoreServer {
                         key,
                         found: object.is_some(),
                     });
-                    StoreResponse::Object(object)
+                    let reply = StoreResponseRef::Object(object.as_deref().map(Vec::as_slice));
+                    if wire::send(&mut conn, &reply).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
                 StoreRequest::List { prefix } => {
                     StoreResponse::Keys(self.state.lock().unwrap().keys(&prefix))
@@ -152,9 +184,48 @@ mod tests {
     fn list_is_sorted_and_prefix_bounded() {
         let mut s = StoreState::default();
         for k in ["b/2", "a/1", "b/1", "c"] {
-            s.objects.insert(k.into(), vec![]);
+            s.objects.insert(k.into(), Arc::default());
         }
         assert_eq!(s.keys("b/"), vec!["b/1".to_string(), "b/2".to_string()]);
         assert_eq!(s.keys(""), vec!["a/1", "b/1", "b/2", "c"]);
+    }
+
+    /// The borrowing forms go over the wire as the owned ones do: a server
+    /// reading `StoreRequest` and a client reading `StoreResponse` see the
+    /// same frames.
+    #[test]
+    fn borrowed_messages_encode_as_the_owned_ones() {
+        let data = b"part of an object".to_vec();
+        assert_eq!(
+            encode(&StoreRequestRef::Part {
+                key: "payloads/o-1",
+                data: &data
+            }),
+            encode(&StoreRequest::Part {
+                key: "payloads/o-1".into(),
+                data: data.clone()
+            })
+        );
+        assert_eq!(
+            encode(&StoreRequestRef::Complete { key: "k" }),
+            encode(&StoreRequest::Complete { key: "k".into() })
+        );
+        assert_eq!(
+            encode(&StoreResponseRef::Object(Some(&data))),
+            encode(&StoreResponse::Object(Some(data.clone())))
+        );
+        assert_eq!(
+            encode(&StoreResponseRef::Object(None)),
+            encode(&StoreResponse::Object(None))
+        );
+        assert_ne!(
+            encode(&StoreResponseRef::Object(None)),
+            encode(&StoreResponse::Done)
+        );
+    }
+
+    /// What `wire::send` puts in a frame.
+    fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+        rmp_serde::to_vec_named(message).unwrap()
     }
 }
