@@ -35,6 +35,11 @@ pub struct Sim<'a> {
     /// run (on unless [`Sim::tick_every_host`] turned it off).
     skip_idle_hosts: bool,
 
+    /// pitfall patch: a step's running and stopped hosts, as indices into
+    /// `rts`, kept between steps so that a step allocates nothing.
+    running: Vec<usize>,
+    stopped: Vec<usize>,
+
     /// Simulation duration since unix epoch. Set when the simulation is
     /// created.
     since_epoch: Duration,
@@ -58,6 +63,8 @@ impl<'a> Sim<'a> {
             rts: crate::FastMap::default(),
             host_ticks: 0,
             skip_idle_hosts: true,
+            running: Vec::new(),
+            stopped: Vec::new(),
             since_epoch,
             elapsed: Duration::ZERO,
             steps: 1, // bumped after each step
@@ -501,16 +508,29 @@ impl<'a> Sim<'a> {
         // completes, extract the result and return early if an error is
         // encountered.
 
-        let (mut running, stopped): (Vec<_>, Vec<_>) = self
-            .rts
-            .iter_mut()
-            .partition(|(_, rt)| rt.is_software_running());
+        // pitfall patch: the hosts as indices into `rts`, in buffers kept
+        // between steps. Shuffling the indices draws the generator and
+        // orders the hosts as shuffling the hosts themselves did (a shuffle
+        // depends only on the slice's length).
+        let (mut running, mut stopped) = (
+            std::mem::take(&mut self.running),
+            std::mem::take(&mut self.stopped),
+        );
+        running.clear();
+        stopped.clear();
+        for (index, rt) in self.rts.values().enumerate() {
+            if rt.is_software_running() {
+                running.push(index);
+            } else {
+                stopped.push(index);
+            }
+        }
         if self.config.random_node_order {
             running.shuffle(&mut self.world.borrow_mut().rng);
         }
 
-        for (&addr, rt) in running {
-            let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
+        for &index in &running {
+            let (&addr, rt) = self.rts.get_index_mut(index).expect("a host's index");
             let delivered = {
                 let mut world = self.world.borrow_mut();
                 // We need to move deliverable messages off the network and
@@ -538,6 +558,7 @@ impl<'a> Sim<'a> {
             }
 
             self.host_ticks += 1;
+            let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
             // Set the current host (see method docs)
             self.world.borrow_mut().current = Some(addr);
             World::enter(&self.world, || rt.catch_up());
@@ -562,10 +583,12 @@ impl<'a> Sim<'a> {
 
         // Tick the nodes that are not actively running (i.e., crashed) to ensure their clock keeps up
         // with the rest of the simulation when they are restarted (bounced).
-        for (&addr, _rt) in stopped {
+        for &index in &stopped {
+            let (&addr, _rt) = self.rts.get_index_mut(index).expect("a host's index");
             let mut world = self.world.borrow_mut();
             world.tick(addr, tick);
         }
+        (self.running, self.stopped) = (running, stopped);
 
         self.elapsed += tick;
         self.steps += 1;
