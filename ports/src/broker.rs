@@ -41,6 +41,13 @@ pub enum ProduceError {
 /// `message.max.bytes` (1 MiB), which the simulated broker enforces too.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// A record's size as a broker counts it against [`MAX_MESSAGE_BYTES`]:
+/// key, value (as sent: compressed, with batch compression) and headers.
+pub fn message_size(key: &str, value_bytes: usize, headers: &[(String, String)]) -> usize {
+    let headers: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    key.len() + value_bytes + headers
+}
+
 /// Producer settings that change delivery semantics. Adapters must apply all
 /// of them explicitly rather than rely on client defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

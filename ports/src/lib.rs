@@ -20,9 +20,9 @@ mod env;
 mod store;
 
 pub use broker::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
-    LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
-    TxnError, TxnProducer, MAX_MESSAGE_BYTES,
+    message_size, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
+    GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
+    TopicPartitionOffset, TxnError, TxnProducer, MAX_MESSAGE_BYTES,
 };
 pub use db::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
 pub use env::Env;

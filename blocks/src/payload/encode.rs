@@ -26,8 +26,7 @@ pub struct SentPayload {
 /// key, value and headers. A real Kafka broker adds some batch overhead, so
 /// leave headroom there.
 pub fn record_size(record: &ProducerRecord) -> usize {
-    let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-    record.key.len() + record.value.len() + headers
+    pitfall_ports::message_size(&record.key, record.value.len(), &record.headers)
 }
 
 /// Whether the broker will take `record` under a `max`-byte message limit.

@@ -24,9 +24,9 @@ use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
-    LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
-    TxnError, TxnProducer, MAX_MESSAGE_BYTES,
+    message_size, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
+    GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
+    TopicPartitionOffset, TxnError, TxnProducer, MAX_MESSAGE_BYTES,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -437,8 +437,7 @@ impl Producer for SimProducer {
 /// reject fails at once, without crossing the network. The size is counted
 /// as the broker counts it, on the value as sent (compressed, with a codec).
 fn too_large(record: &ProducerRecord, wire_value: &[u8]) -> Result<(), ProduceError> {
-    let headers: usize = record.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let size = record.key.len() + wire_value.len() + headers;
+    let size = message_size(&record.key, wire_value.len(), &record.headers);
     if size > MAX_MESSAGE_BYTES {
         return Err(ProduceError::MessageTooLarge {
             size,

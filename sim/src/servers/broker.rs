@@ -395,13 +395,11 @@ impl BrokerState {
             }
             record.status = Status::Pending(t.producer_id);
         }
-        let size = record.key.len()
-            + record.wire.unwrap_or(record.value.len())
-            + record
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>();
+        let size = pitfall_ports::message_size(
+            &record.key,
+            record.wire.unwrap_or(record.value.len()),
+            &record.headers,
+        );
         if size > self.max_message_bytes {
             return Err(BrokerError::MessageTooLarge {
                 size,

@@ -152,24 +152,20 @@ impl<'a> Rt<'a> {
     /// would only have advanced its clock. The timer check is
     /// conservative (tokio may report a timer early, never late).
     pub(crate) fn idle_for(&self, duration: Duration) -> bool {
-        !self.local.pitfall_has_queued_tasks()
-            && !self.tokio.pitfall_has_queued_tasks()
-            && self
-                .tokio
-                .pitfall_next_timer_in()
-                .is_none_or(|due| due > self.lag + duration)
+        self.quiet_steps(duration, 1) == 1
     }
 
     /// pitfall patch: how many of the next steps of `tick` this runtime
-    /// would be left alone in ([`Rt::idle_for`] on each), at most `max`.
+    /// would be left alone in ([`Rt::idle_for`] on each), at most `max`:
+    /// none with a task queued, and those before the step its next timer
+    /// falls in (counted from its lagging clock).
     pub(crate) fn quiet_steps(&self, tick: Duration, max: u64) -> u64 {
         if self.local.pitfall_has_queued_tasks() || self.tokio.pitfall_has_queued_tasks() {
             return 0;
         }
         match self.tokio.pitfall_next_timer_in() {
             None => max,
-            Some(due) if due <= self.lag => 0,
-            Some(due) => crate::top::steps_before(due - self.lag, tick).min(max),
+            Some(due) => crate::top::steps_before(due.saturating_sub(self.lag), tick).min(max),
         }
     }
 

@@ -417,15 +417,6 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Step the simulation.
-    ///
-    /// Runs each host in the simulation a fixed duration configured by
-    /// `tick_duration` in the builder.
-    ///
-    /// The simulated network also steps, processing in flight messages, and
-    /// delivering them to their destination if appropriate.
-    ///
-    /// Returns whether or not all clients have completed.
     /// pitfall patch: tick every running host on every step, as turmoil
     /// does unpatched, and find no step quiet: the reference that skipping
     /// is checked against (what a seed does must not change).
@@ -493,6 +484,15 @@ impl<'a> Sim<'a> {
         self.steps += usize::try_from(steps).expect("a step count fits in usize");
     }
 
+    /// Step the simulation.
+    ///
+    /// Runs each host in the simulation a fixed duration configured by
+    /// `tick_duration` in the builder.
+    ///
+    /// The simulated network also steps, processing in flight messages, and
+    /// delivering them to their destination if appropriate.
+    ///
+    /// Returns whether or not all clients have completed.
     pub fn step(&mut self) -> Result<bool> {
         tracing::trace!(target: TRACING_TARGET, "step {}", self.steps);
 

@@ -342,6 +342,15 @@ impl Topology {
     }
 }
 
+/// pitfall patch: the number of whole steps of `tick` that pass before the
+/// one in which something `due` from now happens (it happens in the first
+/// step whose end reaches it, and never before the next step).
+pub(crate) fn steps_before(due: Duration, tick: Duration) -> u64 {
+    let step = tick.as_nanos().max(1);
+    let happens_in = due.as_nanos().div_ceil(step).max(1);
+    u64::try_from(happens_in - 1).unwrap_or(u64::MAX)
+}
+
 /// Represents a message sent between two hosts on the network.
 struct Sent {
     src: SocketAddr,
@@ -625,13 +634,4 @@ mod tests {
         let mut topo = Topology::new(Link::default());
         topo.hold("10.0.0.1".parse().unwrap(), "192.168.0.1".parse().unwrap());
     }
-}
-
-/// pitfall patch: the number of whole steps of `tick` that pass before the
-/// one in which something `due` from now happens (it happens in the first
-/// step whose end reaches it, and never before the next step).
-pub(crate) fn steps_before(due: Duration, tick: Duration) -> u64 {
-    let step = tick.as_nanos().max(1);
-    let happens_in = due.as_nanos().div_ceil(step).max(1);
-    u64::try_from(happens_in - 1).unwrap_or(u64::MAX)
 }
