@@ -743,3 +743,35 @@ async fn chunked_seek_never_yields_a_payload_missing_from_the_log() {
         "{err}"
     );
 }
+
+/// The generator written the plain way, one word appended at a time: the
+/// block-copying [`super::generate_bytes`] must make the same bytes at every
+/// size, including where the last word or number is cut off.
+fn generate_plainly(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::new();
+    while bytes.len() < size {
+        let r = super::splitmix64(&mut state);
+        bytes.extend_from_slice(super::WORDS[(r % 32) as usize].as_bytes());
+        match (r >> 5) % 8 {
+            0 => bytes.extend_from_slice(format!("={} ", (r >> 16) % 100_000).as_bytes()),
+            1 => bytes.push(b'\n'),
+            _ => bytes.push(b' '),
+        }
+    }
+    bytes.truncate(size);
+    bytes
+}
+
+#[test]
+fn generated_bytes_are_those_of_the_plain_generator() {
+    for seed in 0..8 {
+        for size in (0..600).chain([4095, 4096, 65_537]) {
+            assert_eq!(
+                super::generate_bytes(size, seed),
+                generate_plainly(size, seed),
+                "seed {seed}, size {size}"
+            );
+        }
+    }
+}
