@@ -392,32 +392,63 @@ pub fn parse_history(text: &str, source_name: &str) -> Result<Vec<Entry>, ParseE
 /// checker could mistake it for a system bug. `lines[i]` is entry `i`'s line
 /// number, for the error, which is `(line, message)`.
 pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, String)> {
+    let shapes: Vec<(u64, Shape)> = entries
+        .iter()
+        .map(|e| {
+            let shape = match &e.event {
+                Event::Run { .. } => Shape::Run,
+                Event::Append {
+                    topic,
+                    partition,
+                    offset,
+                    ..
+                } => Shape::Append(topic, *partition, *offset),
+                Event::DbCommit { db, lsn, .. } => Shape::Commit(db, *lsn),
+                _ => Shape::Other,
+            };
+            (e.t, shape)
+        })
+        .collect();
+    check_shape_of(&shapes, lines)
+}
+
+/// What [`check_shape`] looks at in an entry: its time and whether it is
+/// the run header, an append (topic, partition, offset) or a DB commit (DB,
+/// position).
+#[derive(Clone, Copy)]
+pub(crate) enum Shape<'a> {
+    Run,
+    Append(&'a str, u32, u64),
+    Commit(&'a str, Lsn),
+    Other,
+}
+
+/// [`check_shape`] over each entry's time and [`Shape`].
+pub(crate) fn check_shape_of(
+    entries: &[(u64, Shape<'_>)],
+    lines: &[usize],
+) -> Result<(), (usize, String)> {
     let line = |i: usize| lines.get(i).copied().unwrap_or(i + 1);
     match entries.first() {
         None => return Err((1, "an empty history: no run header".into())),
-        Some(Entry {
-            event: Event::Run { .. },
-            ..
-        }) => {}
+        Some((_, Shape::Run)) => {}
         Some(_) => return Err((line(0), "a history starts with its run header".into())),
     }
     let mut appends: LookupMap<(&str, u32, u64), usize> = LookupMap::default();
     let mut commits: LookupMap<(&str, Lsn), usize> = LookupMap::default();
-    for (i, e) in entries.iter().enumerate().skip(1) {
-        let prev = &entries[i - 1];
-        if e.t < prev.t {
+    for (i, (t, shape)) in entries.iter().enumerate().skip(1) {
+        let prev = entries[i - 1].0;
+        if *t < prev {
             return Err((
                 line(i),
                 format!(
-                    "time goes backwards: t={} after t={} on line {}",
-                    e.t,
-                    prev.t,
+                    "time goes backwards: t={t} after t={prev} on line {}",
                     line(i - 1)
                 ),
             ));
         }
-        let first = match &e.event {
-            Event::Run { .. } => {
+        let first = match *shape {
+            Shape::Run => {
                 return Err((
                     line(i),
                     format!(
@@ -426,24 +457,21 @@ pub fn check_shape(entries: &[Entry], lines: &[usize]) -> Result<(), (usize, Str
                     ),
                 ))
             }
-            Event::Append {
-                topic,
-                partition,
-                offset,
-                ..
-            } => appends.insert((topic, *partition, *offset), i).map(|at| {
-                (
-                    at,
-                    format!("offset {offset} of {topic}/{partition} appended twice"),
-                )
-            }),
-            Event::DbCommit { db, lsn, .. } => commits.insert((db, *lsn), i).map(|at| {
+            Shape::Append(topic, partition, offset) => {
+                appends.insert((topic, partition, offset), i).map(|at| {
+                    (
+                        at,
+                        format!("offset {offset} of {topic}/{partition} appended twice"),
+                    )
+                })
+            }
+            Shape::Commit(db, lsn) => commits.insert((db, lsn), i).map(|at| {
                 (
                     at,
                     format!("commit position (LSN) {lsn} of {db} used twice"),
                 )
             }),
-            _ => None,
+            Shape::Other => None,
         };
         if let Some((at, what)) = first {
             return Err((

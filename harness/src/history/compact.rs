@@ -9,10 +9,13 @@
 //! system's decoded rows, say), so the second checker that needs it does
 //! not derive it again.
 
+mod read;
+
 use super::{Entry, Event, FaultAction, ParseError};
 use bumpalo::Bump;
 use pitfall_ports::ChangeOp;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -31,61 +34,106 @@ impl Arena {
     }
 }
 
-/// A JSON value of the history, borrowed. [`Raw::text`] is its canonical
-/// text (what `serde_json` writes for it: keys sorted, no whitespace), so
-/// two values are equal exactly when their texts are.
+/// A JSON value of the history, borrowed: from an [`Entry`] recorded in
+/// memory, or as a slice of the history's text ([`Compact::parse`]).
+/// [`Raw::text`] is its canonical text (what `serde_json` writes for it:
+/// keys sorted, no whitespace), so two values are equal exactly when their
+/// texts are.
 #[derive(Clone, Copy, Debug)]
-pub struct Raw<'a>(&'a Value);
+pub struct Raw<'a>(RawRepr<'a>);
+
+/// Values are equal when they are equal as `serde_json` values, however
+/// they are held or were written.
+impl PartialEq for Raw<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RawRepr<'a> {
+    Value(&'a Value),
+    Text(&'a RawValue),
+}
 
 impl<'a> Raw<'a> {
     fn of(value: &'a Value) -> Self {
-        Raw(value)
+        Raw(RawRepr::Value(value))
     }
 
-    /// The canonical text: equal values, equal texts.
+    fn of_text(text: &'a RawValue) -> Self {
+        Raw(RawRepr::Text(text))
+    }
+
+    /// The canonical text: equal values, equal texts. Borrowed from the
+    /// history when it was written canonically, as the recorder writes.
     pub fn text(&self) -> Cow<'a, str> {
-        Cow::Owned(self.0.to_string())
+        match self.0 {
+            RawRepr::Text(raw) if read::is_canonical(raw.get()) => Cow::Borrowed(raw.get()),
+            _ => Cow::Owned(self.value().to_string()),
+        }
     }
 
     /// The value.
     pub fn value(&self) -> Cow<'a, Value> {
-        Cow::Borrowed(self.0)
+        match self.0 {
+            RawRepr::Value(value) => Cow::Borrowed(value),
+            RawRepr::Text(raw) => {
+                Cow::Owned(serde_json::from_str(raw.get()).expect("a raw value is JSON"))
+            }
+        }
     }
 
     /// The value as a `T`, as `serde_json::from_value` would make it.
     pub fn decode<T: DeserializeOwned>(&self) -> Option<T> {
-        T::deserialize(self.0).ok()
+        match self.0 {
+            RawRepr::Value(value) => T::deserialize(value).ok(),
+            RawRepr::Text(raw) => serde_json::from_str(raw.get()).ok(),
+        }
     }
 
     /// `value.get(key)`: the member `key` of an object; none for anything
     /// else.
     pub fn get(&self, key: &str) -> Option<Raw<'a>> {
-        self.0.get(key).map(Raw::of)
+        let [member] = self.get_many([key]);
+        member
     }
 
-    /// `[value.get(k) for k in keys]`.
+    /// `[value.get(k) for k in keys]`, in one pass over the value.
     pub fn get_many<const N: usize>(&self, keys: [&str; N]) -> [Option<Raw<'a>>; N] {
-        keys.map(|k| self.get(k))
+        match self.0 {
+            RawRepr::Value(value) => keys.map(|k| value.get(k).map(Raw::of)),
+            RawRepr::Text(raw) => read::members(raw.get(), keys).map(|m| m.map(Raw::of_text)),
+        }
     }
 
     /// `value.as_str()`.
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
-        self.0.as_str().map(Cow::Borrowed)
+        match self.0 {
+            RawRepr::Value(value) => value.as_str().map(Cow::Borrowed),
+            RawRepr::Text(raw) => serde_json::from_str::<read::S>(raw.get()).ok().map(|s| s.0),
+        }
     }
 
     /// `value.as_u64()`.
     pub fn as_u64(&self) -> Option<u64> {
-        self.0.as_u64()
+        match self.0 {
+            RawRepr::Value(value) => value.as_u64(),
+            RawRepr::Text(raw) => serde_json::from_str(raw.get()).ok(),
+        }
     }
 
     /// `value.is_null()`.
     pub fn is_null(&self) -> bool {
-        self.0.is_null()
+        match self.0 {
+            RawRepr::Value(value) => value.is_null(),
+            RawRepr::Text(raw) => raw.get() == "null",
+        }
     }
 }
 
 /// One row change of a commit.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChangeRef<'a> {
     pub lsn: u64,
     pub table: &'a str,
@@ -96,7 +144,7 @@ pub struct ChangeRef<'a> {
 }
 
 /// A topic, partition and offset.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tpo<'a> {
     pub topic: &'a str,
     pub partition: u32,
@@ -104,7 +152,7 @@ pub struct Tpo<'a> {
 }
 
 /// One entry: simulated time in milliseconds and the event.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Line<'a> {
     pub t: u64,
     pub event: Ev<'a>,
@@ -112,7 +160,7 @@ pub struct Line<'a> {
 
 /// An [`super::Event`], borrowed: the same kinds and fields, maps as
 /// sorted slices, JSON values as [`Raw`] text.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Ev<'a> {
     Run {
         scenario: &'a str,
@@ -250,29 +298,79 @@ pub enum Ev<'a> {
 /// A whole history in compact form, with the text of each entry.
 pub struct Compact<'a> {
     lines: Vec<Line<'a>>,
-    /// The entries the compact form was made from.
-    entries: &'a [Entry],
+    /// The entries, as recorded in memory or as read from the text when
+    /// first asked for.
+    entries: Entries<'a>,
     /// What checkers derived and share, by type and name.
     shared: RefCell<BTreeMap<(TypeId, String), Rc<dyn Any>>>,
 }
 
+enum Entries<'a> {
+    Kept(&'a [Entry]),
+    Text {
+        text: &'a str,
+        source_name: String,
+        made: &'a OnceCell<Vec<Entry>>,
+    },
+}
+
 impl<'a> Compact<'a> {
-    /// Parse JSON Lines with [`super::parse_jsonl`] (same errors, same
-    /// entries, kept in `arena`), without checking the shape.
-    pub fn parse(text: &str, source_name: &str, arena: &'a Arena) -> Result<Self, ParseError> {
-        let entries = super::parse_jsonl(text, source_name)?;
-        Ok(Self::keep(entries, arena))
+    /// Read JSON Lines into compact form, borrowing from `text`, without
+    /// checking the shape. Accepts what [`super::parse_jsonl`] accepts,
+    /// with the same errors; [`Compact::entries`] are read from the text
+    /// only if asked for.
+    pub fn parse(text: &'a str, source_name: &str, arena: &'a Arena) -> Result<Self, ParseError> {
+        Self::read(text, source_name, arena).map(|(compact, _)| compact)
     }
 
-    /// Parse and check the shape with [`super::parse_history`]: what
+    /// Parse and check the shape as [`super::parse_history`] does: what
     /// `pitfall check` accepts.
     pub fn parse_history(
-        text: &str,
+        text: &'a str,
         source_name: &str,
         arena: &'a Arena,
     ) -> Result<Self, ParseError> {
-        let entries = super::parse_history(text, source_name)?;
-        Ok(Self::keep(entries, arena))
+        let (compact, numbers) = Self::read(text, source_name, arena)?;
+        let shapes: Vec<_> = compact.lines.iter().map(Line::shape).collect();
+        super::check_shape_of(&shapes, &numbers).map_err(|(line, message)| ParseError {
+            source_name: source_name.to_string(),
+            line,
+            message,
+        })?;
+        Ok(compact)
+    }
+
+    /// The compact form and each line's number in the text. A text this
+    /// reader cannot take goes to [`super::parse_jsonl`], for its error.
+    fn read(
+        text: &'a str,
+        source_name: &str,
+        arena: &'a Arena,
+    ) -> Result<(Self, Vec<usize>), ParseError> {
+        if let Some((lines, numbers)) = read_lines(text, &arena.0) {
+            let entries = Entries::Text {
+                text,
+                source_name: source_name.to_string(),
+                made: &arena.1,
+            };
+            return Ok((Self::new(lines, entries), numbers));
+        }
+        let entries = super::parse_jsonl(text, source_name)?;
+        let numbers = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, _)| i + 1)
+            .collect();
+        Ok((Self::keep(entries, arena), numbers))
+    }
+
+    fn new(lines: Vec<Line<'a>>, entries: Entries<'a>) -> Self {
+        Compact {
+            lines,
+            entries,
+            shared: RefCell::default(),
+        }
     }
 
     fn keep(entries: Vec<Entry>, arena: &'a Arena) -> Self {
@@ -295,12 +393,22 @@ impl<'a> Compact<'a> {
 
     /// Entry `i` as an [`Entry`].
     pub fn entry(&self, i: usize) -> Entry {
-        self.entries[i].clone()
+        self.entries()[i].clone()
     }
 
-    /// Every entry as an [`Entry`].
+    /// Every entry as an [`Entry`] (read from the text on the first call,
+    /// for a history read with [`Compact::parse`]).
     pub fn entries(&self) -> &'a [Entry] {
-        self.entries
+        match &self.entries {
+            Entries::Kept(entries) => entries,
+            Entries::Text {
+                text,
+                source_name,
+                made,
+            } => made.get_or_init(|| {
+                super::parse_jsonl(text, source_name).expect("the compact reader took the text")
+            }),
+        }
     }
 
     /// The run header's variants.
@@ -356,11 +464,44 @@ impl<'a> Compact<'a> {
                 event: event_of(&e.event, &arena.0),
             })
             .collect();
-        Compact {
-            lines,
-            entries,
-            shared: RefCell::default(),
+        Compact::new(lines, Entries::Kept(entries))
+    }
+}
+
+/// Every non-blank line of `text` in compact form, and its line number;
+/// `None` if one cannot be read so, or the last line has no newline.
+fn read_lines<'a>(text: &'a str, arena: &'a Bump) -> Option<(Vec<Line<'a>>, Vec<usize>)> {
+    if !text.is_empty() && !text.ends_with('\n') {
+        return None;
+    }
+    let mut lines = Vec::new();
+    let mut numbers = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
         }
+        lines.push(read::line(line, arena)?);
+        numbers.push(i + 1);
+    }
+    Some((lines, numbers))
+}
+
+impl<'a> Line<'a> {
+    /// What the shape check looks at.
+    fn shape(&self) -> (u64, super::Shape<'a>) {
+        use super::Shape;
+        let shape = match self.event {
+            Ev::Run { .. } => Shape::Run,
+            Ev::Append {
+                topic,
+                partition,
+                offset,
+                ..
+            } => Shape::Append(topic, partition, offset),
+            Ev::DbCommit { db, lsn, .. } => Shape::Commit(db, lsn),
+            _ => Shape::Other,
+        };
+        (self.t, shape)
     }
 }
 
@@ -698,6 +839,66 @@ mod tests {
             assert_eq!(raw.as_u64(), value.as_u64());
             assert_eq!(raw.is_null(), value.is_null());
             assert_eq!(raw.decode::<Value>().as_ref(), Some(value));
+        }
+    }
+
+    /// Values read from text answer as the `Value` parsed from that text
+    /// does, whether the text is canonical (then its own canonical text,
+    /// borrowed) or not (unsorted or repeated keys, whitespace, escapes,
+    /// floats, integers past u64).
+    #[test]
+    fn raw_values_read_from_text_answer_as_their_parsed_values_do() {
+        let canonical = [
+            r#"{"after":{"request_id":"r1","user_id":"u"},"revision":3,"version":9}"#,
+            r#"{"version":2,"z":[1,-3,true,null,"x"]}"#,
+            r#""plain""#,
+            "-4",
+            "null",
+            "[]",
+            "{}",
+        ];
+        let other = [
+            r#"{"version":9,"revision":3}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a": 1}"#,
+            r#"[1, 2]"#,
+            r#"{"a":"\u00e9","q":"q\"uote"}"#,
+            r#"{"\u0061":1}"#,
+            r#"{"revision":1.0,"version":2.5}"#,
+            "-0",
+            "1e2",
+            "18446744073709551616",
+            "{\"a\":[1,\n2]}",
+        ];
+        for text in canonical.iter().chain(&other) {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let raw = Raw::of_text(serde_json::from_str(text).unwrap());
+            let is_canonical = canonical.contains(text);
+            assert_eq!(raw.text(), serde_json::to_string(&value).unwrap(), "{text}");
+            assert_eq!(
+                matches!(raw.text(), Cow::Borrowed(_)),
+                is_canonical,
+                "{text}"
+            );
+            assert_eq!(*raw.value(), value, "{text}");
+            assert_eq!(raw, Raw::of(&value), "{text}");
+            let [r, v, a] = raw.get_many(["revision", "version", "a"]);
+            for (got, key) in [(r, "revision"), (v, "version"), (a, "a")] {
+                assert_eq!(
+                    got.map(|g| g.value().into_owned()),
+                    value.get(key).cloned(),
+                    "{text} {key}"
+                );
+            }
+            assert_eq!(
+                raw.get("version").and_then(|v| v.as_u64()),
+                value.get("version").and_then(Value::as_u64),
+                "{text}"
+            );
+            assert_eq!(raw.as_str().as_deref(), value.as_str(), "{text}");
+            assert_eq!(raw.as_u64(), value.as_u64(), "{text}");
+            assert_eq!(raw.is_null(), value.is_null(), "{text}");
+            assert_eq!(raw.decode::<Value>().as_ref(), Some(&value), "{text}");
         }
     }
 

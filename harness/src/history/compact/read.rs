@@ -1,0 +1,544 @@
+//! Reading JSON Lines straight into the compact form, borrowing from the
+//! text: strings that need no unescaping and every JSON value (a record's
+//! value, a row's data, a request) stay slices of the text, so a line costs
+//! one pass of `serde_json` and no `Value` tree. Each line's `t` and `type`
+//! are read first, then the line is read as that event's fields.
+//!
+//! It accepts what [`crate::history::parse_jsonl`] accepts; where it cannot
+//! read a line, the caller asks `parse_jsonl` for the error, so the message
+//! is the same.
+
+use super::{ChangeRef, Ev, Line, Raw, Tpo};
+use crate::history::FaultAction;
+use bumpalo::Bump;
+use pitfall_ports::ChangeOp;
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A string of the text: borrowed when it has no escapes, else unescaped
+/// (and then copied into the arena by [`Conv`]).
+pub(super) struct S<'a>(pub(super) Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = S<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<S<'a>, E> {
+                Ok(S(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<S<'a>, E> {
+                Ok(S(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<S<'a>, E> {
+                Ok(S(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A line's time and event kind, read before its fields.
+#[derive(Deserialize)]
+struct Head<'a> {
+    t: u64,
+    #[serde(rename = "type", borrow)]
+    kind: S<'a>,
+}
+
+/// `t` and `type` of a line that starts as the recorder writes it
+/// (`{"t":12,"type":"append",`), without a first pass of the parser.
+fn head_as_recorded(line: &str) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix("{\"t\":")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let t = rest[..digits].parse().ok()?;
+    let rest = rest[digits..].strip_prefix(",\"type\":\"")?;
+    let kind = &rest[..rest.find('"')?];
+    kind.bytes()
+        .all(|b| b.is_ascii_lowercase() || b == b'_')
+        .then_some((t, kind))
+}
+
+/// One line in compact form, or `None` when it cannot be read this way.
+pub(super) fn line<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
+    let (t, kind) = match head_as_recorded(text) {
+        Some((t, kind)) => (t, Cow::Borrowed(kind)),
+        None => {
+            let head: Head = serde_json::from_str(text).ok()?;
+            (head.t, head.kind.0)
+        }
+    };
+    let event = event(&kind, text, arena)?;
+    Some(Line { t, event })
+}
+
+/// A field as it was read, turned into its compact form.
+trait Conv<'a> {
+    type Out;
+    fn conv(self, arena: &'a Bump) -> Self::Out;
+}
+
+macro_rules! same {
+    ($($t:ty),*) => {$(
+        impl<'a> Conv<'a> for $t {
+            type Out = $t;
+            fn conv(self, _: &'a Bump) -> $t {
+                self
+            }
+        }
+    )*};
+}
+same!(u64, u32, usize, bool, Option<u64>, FaultAction);
+
+impl<'a> Conv<'a> for S<'a> {
+    type Out = &'a str;
+    fn conv(self, arena: &'a Bump) -> &'a str {
+        match self.0 {
+            Cow::Borrowed(s) => s,
+            Cow::Owned(s) => arena.alloc_str(&s),
+        }
+    }
+}
+
+impl<'a> Conv<'a> for &'a RawValue {
+    type Out = Raw<'a>;
+    fn conv(self, _: &'a Bump) -> Raw<'a> {
+        Raw::of_text(self)
+    }
+}
+
+impl<'a> Conv<'a> for Option<&'a RawValue> {
+    type Out = Option<Raw<'a>>;
+    fn conv(self, _: &'a Bump) -> Option<Raw<'a>> {
+        self.map(Raw::of_text)
+    }
+}
+
+impl<'a> Conv<'a> for Vec<S<'a>> {
+    type Out = &'a [&'a str];
+    fn conv(self, arena: &'a Bump) -> &'a [&'a str] {
+        arena.alloc_slice_fill_iter(self.into_iter().map(|s| s.conv(arena)))
+    }
+}
+
+impl<'a> Conv<'a> for Vec<u64> {
+    type Out = &'a [u64];
+    fn conv(self, arena: &'a Bump) -> &'a [u64] {
+        arena.alloc_slice_copy(&self)
+    }
+}
+
+impl<'a> Conv<'a> for Vec<(S<'a>, S<'a>)> {
+    type Out = &'a [(&'a str, &'a str)];
+    fn conv(self, arena: &'a Bump) -> &'a [(&'a str, &'a str)] {
+        arena.alloc_slice_fill_iter(
+            self.into_iter()
+                .map(|(k, v)| (k.conv(arena), v.conv(arena))),
+        )
+    }
+}
+
+/// A JSON object of strings, as a map would hold it: sorted by key, the
+/// last of equal keys kept.
+#[derive(Default)]
+struct StrMap<'a>(Vec<(S<'a>, S<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map: BTreeMap<Key<'a>, S<'a>> = BTreeMap::deserialize(d)?;
+        Ok(StrMap(map.into_iter().map(|(k, v)| (k.0, v)).collect()))
+    }
+}
+
+/// A map key, ordered as `String` keys are.
+struct Key<'a>(S<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        S::deserialize(d).map(Key)
+    }
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 .0 == other.0 .0
+    }
+}
+impl Eq for Key<'_> {}
+impl PartialOrd for Key<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0 .0.cmp(&other.0 .0)
+    }
+}
+
+impl<'a> Conv<'a> for StrMap<'a> {
+    type Out = &'a [(&'a str, &'a str)];
+    fn conv(self, arena: &'a Bump) -> &'a [(&'a str, &'a str)] {
+        self.0.conv(arena)
+    }
+}
+
+/// `member → [string]`, sorted by member.
+struct ListMap<'a>(Vec<(S<'a>, Vec<S<'a>>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ListMap<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map: BTreeMap<Key<'a>, Vec<S<'a>>> = BTreeMap::deserialize(d)?;
+        Ok(ListMap(map.into_iter().map(|(k, v)| (k.0, v)).collect()))
+    }
+}
+
+impl<'a> Conv<'a> for ListMap<'a> {
+    type Out = &'a [(&'a str, &'a [&'a str])];
+    fn conv(self, arena: &'a Bump) -> Self::Out {
+        arena.alloc_slice_fill_iter(
+            self.0
+                .into_iter()
+                .map(|(k, v)| (k.conv(arena), v.conv(arena))),
+        )
+    }
+}
+
+impl Default for S<'_> {
+    fn default() -> Self {
+        S(Cow::Borrowed(""))
+    }
+}
+
+/// [`pitfall_ports::Change`], borrowed.
+#[derive(Deserialize)]
+struct ChangeDe<'a> {
+    lsn: u64,
+    #[serde(borrow)]
+    table: S<'a>,
+    #[serde(borrow)]
+    key: S<'a>,
+    op: ChangeOp,
+    version: u64,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+impl<'a> Conv<'a> for Vec<ChangeDe<'a>> {
+    type Out = &'a [ChangeRef<'a>];
+    fn conv(self, arena: &'a Bump) -> &'a [ChangeRef<'a>] {
+        arena.alloc_slice_fill_iter(self.into_iter().map(|c| ChangeRef {
+            lsn: c.lsn,
+            table: c.table.conv(arena),
+            key: c.key.conv(arena),
+            op: c.op,
+            version: c.version,
+            data: Raw::of_text(c.data),
+        }))
+    }
+}
+
+/// [`pitfall_ports::TopicPartitionOffset`], borrowed.
+#[derive(Deserialize)]
+struct TpoDe<'a> {
+    #[serde(borrow)]
+    topic: S<'a>,
+    partition: u32,
+    offset: u64,
+}
+
+impl<'a> Conv<'a> for Vec<TpoDe<'a>> {
+    type Out = &'a [Tpo<'a>];
+    fn conv(self, arena: &'a Bump) -> &'a [Tpo<'a>] {
+        arena.alloc_slice_fill_iter(self.into_iter().map(|o| Tpo {
+            topic: o.topic.conv(arena),
+            partition: o.partition,
+            offset: o.offset,
+        }))
+    }
+}
+
+/// Per event kind (its `type`), a struct of its fields as
+/// [`crate::history::Event`] declares them, read from the line, and the
+/// [`Ev`] made of them.
+macro_rules! events {
+    ($($kind:literal => $name:ident { $($(#[$attr:meta])* $field:ident: $ty:ty,)* })*) => {
+        #[allow(non_snake_case)]
+        mod fields {
+            use super::*;
+            $(
+                #[derive(Deserialize)]
+                pub(super) struct $name<'a> {
+                    #[serde(skip)]
+                    pub(super) _line: std::marker::PhantomData<&'a ()>,
+                    $($(#[$attr])* pub(super) $field: $ty,)*
+                }
+            )*
+        }
+
+        fn event<'a>(kind: &str, text: &'a str, arena: &'a Bump) -> Option<Ev<'a>> {
+            match kind {
+                $($kind => {
+                    let f: fields::$name<'a> = serde_json::from_str(text).ok()?;
+                    Some(Ev::$name { $($field: f.$field.conv(arena),)* })
+                })*
+                _ => None,
+            }
+        }
+    };
+}
+
+events! {
+    "run" => Run {
+        #[serde(borrow)] scenario: S<'a>,
+        seed: u64,
+        #[serde(borrow)] mode: S<'a>,
+        #[serde(default, borrow)] system: S<'a>,
+        #[serde(default, borrow)] variants: StrMap<'a>,
+    }
+    "phase" => Phase { #[serde(borrow)] phase: S<'a>, }
+    "fault" => Fault {
+        action: FaultAction,
+        #[serde(borrow)] kind: S<'a>,
+        #[serde(borrow)] target: S<'a>,
+    }
+    "invoke" => Invoke {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] request_id: S<'a>,
+        attempt: u32,
+        #[serde(borrow)] value: &'a RawValue,
+    }
+    "ok" => Ok {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] request_id: S<'a>,
+        attempt: u32,
+        #[serde(default, borrow)] value: Option<&'a RawValue>,
+    }
+    "fail" => Fail {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] request_id: S<'a>,
+        attempt: u32,
+        #[serde(borrow)] error: S<'a>,
+    }
+    "info" => Info {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] request_id: S<'a>,
+        attempt: u32,
+        #[serde(borrow)] error: S<'a>,
+    }
+    "db_commit" => DbCommit {
+        #[serde(borrow)] db: S<'a>,
+        #[serde(borrow)] process: S<'a>,
+        lsn: u64,
+        #[serde(borrow)] changes: Vec<ChangeDe<'a>>,
+    }
+    "append" => Append {
+        #[serde(borrow)] topic: S<'a>,
+        partition: u32,
+        offset: u64,
+        #[serde(borrow)] key: S<'a>,
+        #[serde(borrow)] headers: Vec<(S<'a>, S<'a>)>,
+        #[serde(borrow)] producer: S<'a>,
+        #[serde(borrow)] value: &'a RawValue,
+        #[serde(default)] wire_bytes: Option<u64>,
+    }
+    "consume" => Consume {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] group: S<'a>,
+        #[serde(borrow)] topic: S<'a>,
+        partition: u32,
+        offset: u64,
+        #[serde(borrow)] key: S<'a>,
+    }
+    "offset_commit" => OffsetCommit {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] group: S<'a>,
+        #[serde(borrow)] topic: S<'a>,
+        partition: u32,
+        offset: u64,
+    }
+    "assigned" => Assigned {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] group: S<'a>,
+        generation: u64,
+        #[serde(borrow)] partitions: Vec<S<'a>>,
+    }
+    "rewind" => Rewind {
+        #[serde(borrow)] group: S<'a>,
+        #[serde(borrow)] topic: S<'a>,
+        partition: u32,
+        from: u64,
+        to: u64,
+    }
+    "rebalance" => Rebalance {
+        #[serde(borrow)] group: S<'a>,
+        generation: u64,
+        #[serde(borrow)] assignment: ListMap<'a>,
+    }
+    "object_put" => ObjectPut {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] key: S<'a>,
+        size: usize,
+    }
+    "object_delete" => ObjectDelete {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] key: S<'a>,
+    }
+    "object_get" => ObjectGet {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] key: S<'a>,
+        found: bool,
+    }
+    "txn_end" => TxnEnd {
+        #[serde(borrow)] transactional_id: S<'a>,
+        #[serde(borrow)] process: S<'a>,
+        committed: bool,
+        #[serde(borrow)] records: Vec<TpoDe<'a>>,
+        #[serde(borrow)] markers: Vec<TpoDe<'a>>,
+    }
+    "gaps" => Gaps {
+        #[serde(borrow)] topic: S<'a>,
+        partition: u32,
+        offsets: Vec<u64>,
+    }
+    "slot_confirm" => SlotConfirm {
+        #[serde(borrow)] db: S<'a>,
+        #[serde(borrow)] slot: S<'a>,
+        lsn: u64,
+    }
+    "coverage" => Coverage {
+        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] name: S<'a>,
+    }
+    "drain" => Drain {
+        converged: bool,
+        #[serde(borrow)] pending: Vec<S<'a>>,
+    }
+}
+
+/// Whether `text` (valid JSON) is what `serde_json` writes for its value:
+/// objects' keys sorted and unique, no whitespace, no escapes, integers
+/// only. Then the text itself is the value's canonical text. Anything
+/// else, or a doubt, says no, and the caller writes the value out.
+pub(super) fn is_canonical(text: &str) -> bool {
+    matches!(serde_json::from_str::<Canon>(text), Ok(Canon(Some(n))) if n == text.len())
+}
+
+/// The length of the canonical text of a value, if what was read is
+/// written back as it was read.
+struct Canon(Option<usize>);
+
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+impl<'de> Deserialize<'de> for Canon {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CanonVisitor)
+    }
+}
+
+struct CanonVisitor;
+
+impl<'de> Visitor<'de> for CanonVisitor {
+    type Value = Canon;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Canon, E> {
+        Ok(Canon(Some(if b { 4 } else { 5 })))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Canon, E> {
+        Ok(Canon(Some(digits(n))))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Canon, E> {
+        Ok(Canon(Some(usize::from(n < 0) + digits(n.unsigned_abs()))))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Canon, E> {
+        Ok(Canon(None))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Canon, E> {
+        Ok(Canon(Some(s.len() + 2)))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Canon, E> {
+        Ok(Canon(None))
+    }
+    fn visit_unit<E>(self) -> Result<Canon, E> {
+        Ok(Canon(Some(4)))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Canon, A::Error> {
+        let mut len = 2;
+        let mut first = true;
+        while let Some(Canon(item)) = seq.next_element()? {
+            let Some(item) = item else {
+                return Ok(Canon(None));
+            };
+            len += item + usize::from(!first);
+            first = false;
+        }
+        Ok(Canon(Some(len)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Canon, A::Error> {
+        let mut len = 2;
+        let mut last: Option<&'de str> = None;
+        while let Some(S(key)) = map.next_key::<S<'de>>()? {
+            let Cow::Borrowed(key) = key else {
+                return Ok(Canon(None));
+            };
+            if last.is_some_and(|last| last >= key) {
+                return Ok(Canon(None));
+            }
+            let Canon(Some(value)) = map.next_value()? else {
+                return Ok(Canon(None));
+            };
+            len += usize::from(last.is_some()) + key.len() + 3 + value;
+            last = Some(key);
+        }
+        Ok(Canon(Some(len)))
+    }
+}
+
+/// The members `keys` of the JSON object `text` (the last of equal keys,
+/// as a `Value` keeps it); none where `text` is not an object.
+pub(super) fn members<'a, const N: usize>(
+    text: &'a str,
+    keys: [&str; N],
+) -> [Option<&'a RawValue>; N] {
+    struct Members<'k, 'a, const N: usize>(&'k [&'k str; N], std::marker::PhantomData<&'a ()>);
+    impl<'de: 'a, 'a, const N: usize> Visitor<'de> for Members<'_, 'a, N> {
+        type Value = [Option<&'a RawValue>; N];
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut found = [None; N];
+            while let Some(S(key)) = map.next_key::<S<'a>>()? {
+                match self.0.iter().position(|k| *k == key) {
+                    Some(at) => found[at] = Some(map.next_value::<&'a RawValue>()?),
+                    None => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(Members(&keys, std::marker::PhantomData))
+        .unwrap_or([None; N])
+}
