@@ -278,6 +278,12 @@ macro_rules! events {
                 pub(super) struct $name<'a> {
                     #[serde(skip)]
                     pub(super) _line: std::marker::PhantomData<&'a ()>,
+                    // Read here too, so that a line naming either twice is
+                    // refused, as the entries' parser refuses it.
+                    #[serde(rename = "t")]
+                    pub(super) _t: serde::de::IgnoredAny,
+                    #[serde(rename = "type")]
+                    pub(super) _type: serde::de::IgnoredAny,
                     $($(#[$attr])* pub(super) $field: $ty,)*
                 }
             )*
