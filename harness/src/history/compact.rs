@@ -879,6 +879,7 @@ mod tests {
             r#"{"after":{"request_id":"r1","user_id":"u"},"revision":3,"version":9}"#,
             r#"{"version":2,"z":[1,-3,true,null,"x"]}"#,
             r#""plain""#,
+            "\"\u{7f} \u{e9} \u{2028} \u{1f600} /\"",
             "-4",
             "null",
             "[]",
