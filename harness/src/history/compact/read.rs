@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A string of the text: borrowed when it has no escapes, else unescaped
-/// (and then copied into the arena by [`Conv`]).
+/// (and then copied into the arena by [`Conv`]). Ordered as `String`s are.
+#[derive(Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct S<'a>(pub(super) Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
@@ -145,75 +146,15 @@ impl<'a> Conv<'a> for Vec<(S<'a>, S<'a>)> {
     }
 }
 
-/// A JSON object of strings, as a map would hold it: sorted by key, the
-/// last of equal keys kept.
-#[derive(Default)]
-struct StrMap<'a>(Vec<(S<'a>, S<'a>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map: BTreeMap<Key<'a>, S<'a>> = BTreeMap::deserialize(d)?;
-        Ok(StrMap(map.into_iter().map(|(k, v)| (k.0, v)).collect()))
-    }
-}
-
-/// A map key, ordered as `String` keys are.
-struct Key<'a>(S<'a>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        S::deserialize(d).map(Key)
-    }
-}
-
-impl PartialEq for Key<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 .0 == other.0 .0
-    }
-}
-impl Eq for Key<'_> {}
-impl PartialOrd for Key<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Key<'_> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0 .0.cmp(&other.0 .0)
-    }
-}
-
-impl<'a> Conv<'a> for StrMap<'a> {
-    type Out = &'a [(&'a str, &'a str)];
-    fn conv(self, arena: &'a Bump) -> &'a [(&'a str, &'a str)] {
-        self.0.conv(arena)
-    }
-}
-
-/// `member → [string]`, sorted by member.
-struct ListMap<'a>(Vec<(S<'a>, Vec<S<'a>>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for ListMap<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map: BTreeMap<Key<'a>, Vec<S<'a>>> = BTreeMap::deserialize(d)?;
-        Ok(ListMap(map.into_iter().map(|(k, v)| (k.0, v)).collect()))
-    }
-}
-
-impl<'a> Conv<'a> for ListMap<'a> {
-    type Out = &'a [(&'a str, &'a [&'a str])];
+/// A JSON object keyed by strings, as a map holds it: sorted by key (as
+/// `String` keys sort), the last of equal keys kept.
+impl<'a, V: Conv<'a, Out: 'a>> Conv<'a> for BTreeMap<S<'a>, V> {
+    type Out = &'a [(&'a str, V::Out)];
     fn conv(self, arena: &'a Bump) -> Self::Out {
         arena.alloc_slice_fill_iter(
-            self.0
-                .into_iter()
+            self.into_iter()
                 .map(|(k, v)| (k.conv(arena), v.conv(arena))),
         )
-    }
-}
-
-impl Default for S<'_> {
-    fn default() -> Self {
-        S(Cow::Borrowed(""))
     }
 }
 
@@ -276,8 +217,6 @@ macro_rules! events {
             $(
                 #[derive(Deserialize)]
                 pub(super) struct $name<'a> {
-                    #[serde(skip)]
-                    pub(super) _line: std::marker::PhantomData<&'a ()>,
                     // Read here too, so that a line naming either twice is
                     // refused, as the entries' parser refuses it.
                     #[serde(rename = "t")]
@@ -307,7 +246,7 @@ events! {
         seed: u64,
         #[serde(borrow)] mode: S<'a>,
         #[serde(default, borrow)] system: S<'a>,
-        #[serde(default, borrow)] variants: StrMap<'a>,
+        #[serde(default, borrow)] variants: BTreeMap<S<'a>, S<'a>>,
     }
     "phase" => Phase { #[serde(borrow)] phase: S<'a>, }
     "fault" => Fault {
@@ -390,7 +329,7 @@ events! {
     "rebalance" => Rebalance {
         #[serde(borrow)] group: S<'a>,
         generation: u64,
-        #[serde(borrow)] assignment: ListMap<'a>,
+        #[serde(borrow)] assignment: BTreeMap<S<'a>, Vec<S<'a>>>,
     }
     "object_put" => ObjectPut {
         #[serde(borrow)] process: S<'a>,
