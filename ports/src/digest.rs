@@ -1,7 +1,14 @@
 //! The digest payloads are identified by: lowercase hex SHA-256. The
 //! producer, the archive and the history all use this one.
+//!
+//! A run hashes the same large bytes several times (an attachment when it is
+//! made, again when the archive checks what it put together, a record value
+//! when it is produced and when it is consumed), so the digests of large
+//! inputs are remembered by a fast fingerprint of their content.
 
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt::Write;
 
 /// Data larger than this (in bytes) is recorded in a history by its size
@@ -14,8 +21,59 @@ pub fn history_summary(bytes: &[u8]) -> serde_json::Value {
     serde_json::json!({ "bytes": bytes.len(), "sha256": sha256_hex(bytes) })
 }
 
+/// Inputs at least this large have their digest remembered ([`sha256_hex`]).
+const REMEMBERED_MIN_BYTES: usize = 16 << 10;
+
+/// How many digests of large inputs each thread remembers: 100 bytes each,
+/// enough for every chunk and attachment a seed hashes more than once.
+const REMEMBERED_MAX: usize = 1024;
+
+/// A large input's identity: its length and XXH3-128 of its bytes.
+type Fingerprint = (usize, u128);
+
+thread_local! {
+    /// The digests of large inputs last hashed on this thread, newest last.
+    /// A digest is a function of the bytes alone, so which thread hashed
+    /// them, and when, changes no answer.
+    static REMEMBERED: RefCell<VecDeque<(Fingerprint, String)>> =
+        const { RefCell::new(VecDeque::new()) };
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
+///
+/// For inputs of [`REMEMBERED_MIN_BYTES`] or more, the digest is looked up
+/// first by the input's length and XXH3-128, which reads bytes about ten
+/// times faster than SHA-256 does: equal bytes hashed again (the same
+/// attachment, chunk or record value seen at another hop) cost a
+/// fingerprint, not a digest. Different inputs of equal length collide in a
+/// 128-bit non-cryptographic hash with negligible probability; nothing here
+/// is adversarial, and a collision would show as a wrong digest, never as
+/// a nondeterministic one.
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    if bytes.len() < REMEMBERED_MIN_BYTES {
+        return hex_sha256(bytes);
+    }
+    let fingerprint = (bytes.len(), twox_hash::XxHash3_128::oneshot(bytes));
+    let known = REMEMBERED.with_borrow(|remembered| {
+        remembered
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == fingerprint)
+            .map(|(_, digest)| digest.clone())
+    });
+    known.unwrap_or_else(|| {
+        let digest = hex_sha256(bytes);
+        REMEMBERED.with_borrow_mut(|remembered| {
+            if remembered.len() == REMEMBERED_MAX {
+                remembered.pop_front();
+            }
+            remembered.push_back((fingerprint, digest.clone()));
+        });
+        digest
+    })
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .fold(String::with_capacity(64), |mut hex, b| {
@@ -32,5 +90,44 @@ mod tests {
             super::sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    /// Large inputs, hashed for the first time and again, answer the same
+    /// digest as SHA-256 itself; inputs differing in one byte, or in length
+    /// only, answer their own.
+    #[test]
+    fn remembered_digests_are_those_of_the_bytes() {
+        use sha2::{Digest, Sha256};
+        let plain = |bytes: &[u8]| format!("{:x}", Sha256::digest(bytes));
+        let large: Vec<u8> = (0..super::REMEMBERED_MIN_BYTES * 3)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut changed = large.clone();
+        changed[1000] ^= 1;
+        let shorter = &large[..large.len() - 1];
+        for _ in 0..2 {
+            for bytes in [&large[..], &changed[..], shorter] {
+                assert_eq!(super::sha256_hex(bytes), plain(bytes));
+            }
+        }
+        assert_ne!(super::sha256_hex(&large), super::sha256_hex(&changed));
+    }
+
+    /// Past the limit, the oldest digests are forgotten: a forgotten input is
+    /// hashed again, with the same answer.
+    #[test]
+    fn the_remembered_digests_are_bounded() {
+        let input = |n: usize| {
+            let mut bytes = vec![0u8; super::REMEMBERED_MIN_BYTES];
+            bytes[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            bytes
+        };
+        let first = super::sha256_hex(&input(0));
+        for n in 1..=super::REMEMBERED_MAX {
+            super::sha256_hex(&input(n));
+        }
+        let remembered = super::REMEMBERED.with_borrow(|r| r.len());
+        assert_eq!(remembered, super::REMEMBERED_MAX);
+        assert_eq!(super::sha256_hex(&input(0)), first);
     }
 }
