@@ -198,7 +198,7 @@ impl CdcConnector {
         let record = ProducerRecord {
             topic: topic.to_string(),
             key: key.to_string(),
-            value,
+            value: value.into(),
             headers,
         };
         let mut backoff = Backoff::new(50, 2_000);

@@ -337,7 +337,7 @@ mod tests {
             partition: 1,
             offset,
             key: "o1".into(),
-            value: vec![],
+            value: Default::default(),
             headers: vec![],
         }
     }

@@ -28,7 +28,7 @@ pub fn record(topic: &str, key: &str, kind: &str, value: Vec<u8>) -> ProducerRec
     ProducerRecord {
         topic: topic.to_string(),
         key: key.to_string(),
-        value,
+        value: value.into(),
         headers,
     }
 }
@@ -83,7 +83,7 @@ impl ResilientProducer {
                 parked_at_ms: now,
             };
             let bytes = serde_json::to_vec(&parked).expect("a parked record serializes");
-            match self.store.put(&object_key, bytes).await {
+            match self.store.put(&object_key, bytes.into()).await {
                 Ok(()) => {
                     self.env.mark(coverage::EVENT_PARKED);
                     return Ok(Secured::Parked { object_key });

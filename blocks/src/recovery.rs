@@ -66,7 +66,7 @@ impl Recovery {
                     return;
                 }
             };
-            let parked: ParkedRecord = match serde_json::from_slice(&bytes) {
+            let parked: ParkedRecord = match serde_json::from_slice(&bytes.bytes()) {
                 Ok(parked) => parked,
                 Err(e) => {
                     tracing::error!(error = %e, key, "recovery: unreadable parked record; left in place");

@@ -110,7 +110,7 @@ fn record(topic: &str, key: &str) -> ProducerRecord {
     ProducerRecord {
         topic: topic.into(),
         key: key.into(),
-        value: json!({ "key": key }).to_string().into_bytes(),
+        value: json!({ "key": key }).to_string().into(),
         headers: vec![],
     }
 }

@@ -22,8 +22,8 @@ use crate::rpc::{RpcClient, RpcListener};
 use crate::system::Infra;
 use async_trait::async_trait;
 use pitfall_ports::{
-    Broker, ChangeFeed, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Database, DbError,
-    Delivery, Env, GroupMetadata, LogReader, Lsn, ObjectStore, ProduceError, Producer,
+    Blob, Broker, ChangeFeed, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Database,
+    DbError, Delivery, Env, GroupMetadata, LogReader, Lsn, ObjectStore, ProduceError, Producer,
     ProducerConfig, ProducerRecord, Row, StoreError, TopicPartitionOffset, Transaction, TxnError,
     TxnProducer,
 };
@@ -581,7 +581,7 @@ struct PointStore {
 
 #[async_trait]
 impl ObjectStore for PointStore {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, data: Blob) -> Result<(), StoreError> {
         self.points
             .around(
                 Boundary::BeforeObjectPut,
@@ -592,7 +592,7 @@ impl ObjectStore for PointStore {
             .await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Blob>, StoreError> {
         self.inner.get(key).await
     }
 

@@ -208,14 +208,17 @@ pub enum Event {
 /// A record value as the history shows it: parsed JSON when it is JSON and
 /// small, otherwise its size and SHA-256 (so equal values compare equal and
 /// different ones do not).
-pub fn value_repr(bytes: &[u8]) -> Value {
-    use pitfall_ports::digest::{history_summary, HISTORY_INLINE_LIMIT};
-    if bytes.len() <= HISTORY_INLINE_LIMIT {
-        if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+///
+/// A view of generated content is summarized without making its bytes
+/// when its digest is known ([`pitfall_ports::Blob::digest`]), with the same summary.
+pub fn value_repr(value: &pitfall_ports::Blob) -> Value {
+    use pitfall_ports::digest::{summary, HISTORY_INLINE_LIMIT};
+    if value.len() <= HISTORY_INLINE_LIMIT {
+        if let Ok(v) = serde_json::from_slice::<Value>(&value.bytes()) {
             return v;
         }
     }
-    history_summary(bytes)
+    summary(value.len(), value.digest())
 }
 
 /// Where event times come from: the simulation runner sets them before each

@@ -2,6 +2,7 @@
 //! partition at an offset; consumers in a group poll assigned partitions and
 //! commit offsets explicitly.
 
+use crate::Blob;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -12,7 +13,8 @@ use std::time::Duration;
 pub struct ProducerRecord {
     pub topic: String,
     pub key: String,
-    pub value: Vec<u8>,
+    #[serde(with = "crate::blob::as_byte_seq")]
+    pub value: Blob,
     pub headers: Vec<(String, String)>,
 }
 
@@ -131,7 +133,8 @@ pub struct ConsumerRecord {
     pub partition: u32,
     pub offset: u64,
     pub key: String,
-    pub value: Vec<u8>,
+    #[serde(with = "crate::blob::as_byte_seq")]
+    pub value: Blob,
     pub headers: Vec<(String, String)>,
 }
 

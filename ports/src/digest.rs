@@ -18,7 +18,12 @@ pub const HISTORY_INLINE_LIMIT: usize = 4096;
 /// How a history records data too large to keep:
 /// `{"bytes": n, "sha256": …}`, so equal data still compares equal.
 pub fn history_summary(bytes: &[u8]) -> serde_json::Value {
-    serde_json::json!({ "bytes": bytes.len(), "sha256": sha256_hex(bytes) })
+    summary(bytes.len(), sha256_hex(bytes))
+}
+
+/// [`history_summary`] of data whose size and digest are known.
+pub fn summary(size: usize, sha256: String) -> serde_json::Value {
+    serde_json::json!({ "bytes": size, "sha256": sha256 })
 }
 
 /// Inputs at least this large have their digest remembered ([`sha256_hex`]).
@@ -63,14 +68,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     });
     known.unwrap_or_else(|| {
         let digest = hex_sha256(bytes);
-        REMEMBERED.with_borrow_mut(|remembered| {
-            if remembered.len() == REMEMBERED_MAX {
-                remembered.pop_front();
-            }
-            remembered.push_back((fingerprint, digest.clone()));
-        });
+        remember(fingerprint.0, fingerprint.1, &digest);
         digest
     })
+}
+
+/// Remember `digest` as that of the `len` bytes whose XXH3-128 is
+/// `xxh3_128`, for [`sha256_hex`] to find: for a digest computed of bytes
+/// that were never whole in one place (made and hashed a piece at a time).
+/// Inputs shorter than [`REMEMBERED_MIN_BYTES`] are not looked up, so not
+/// kept either.
+pub fn remember(len: usize, xxh3_128: u128, digest: &str) {
+    if len < REMEMBERED_MIN_BYTES {
+        return;
+    }
+    REMEMBERED.with_borrow_mut(|remembered| {
+        if remembered.len() == REMEMBERED_MAX {
+            remembered.pop_front();
+        }
+        remembered.push_back(((len, xxh3_128), digest.to_string()));
+    });
+}
+
+/// Whether the digest of `bytes` is remembered (for tests).
+#[cfg(test)]
+pub(crate) fn is_remembered(bytes: &[u8]) -> bool {
+    let fingerprint = (bytes.len(), twox_hash::XxHash3_128::oneshot(bytes));
+    REMEMBERED.with_borrow(|remembered| remembered.iter().any(|(f, _)| *f == fingerprint))
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

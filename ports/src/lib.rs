@@ -9,6 +9,7 @@
 //! compression codecs a producer may use; [`coverage`], the names of the
 //! "sometimes" events a service or block marks through [`Env::mark`].
 
+pub mod blob;
 pub mod codec;
 pub mod context;
 pub mod coverage;
@@ -19,6 +20,7 @@ mod db;
 mod env;
 mod store;
 
+pub use blob::Blob;
 pub use broker::{
     message_size, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
     GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,

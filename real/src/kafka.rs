@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::codec::Codec;
 use pitfall_ports::{
-    Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
+    Blob, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
     LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
     TxnProducer,
 };
@@ -328,13 +328,14 @@ impl Producer for KafkaProducer {
             });
         }
         let size = record.key.len() + record.value.len();
+        let value = record.value.bytes();
         if let Some(codec) = self.compression {
             // The broker's limit applies to the compressed batch. Apache
             // Kafka enforces it (MSG_SIZE_TOO_LARGE), Tansu does not, so the
             // adapter checks first with the same real codec librdkafka
             // uses, one record per batch at worst: the verdict is the same
             // on every broker.
-            let wire = record.key.len() + codec.compress(&record.value).len();
+            let wire = record.key.len() + codec.compress(&value).len();
             if wire > MAX_MESSAGE_BYTES {
                 return Err(ProduceError::MessageTooLarge {
                     size: wire,
@@ -344,7 +345,7 @@ impl Producer for KafkaProducer {
         }
         let fr = FutureRecord::to(&topic)
             .key(record.key.as_bytes())
-            .payload(&record.value)
+            .payload(value.as_ref())
             .headers(headers);
         match self
             .inner
@@ -801,7 +802,7 @@ fn record_of(names: &RunNames, m: &rdkafka::message::OwnedMessage) -> ConsumerRe
         partition: m.partition() as u32,
         offset: m.offset() as u64,
         key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-        value: m.payload().unwrap_or_default().to_vec(),
+        value: Blob::from(m.payload().unwrap_or_default()),
         headers,
     }
 }

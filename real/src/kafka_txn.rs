@@ -184,9 +184,10 @@ impl TxnProducer for KafkaTxnProducer {
                 value: Some(v.as_bytes()),
             });
         }
+        let value = record.value.bytes();
         let fr = FutureRecord::to(&topic)
             .key(record.key.as_bytes())
-            .payload(&record.value)
+            .payload(value.as_ref())
             .headers(headers);
         let p = self.producer()?;
         let delivered = p.send(fr, CALL_TIMEOUT).await;

@@ -126,7 +126,7 @@ impl<'w> Run<'w> {
                         key: r.key,
                         headers: r.headers,
                         producer: "broker-log".into(),
-                        value: value_repr(&r.value),
+                        value: value_repr(&r.value.into()),
                         wire_bytes: None,
                     },
                 );

@@ -9,7 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore as Store, ObjectStoreExt, PutPayload};
 use pitfall_harness::history::{Event, History};
 use pitfall_harness::seed::SimRng;
-use pitfall_ports::{ObjectStore, StoreError};
+use pitfall_ports::{Blob, ObjectStore, StoreError};
 use rand::Rng;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -112,11 +112,11 @@ fn err(e: object_store::Error) -> StoreError {
 
 #[async_trait]
 impl ObjectStore for RealStore {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, data: Blob) -> Result<(), StoreError> {
         self.gate().await?;
         let size = data.len();
         self.store
-            .put(&self.path(key), PutPayload::from(data))
+            .put(&self.path(key), PutPayload::from(data.bytes()))
             .await
             .map_err(err)?;
         self.history.record(Event::ObjectPut {
@@ -127,10 +127,10 @@ impl ObjectStore for RealStore {
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Blob>, StoreError> {
         self.gate().await?;
         let object = match self.store.get(&self.path(key)).await {
-            Ok(r) => Some(r.bytes().await.map_err(err)?.to_vec()),
+            Ok(r) => Some(Blob::from(r.bytes().await.map_err(err)?)),
             Err(object_store::Error::NotFound { .. }) => None,
             Err(e) => return Err(err(e)),
         };

@@ -85,7 +85,7 @@ async fn a_commit_whose_reply_is_lost_is_recorded_if_it_landed() {
         let record = ProducerRecord {
             topic: TOPIC.into(),
             key: format!("k{i}"),
-            value: vec![b'x'; 16],
+            value: vec![b'x'; 16].into(),
             headers: vec![],
         };
         producer.send(record).await.expect("sending a record");

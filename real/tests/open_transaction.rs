@@ -31,7 +31,7 @@ fn record(key: &str) -> ProducerRecord {
     ProducerRecord {
         topic: TOPIC.into(),
         key: key.into(),
-        value: key.as_bytes().to_vec(),
+        value: key.into(),
         headers: vec![],
     }
 }

@@ -92,7 +92,7 @@ async fn records_received_before_a_rebalance_are_recorded_before_it() {
                 let record = ProducerRecord {
                     topic: TOPIC.into(),
                     key: format!("k{p}-{i}"),
-                    value: vec![b'x'; 16],
+                    value: vec![b'x'; 16].into(),
                     headers: vec![],
                 };
                 let _ = producer.send(record).await;

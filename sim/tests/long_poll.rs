@@ -57,7 +57,7 @@ fn an_idle_consumer_waits_on_the_broker_and_wakes_on_a_produce() {
             .send(ProducerRecord {
                 topic: TOPIC.into(),
                 key: "k".into(),
-                value: b"v".to_vec(),
+                value: b"v".to_vec().into(),
                 headers: vec![],
             })
             .await

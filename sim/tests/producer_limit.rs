@@ -24,7 +24,7 @@ fn record(value_bytes: usize) -> ProducerRecord {
     ProducerRecord {
         topic: TOPIC.into(),
         key: KEY.into(),
-        value: vec![b'x'; value_bytes],
+        value: vec![b'x'; value_bytes].into(),
         headers: vec![],
     }
 }

@@ -85,9 +85,10 @@ pub fn decode_payment(record: &ConsumerRecord) -> Result<PaymentCompleted, Decod
         source,
     };
     match record.header(TYPE_HEADER) {
-        Some(PAYMENT_COMPLETED) => serde_json::from_slice(&record.value).map_err(json_err),
+        Some(PAYMENT_COMPLETED) => serde_json::from_slice(&record.value.bytes()).map_err(json_err),
         Some(CDC_CHANGE) => {
-            let env: ChangeEnvelope = serde_json::from_slice(&record.value).map_err(json_err)?;
+            let env: ChangeEnvelope =
+                serde_json::from_slice(&record.value.bytes()).map_err(json_err)?;
             let mut payment: PaymentCompleted =
                 serde_json::from_value(env.after).map_err(json_err)?;
             payment.revision = env.version;
@@ -126,7 +127,7 @@ mod tests {
             partition: 0,
             offset: 7,
             key: "o1".into(),
-            value,
+            value: value.into(),
             headers: vec![(TYPE_HEADER.into(), kind.into())],
         }
     }

@@ -5,13 +5,13 @@ use super::{
     Attachment, ClaimReference, Codec, PayloadError, Strategy, CHUNK_COUNT, CHUNK_INDEX,
     CLAIM_PREFIX, PAYLOAD_CODEC, PAYLOAD_DIGEST, PAYLOAD_ID, PAYLOAD_SIZE,
 };
-use pitfall_ports::{Delivery, ObjectStore, ProduceError, Producer, ProducerRecord};
+use pitfall_ports::{Blob, Delivery, ObjectStore, ProduceError, Producer, ProducerRecord};
 
 /// One step of sending a payload.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Planned {
     Record(ProducerRecord),
-    Upload { object_key: String, bytes: Vec<u8> },
+    Upload { object_key: String, bytes: Blob },
 }
 
 /// What [`send_payload`] did: where each record landed, in plan order, and
@@ -54,7 +54,7 @@ pub fn encode(
 ) -> Result<Vec<Planned>, PayloadError> {
     let digest = attachment.digest();
     let size = attachment.size();
-    let record = |value: Vec<u8>, extra: Vec<(&str, String)>| {
+    let record = |value: Blob, extra: Vec<(&str, String)>| {
         let mut headers = vec![
             (PAYLOAD_ID.to_string(), attachment.id.clone()),
             (PAYLOAD_DIGEST.to_string(), digest.clone()),
@@ -81,23 +81,32 @@ pub fn encode(
     };
     match strategy {
         Strategy::Inline => Ok(vec![Planned::Record(record(
-            attachment.bytes().to_vec(),
+            attachment.content().clone(),
             vec![],
         ))]),
         // The bytes go as they are: the producer compresses the batch
         // (`compression.type = codec`), and the header says so.
         Strategy::Compressed => Ok(vec![Planned::Record(record(
-            attachment.bytes().to_vec(),
+            attachment.content().clone(),
             vec![(PAYLOAD_CODEC, codec.name().to_string())],
         ))]),
         Strategy::ChunkedStore | Strategy::ChunkedSeek => {
             if chunk_size == 0 {
                 return Err(PayloadError::InvalidChunkSize);
             }
-            let chunks: Vec<&[u8]> = if size == 0 {
-                vec![&[]]
+            // Slices of the content: chunks of generated content are
+            // views of it, made only where read.
+            let chunks: Vec<Blob> = if size == 0 {
+                vec![Blob::default()]
             } else {
-                attachment.bytes().chunks(chunk_size).collect()
+                (0..size)
+                    .step_by(chunk_size)
+                    .map(|start| {
+                        attachment
+                            .content()
+                            .slice(start..(start + chunk_size).min(size))
+                    })
+                    .collect()
             };
             let count = chunks.len();
             chunks
@@ -105,7 +114,7 @@ pub fn encode(
                 .enumerate()
                 .map(|(index, chunk)| {
                     checked(record(
-                        chunk.to_vec(),
+                        chunk,
                         vec![
                             (CHUNK_INDEX, index.to_string()),
                             (CHUNK_COUNT, count.to_string()),
@@ -122,10 +131,10 @@ pub fn encode(
                 size,
             };
             let value = serde_json::to_vec(&reference).expect("a reference serializes");
-            let reference = checked(record(value, vec![]))?;
+            let reference = checked(record(Blob::from(value), vec![]))?;
             let upload = Planned::Upload {
                 object_key,
-                bytes: attachment.bytes().to_vec(),
+                bytes: attachment.content().clone(),
             };
             Ok(match strategy {
                 Strategy::ClaimCheck => vec![upload, reference],

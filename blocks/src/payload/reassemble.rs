@@ -7,12 +7,12 @@
 //! wrong: corruption, which the caller must see rather than have hidden.
 
 use super::{
-    digest, ClaimReference, Codec, PayloadError, CHUNK_COUNT, CHUNK_INDEX, PAYLOAD_CODEC,
-    PAYLOAD_DIGEST, PAYLOAD_ID,
+    ClaimReference, Codec, PayloadError, CHUNK_COUNT, CHUNK_INDEX, PAYLOAD_CODEC, PAYLOAD_DIGEST,
+    PAYLOAD_ID,
 };
 use async_trait::async_trait;
 use base64::Engine;
-use pitfall_ports::{coverage, ConsumerRecord, Database, DbError, Env, ObjectStore};
+use pitfall_ports::{coverage, Blob, ConsumerRecord, Database, DbError, Env, ObjectStore};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ const RECENT: usize = 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Assembled {
     pub id: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Blob,
     /// The bytes' lowercase hex SHA-256, computed once here.
     pub digest: String,
     /// Whether the bytes have the digest the producer sent.
@@ -260,9 +260,9 @@ impl Reassembler {
         }
     }
 
-    fn finish(&mut self, meta: Meta, bytes: Vec<u8>) -> Option<Assembled> {
+    fn finish(&mut self, meta: Meta, bytes: Blob) -> Option<Assembled> {
         self.memory.spike(bytes.len());
-        let digest = digest(&bytes);
+        let digest = bytes.digest();
         Some(Assembled {
             digest_ok: digest == meta.digest,
             digest,
@@ -289,7 +289,7 @@ impl Reassembler {
                 Ok(self.finish(meta, record.value.clone()))
             }
             Mode::ClaimCheck(store) => {
-                let reference: ClaimReference = serde_json::from_slice(&record.value)
+                let reference: ClaimReference = serde_json::from_slice(&record.value.bytes())
                     .map_err(|e| bad(record, format!("not a claim reference: {e}")))?;
                 let object_key = reference.object_key;
                 match store.get(&object_key).await {
@@ -308,9 +308,10 @@ impl Reassembler {
                     payload_id: meta.id.clone(),
                     source,
                 };
-                let stored = store_chunk(db.as_ref(), &meta.id, index, count, &record.value)
-                    .await
-                    .map_err(db_err)?;
+                let stored =
+                    store_chunk(db.as_ref(), &meta.id, index, count, &record.value.bytes())
+                        .await
+                        .map_err(db_err)?;
                 if stored.fresh {
                     *self.stored_here.entry(meta.id.clone()).or_default() += 1;
                 }
@@ -341,7 +342,7 @@ impl Reassembler {
                     }
                 }
                 tx.rollback().await;
-                Ok(self.finish(meta, bytes))
+                Ok(self.finish(meta, Blob::from(bytes)))
             }
             Mode::ChunkedSeek {
                 source,
@@ -371,7 +372,7 @@ impl Reassembler {
                 // Seek back to this payload's own chunks only, a page at a
                 // time: memory is the payload plus one page, however many
                 // other records lie between its first and last chunk.
-                let mut chunks: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+                let mut chunks: BTreeMap<u32, Blob> = BTreeMap::new();
                 let mut held = 0;
                 for (from, to) in seek_ranges(done.at.values().copied()) {
                     let read = source.read(&record.topic, record.partition, from, to);
@@ -412,11 +413,8 @@ impl Reassembler {
                         ),
                     });
                 }
-                let mut bytes = Vec::with_capacity(chunks.values().map(Vec::len).sum());
-                for chunk in chunks.into_values() {
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(self.finish(meta, bytes))
+                // Chunks of generated content in order are its view again.
+                Ok(self.finish(meta, Blob::concat(chunks.into_values())))
             }
         }
     }

@@ -4,7 +4,7 @@ use super::Strategy;
 use super::*;
 use async_trait::async_trait;
 use pitfall_ports::{
-    ConsumerRecord, Database, DbError, Delivery, ObjectStore, ProduceError, Producer,
+    Blob, ConsumerRecord, Database, DbError, Delivery, ObjectStore, ProduceError, Producer,
     ProducerRecord, Row, StoreError, Transaction,
 };
 use proptest::prelude::*;
@@ -93,20 +93,20 @@ impl ChunkSource for Log {
 
 #[derive(Default)]
 struct Store {
-    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    objects: Mutex<BTreeMap<String, Blob>>,
     down: bool,
 }
 
 #[async_trait]
 impl ObjectStore for Store {
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, data: Blob) -> Result<(), StoreError> {
         if self.down {
             return Err(StoreError::Unavailable("down".into()));
         }
         self.objects.lock().unwrap().insert(key.to_string(), data);
         Ok(())
     }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Blob>, StoreError> {
         Ok(self.objects.lock().unwrap().get(key).cloned())
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -251,6 +251,22 @@ fn mess_up(records: Vec<ProducerRecord>, seed: u64) -> Vec<ProducerRecord> {
     out
 }
 
+/// Flip a bit of the byte at `at`: corruption on the way.
+fn flip(value: &mut Blob, at: usize) {
+    let mut bytes = value.to_vec();
+    bytes[at] ^= 0x20;
+    *value = bytes.into();
+}
+
+/// One step of splitmix64, for the tests' own shuffles.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -295,7 +311,7 @@ proptest! {
         for a in assembled {
             prop_assert!(a.digest_ok);
             prop_assert_eq!(a.id.as_str(), "doc-1");
-            prop_assert_eq!(digest(&a.bytes), attachment.digest());
+            prop_assert_eq!(a.bytes.digest(), attachment.digest());
         }
     }
 
@@ -306,10 +322,10 @@ proptest! {
     ) {
         let attachment = Attachment::generate("doc", size, seed);
         for codec in Codec::ALL {
-            let compressed = codec.compress(attachment.bytes());
+            let compressed = codec.compress(&attachment.bytes());
             let ratio = size as f64 / compressed.len() as f64;
             prop_assert!(ratio > 1.5, "{} ratio {ratio:.2}", codec.name());
-            prop_assert_eq!(&codec.decompress(&compressed).unwrap(), &attachment.bytes());
+            prop_assert_eq!(codec.decompress(&compressed).unwrap(), attachment.bytes().to_vec());
         }
     }
 
@@ -381,34 +397,6 @@ fn names_match_serde_and_generation_is_deterministic() {
     assert!(digest(b"abc").starts_with("ba7816bf"));
 }
 
-/// `generate` keeps its last contents by (seed, size): what it hands back
-/// for a pair is that pair's content, whichever it made in between and
-/// under whichever id, and an attachment made again costs no new digest.
-#[test]
-fn generated_contents_kept_for_reuse_are_those_of_their_seed_and_size() {
-    let fresh = |size, seed| Attachment::new("fresh", super::generate_bytes(size, seed));
-    let first = Attachment::generate("order-1", 4096, 7);
-    assert_eq!(first.size(), 4096);
-    assert_eq!(first.bytes(), fresh(4096, 7).bytes());
-    let digest = first.digest();
-    // Same seed, other size; other seed, same size: different contents.
-    let shorter = Attachment::generate("order-1", 4000, 7);
-    assert_eq!(shorter.bytes(), &first.bytes()[..4000]);
-    let other = Attachment::generate("order-1", 4096, 8);
-    assert_eq!(other.bytes(), fresh(4096, 8).bytes());
-    assert_ne!(other.bytes(), first.bytes());
-    // Made again after others pushed it out, and under another id: its
-    // digest is known without making the bytes, and they are right too.
-    for seed in 100..110 {
-        Attachment::generate("filler", 64, seed).digest();
-    }
-    let again = Attachment::generate("order-2", 4096, 7);
-    assert_eq!(again.id, "order-2");
-    assert_eq!(again.bytes(), first.bytes());
-    assert_eq!(again.digest(), digest);
-    assert_eq!(digest, super::digest(fresh(4096, 7).bytes()));
-}
-
 #[tokio::test]
 async fn inline_too_large_is_rejected_by_the_broker() {
     let ports = Ports::new(10_000);
@@ -470,7 +458,7 @@ async fn claim_check_uploads_before_the_reference() {
         .unwrap()
         .unwrap();
     assert!(assembled.digest_ok);
-    assert_eq!(assembled.bytes, attachment.bytes());
+    assert_eq!(&assembled.bytes, attachment.content());
 }
 
 #[tokio::test]
@@ -557,7 +545,7 @@ async fn chunked_store_holds_nothing_between_chunks() {
                 (0, 0)
             );
         } else {
-            assert_eq!(yielded.unwrap().bytes, attachment.bytes());
+            assert_eq!(&yielded.unwrap().bytes, attachment.content());
         }
     }
     assert_eq!(reassembler.memory_bytes(), 0);
@@ -601,7 +589,7 @@ async fn chunked_seek_keeps_bookkeeping_and_peaks_at_one_payload() {
         );
     }
     let assembled = reassembler.accept(&chunks[15]).await.unwrap().unwrap();
-    assert_eq!(assembled.bytes, attachment.bytes());
+    assert_eq!(&assembled.bytes, attachment.content());
     assert_eq!(reassembler.pending_payloads(), 0);
     assert!(reassembler.peak_memory_bytes() >= 1 << 20);
     assert!(reassembler.peak_memory_bytes() < (1 << 20) + 256);
@@ -644,8 +632,8 @@ async fn chunked_seek_reads_back_only_its_own_chunks() {
     }
     let digests: Vec<bool> = assembled.iter().map(|p| p.digest_ok).collect();
     assert_eq!(digests, vec![true, true]);
-    assert_eq!(assembled[0].bytes, a.bytes());
-    assert_eq!(assembled[1].bytes, b.bytes());
+    assert_eq!(&assembled[0].bytes, a.content());
+    assert_eq!(&assembled[1].bytes, b.content());
     let peak = reassembler.peak_memory_bytes();
     assert!(peak >= 1 << 20, "{peak}");
     assert!(peak <= (1 << 20) + 8 * chunk + 4096, "{peak}");
@@ -658,7 +646,7 @@ async fn corrupt_chunk_yields_a_digest_mismatch() {
         let attachment = Attachment::generate("doc", 10_000, 7);
         let planned = encode(strategy, Codec::Lz4, &attachment, TOPIC, "k", 4_000, 5_000).unwrap();
         let mut chunks = records(&planned);
-        chunks[1].value[17] ^= 0x20;
+        flip(&mut chunks[1].value, 17);
         let mut reassembler = ports.reassembler(strategy);
         let mut yielded = Vec::new();
         for r in chunks {
@@ -669,7 +657,7 @@ async fn corrupt_chunk_yields_a_digest_mismatch() {
         };
         assert!(!assembled.digest_ok, "{}", strategy.name());
         assert_eq!(assembled.bytes.len(), attachment.bytes().len());
-        assert_ne!(assembled.bytes, attachment.bytes());
+        assert_ne!(&assembled.bytes, attachment.content());
     }
 }
 
@@ -679,7 +667,7 @@ async fn single_record_strategies_flag_corruption() {
     let attachment = Attachment::generate("doc", 10_000, 8);
     let plan = |s| records(&encode(s, Codec::Snappy, &attachment, TOPIC, "k", 1, 1_000).unwrap());
     let mut inline = ports.log.append(plan(Strategy::Inline).remove(0));
-    inline.value[5] ^= 1;
+    flip(&mut inline.value, 5);
     let assembled = Reassembler::inline()
         .accept(&inline)
         .await
@@ -687,7 +675,7 @@ async fn single_record_strategies_flag_corruption() {
         .unwrap();
     assert!(!assembled.digest_ok);
     let mut compressed = ports.log.append(plan(Strategy::Compressed).remove(0));
-    compressed.value.truncate(100);
+    compressed.value = compressed.value.slice(0..100);
     let assembled = Reassembler::compressed()
         .accept(&compressed)
         .await
@@ -704,7 +692,7 @@ async fn single_record_strategies_flag_corruption() {
     let reference = ports.log.append(plan(Strategy::ClaimCheck).remove(0));
     ports
         .store
-        .put("payloads/doc", b"tampered".to_vec())
+        .put("payloads/doc", "tampered".into())
         .await
         .unwrap();
     let mut claim = ports.reassembler(Strategy::ClaimCheck);
@@ -742,36 +730,4 @@ async fn chunked_seek_never_yields_a_payload_missing_from_the_log() {
         matches!(err, PayloadError::Corrupt { ref reason, .. } if reason.starts_with("2 of 3")),
         "{err}"
     );
-}
-
-/// The generator written the plain way, one word appended at a time: the
-/// block-copying [`super::generate_bytes`] must make the same bytes at every
-/// size, including where the last word or number is cut off.
-fn generate_plainly(size: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut bytes = Vec::new();
-    while bytes.len() < size {
-        let r = super::splitmix64(&mut state);
-        bytes.extend_from_slice(super::WORDS[(r % 32) as usize].as_bytes());
-        match (r >> 5) % 8 {
-            0 => bytes.extend_from_slice(format!("={} ", (r >> 16) % 100_000).as_bytes()),
-            1 => bytes.push(b'\n'),
-            _ => bytes.push(b' '),
-        }
-    }
-    bytes.truncate(size);
-    bytes
-}
-
-#[test]
-fn generated_bytes_are_those_of_the_plain_generator() {
-    for seed in 0..8 {
-        for size in (0..600).chain([4095, 4096, 65_537]) {
-            assert_eq!(
-                super::generate_bytes(size, seed),
-                generate_plainly(size, seed),
-                "seed {seed}, size {size}"
-            );
-        }
-    }
 }

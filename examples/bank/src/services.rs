@@ -158,10 +158,11 @@ pub fn decode(record: &ConsumerRecord) -> Result<TransferMade, ApplyError> {
     };
     match record.header(TYPE_HEADER) {
         Some(CDC_CHANGE) => {
-            let change: ChangeEnvelope = serde_json::from_slice(&record.value).map_err(poison)?;
+            let change: ChangeEnvelope =
+                serde_json::from_slice(&record.value.bytes()).map_err(poison)?;
             serde_json::from_value(change.after).map_err(poison)
         }
-        Some(TRANSFER_MADE) => serde_json::from_slice(&record.value).map_err(poison),
+        Some(TRANSFER_MADE) => serde_json::from_slice(&record.value.bytes()).map_err(poison),
         other => Err(ApplyError::Poison(format!("unknown record type {other:?}"))),
     }
 }

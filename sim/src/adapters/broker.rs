@@ -24,7 +24,7 @@ use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::{
-    message_size, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
+    message_size, Blob, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
     GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
     TopicPartitionOffset, TxnError, TxnProducer, MAX_MESSAGE_BYTES,
 };
@@ -337,7 +337,7 @@ impl SimProducer {
         // The record's own value is not needed after this.
         let value = std::mem::take(&mut record.value);
         let wire_value = match self.config.compression {
-            Some(codec) => codec.compress(&value),
+            Some(codec) => Blob::from(codec.compress(&value.bytes())),
             None => value,
         };
         too_large(&record, &wire_value)?;
@@ -436,7 +436,7 @@ impl Producer for SimProducer {
 /// the real adapter for a compressed batch): a record the broker would
 /// reject fails at once, without crossing the network. The size is counted
 /// as the broker counts it, on the value as sent (compressed, with a codec).
-fn too_large(record: &ProducerRecord, wire_value: &[u8]) -> Result<(), ProduceError> {
+fn too_large(record: &ProducerRecord, wire_value: &Blob) -> Result<(), ProduceError> {
     let size = message_size(&record.key, wire_value.len(), &record.headers);
     if size > MAX_MESSAGE_BYTES {
         return Err(ProduceError::MessageTooLarge {
@@ -877,7 +877,7 @@ impl TxnProducer for SimTxnProducer {
         let sequence = (txn.producer_id, *next);
         *next += 1;
         let value = match self.config.compression {
-            Some(codec) => codec.compress(&record.value),
+            Some(codec) => Blob::from(codec.compress(&record.value.bytes())),
             None => record.value,
         };
         let req = BrokerRequest::Produce {

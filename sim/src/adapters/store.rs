@@ -3,10 +3,10 @@
 //! only once fully uploaded.
 
 use super::REQUEST_TIMEOUT;
-use crate::servers::store::{StoreRequest, StoreRequestRef, StoreResponse, PORT};
+use crate::servers::store::{StoreRequest, StoreResponse, PORT};
 use crate::wire::{self, CallError};
 use async_trait::async_trait;
-use pitfall_ports::{ObjectStore, StoreError};
+use pitfall_ports::{Blob, ObjectStore, StoreError};
 
 pub const PART_SIZE: usize = 1 << 20;
 
@@ -50,19 +50,23 @@ fn unavailable(e: CallError) -> StoreError {
 
 #[async_trait]
 impl ObjectStore for SimStore {
-    /// The parts go one by one from `data`, each sent from a borrowed
-    /// slice (the frames are those of `StoreRequest::Part`).
-    async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    /// The parts go one by one, each a slice of `data` (a view, for
+    /// generated content).
+    async fn put(&self, key: &str, data: Blob) -> Result<(), StoreError> {
         let mut conn = self.connect().await?;
-        for part in data.chunks(PART_SIZE) {
-            Self::call(&mut conn, &StoreRequestRef::Part { key, data: part }).await?;
+        for start in (0..data.len()).step_by(PART_SIZE) {
+            let part = data.slice(start..(start + PART_SIZE).min(data.len()));
+            let req = StoreRequest::Part {
+                key: key.into(),
+                data: part,
+            };
+            Self::call(&mut conn, &req).await?;
         }
-        Self::call(&mut conn, &StoreRequestRef::Complete { key })
-            .await
-            .map(drop)
+        let complete = StoreRequest::Complete { key: key.into() };
+        Self::call(&mut conn, &complete).await.map(drop)
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Blob>, StoreError> {
         match self.exchange(StoreRequest::Get { key: key.into() }).await? {
             StoreResponse::Object(o) => Ok(o),
             other => Err(StoreError::Other(format!("unexpected reply {other:?}"))),

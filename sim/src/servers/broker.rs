@@ -16,7 +16,7 @@ use pitfall_harness::coverage;
 use pitfall_harness::history::{value_repr, Event, History};
 use pitfall_harness::system::BROKER;
 use pitfall_ports::codec::Codec;
-use pitfall_ports::TopicPartitionOffset;
+use pitfall_ports::{Blob, TopicPartitionOffset};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,8 +34,7 @@ const SEQUENCE_WINDOW: usize = 5;
 pub struct WireRecord {
     pub offset: u64,
     pub key: String,
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    pub value: Blob,
     pub headers: Vec<(String, String)>,
 }
 
@@ -50,8 +49,7 @@ pub enum BrokerRequest {
         topic: String,
         partition: u32,
         key: String,
-        #[serde(with = "serde_bytes")]
-        value: Vec<u8>,
+        value: Blob,
         headers: Vec<(String, String)>,
         /// Producer id and sequence, for idempotent producers.
         sequence: Option<(u64, u64)>,
@@ -201,7 +199,7 @@ pub enum BrokerResponse {
 #[derive(Clone, Debug)]
 struct Stored {
     key: String,
-    value: Vec<u8>,
+    value: Blob,
     headers: Vec<(String, String)>,
     /// The compressed value's size, when the producer compressed the batch:
     /// the size limit applies to what came over the wire.
@@ -541,7 +539,7 @@ impl BrokerState {
             });
             log.push(Stored {
                 key: String::new(),
-                value: Vec::new(),
+                value: Blob::default(),
                 headers: Vec::new(),
                 wire: None,
                 status: Status::Marker,
@@ -836,8 +834,8 @@ impl BrokerServer {
                     None => (value, None),
                     Some(codec) => {
                         let wire = value.len();
-                        match codec.decompress(&value) {
-                            Ok(raw) => (raw, Some(wire)),
+                        match codec.decompress(&value.bytes()) {
+                            Ok(raw) => (Blob::from(raw), Some(wire)),
                             Err(e) => {
                                 return Some(BrokerResponse::Error(BrokerError::Corrupt(
                                     e.to_string(),
@@ -1233,7 +1231,7 @@ mod tests {
     fn rec(key: &str) -> Stored {
         Stored {
             key: key.into(),
-            value: b"v".to_vec(),
+            value: b"v".to_vec().into(),
             headers: vec![],
             wire: None,
             status: Status::Visible,
@@ -1285,7 +1283,7 @@ mod tests {
         b.max_message_bytes = 10;
         let big = Stored {
             key: "k".into(),
-            value: vec![0; 10],
+            value: vec![0; 10].into(),
             headers: vec![],
             wire: None,
             status: Status::Visible,

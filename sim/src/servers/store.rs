@@ -5,6 +5,7 @@
 use super::{before_request, peer_name, SharedFaults};
 use crate::wire;
 use pitfall_harness::history::{Event, History};
+use pitfall_ports::Blob;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,8 +21,7 @@ pub enum StoreRequest {
     /// Append a part to this connection's pending upload of `key`.
     Part {
         key: String,
-        #[serde(with = "serde_bytes")]
-        data: Vec<u8>,
+        data: Blob,
     },
     /// Make the pending upload of `key` visible.
     Complete {
@@ -41,34 +41,11 @@ pub enum StoreRequest {
 /// The start of [`StoreRequest`] as a client sends it, borrowing what it
 /// sends: encoded exactly as `StoreRequest` (same tag, variants and
 /// fields), so a part goes out without being copied first.
-#[derive(Debug, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum StoreRequestRef<'a> {
-    Part {
-        key: &'a str,
-        #[serde(with = "serde_bytes")]
-        data: &'a [u8],
-    },
-    Complete {
-        key: &'a str,
-    },
-}
-
-/// The start of [`StoreResponse`] as the server sends an object, borrowing
-/// it: encoded exactly as `StoreResponse` (same variants in the same order).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
-enum StoreResponseRef<'a> {
-    #[allow(dead_code)] // only here to keep the variants' order
-    Done,
-    Object(#[serde(with = "serde_bytes")] Option<&'a [u8]>),
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreResponse {
     Done,
-    Object(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
+    Object(Option<Blob>),
     Keys(Vec<String>),
     Error(String),
 }
@@ -76,7 +53,7 @@ pub enum StoreResponse {
 /// Durable objects, shared with the replies that carry them.
 #[derive(Debug, Default)]
 pub struct StoreState {
-    objects: BTreeMap<String, Arc<Vec<u8>>>,
+    objects: BTreeMap<String, Blob>,
 }
 
 impl StoreState {
@@ -116,7 +93,7 @@ impl StoreServer {
 
     async fn connection(&self, mut conn: wire::Conn, process: String) {
         // Each pending upload's parts, joined once when it completes.
-        let mut uploads: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut uploads: BTreeMap<String, Vec<Blob>> = BTreeMap::new();
         loop {
             let req: StoreRequest =
                 match tokio::time::timeout(IDLE_TIMEOUT, wire::recv(&mut conn)).await {
@@ -132,9 +109,10 @@ impl StoreServer {
                     StoreResponse::Done
                 }
                 StoreRequest::Complete { key } => {
-                    let data = uploads.remove(&key).unwrap_or_default().concat();
+                    // Parts of a view of generated content join into one
+                    // view again: the object is kept without its bytes.
+                    let data = Blob::concat(uploads.remove(&key).unwrap_or_default());
                     let size = data.len();
-                    let data = Arc::new(data);
                     self.state.lock().unwrap().objects.insert(key.clone(), data);
                     self.history.record(Event::ObjectPut {
                         process: process.clone(),
@@ -150,11 +128,7 @@ impl StoreServer {
                         key,
                         found: object.is_some(),
                     });
-                    let reply = StoreResponseRef::Object(object.as_deref().map(Vec::as_slice));
-                    if wire::send(&mut conn, &reply).await.is_err() {
-                        return;
-                    }
-                    continue;
+                    StoreResponse::Object(object)
                 }
                 StoreRequest::List { prefix } => {
                     StoreResponse::Keys(self.state.lock().unwrap().keys(&prefix))
@@ -184,44 +158,40 @@ mod tests {
     fn list_is_sorted_and_prefix_bounded() {
         let mut s = StoreState::default();
         for k in ["b/2", "a/1", "b/1", "c"] {
-            s.objects.insert(k.into(), Arc::default());
+            s.objects.insert(k.into(), Blob::default());
         }
         assert_eq!(s.keys("b/"), vec!["b/1".to_string(), "b/2".to_string()]);
         assert_eq!(s.keys(""), vec!["a/1", "b/1", "b/2", "c"]);
     }
 
-    /// The borrowing forms go over the wire as the owned ones do: a server
-    /// reading `StoreRequest` and a client reading `StoreResponse` see the
-    /// same frames.
+    /// An object of generated content uploaded in parts is kept as its
+    /// view: the parts join without their bytes being made.
     #[test]
-    fn borrowed_messages_encode_as_the_owned_ones() {
-        let data = b"part of an object".to_vec();
-        assert_eq!(
-            encode(&StoreRequestRef::Part {
-                key: "payloads/o-1",
-                data: &data
-            }),
-            encode(&StoreRequest::Part {
-                key: "payloads/o-1".into(),
-                data: data.clone()
+    fn parts_of_a_view_are_kept_as_the_view() {
+        let object = Blob::generated(3, 5 << 20);
+        let parts: Vec<Blob> = (0..5)
+            .map(|i| object.slice(i << 20..(i + 1) << 20))
+            .collect();
+        let frames: Vec<Vec<u8>> = parts
+            .iter()
+            .map(|data| {
+                encode(&StoreRequest::Part {
+                    key: "k".into(),
+                    data: data.clone(),
+                })
             })
+            .collect();
+        assert!(
+            frames.iter().all(|f| f.len() < 200),
+            "a view's part is a few numbers"
         );
-        assert_eq!(
-            encode(&StoreRequestRef::Complete { key: "k" }),
-            encode(&StoreRequest::Complete { key: "k".into() })
-        );
-        assert_eq!(
-            encode(&StoreResponseRef::Object(Some(&data))),
-            encode(&StoreResponse::Object(Some(data.clone())))
-        );
-        assert_eq!(
-            encode(&StoreResponseRef::Object(None)),
-            encode(&StoreResponse::Object(None))
-        );
-        assert_ne!(
-            encode(&StoreResponseRef::Object(None)),
-            encode(&StoreResponse::Done)
-        );
+        let received = frames
+            .iter()
+            .map(|f| match rmp_serde::from_slice(f).unwrap() {
+                StoreRequest::Part { data, .. } => data,
+                other => panic!("{other:?}"),
+            });
+        assert_eq!(Blob::concat(received).view(), object.view());
     }
 
     /// What `wire::send` puts in a frame.

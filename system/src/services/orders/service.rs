@@ -312,7 +312,7 @@ fn decode(record: &ConsumerRecord) -> Result<(Sourced, u64), ApplyError> {
 }
 
 fn change_of(record: &ConsumerRecord) -> Result<ChangeEnvelope, ApplyError> {
-    serde_json::from_slice(&record.value)
+    serde_json::from_slice(&record.value.bytes())
         .map_err(|e| ApplyError::Poison(format!("bad change envelope: {e}")))
 }
 

@@ -136,7 +136,7 @@ fn change(topic: &str, table: &str, key: &str, version: u64, after: Value) -> Co
         partition: 0,
         offset: version,
         key: key.into(),
-        value: serde_json::to_vec(&envelope).unwrap(),
+        value: serde_json::to_vec(&envelope).unwrap().into(),
         headers: vec![(TYPE_HEADER.into(), CDC_CHANGE.into())],
     }
 }

@@ -37,8 +37,8 @@ pub struct Translator {
 
 /// The official event for one raw change of the orders table.
 pub fn translate(record: &ConsumerRecord) -> Result<OrderEvent, String> {
-    let change: ChangeEnvelope =
-        serde_json::from_slice(&record.value).map_err(|e| format!("bad change envelope: {e}"))?;
+    let change: ChangeEnvelope = serde_json::from_slice(&record.value.bytes())
+        .map_err(|e| format!("bad change envelope: {e}"))?;
     let row: OrderRow =
         serde_json::from_value(change.after).map_err(|e| format!("bad orders row: {e}"))?;
     Ok(OrderEvent {

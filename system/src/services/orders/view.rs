@@ -45,13 +45,13 @@ fn decode(record: &ConsumerRecord) -> Result<Update, ApplyError> {
     let poison = |e: String| ApplyError::Poison(e);
     match record.header(TYPE_HEADER) {
         Some(CDC_CHANGE) => {
-            let change: ChangeEnvelope = serde_json::from_slice(&record.value)
+            let change: ChangeEnvelope = serde_json::from_slice(&record.value.bytes())
                 .map_err(|e| poison(format!("bad change envelope: {e}")))?;
             serde_json::from_value(change.after)
                 .map(Update::Event)
                 .map_err(|e| poison(format!("bad order event row: {e}")))
         }
-        Some(ORDER_EVENT) => serde_json::from_slice(&record.value)
+        Some(ORDER_EVENT) => serde_json::from_slice(&record.value.bytes())
             .map(Update::State)
             .map_err(|e| poison(format!("bad order event: {e}"))),
         other => Err(poison(format!("unknown record type {other:?}"))),

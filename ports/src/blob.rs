@@ -1,0 +1,493 @@
+//! Record values and stored objects: [`Blob`], shared bytes or a view of
+//! generated content.
+//!
+//! A simulated attachment of up to 20 MiB is made from a seed. As a view of
+//! that content it crosses the simulated network, sits in the broker's log
+//! and in the object store, and is sliced into chunks and put back
+//! together, all without its bytes existing anywhere. The bytes are made
+//! only where something reads them (a codec, a real client, a decoder), and
+//! only the part read: the generator keeps checkpoints every
+//! [`CHECKPOINT_BYTES`] so that any range is made from the nearest one
+//! before it. Digests of views are computed once per thread and remembered.
+
+use crate::digest::sha256_hex;
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::ops::Range;
+
+/// Bytes: either shared ([`Bytes`]) or a [`View`] of generated content.
+/// Clones are cheap either way. Two blobs are equal when their bytes are.
+#[derive(Clone, Default)]
+pub struct Blob(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Bytes(Bytes),
+    Generated(View),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::Bytes(Bytes::new())
+    }
+}
+
+/// `len` bytes from `start` of the `size` bytes that [`Blob::generated`]
+/// makes from `seed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct View {
+    pub seed: u64,
+    pub size: usize,
+    pub start: usize,
+    pub len: usize,
+}
+
+impl View {
+    fn range(&self) -> Range<usize> {
+        self.start..self.start + self.len
+    }
+}
+
+impl Blob {
+    /// `size` bytes of text-like content (words, numbers, line breaks), the
+    /// same for the same seed; a longer size extends a shorter one. Nothing
+    /// is made until read.
+    pub fn generated(seed: u64, size: usize) -> Blob {
+        Blob(Repr::Generated(View {
+            seed,
+            size,
+            start: 0,
+            len: size,
+        }))
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            Repr::Bytes(b) => b.len(),
+            Repr::Generated(v) => v.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The view of generated content this blob is, if it is one.
+    pub fn view(&self) -> Option<View> {
+        match &self.0 {
+            Repr::Bytes(_) => None,
+            Repr::Generated(v) => Some(*v),
+        }
+    }
+
+    /// The bytes: shared for stored bytes, made now for a view.
+    pub fn bytes(&self) -> Bytes {
+        match &self.0 {
+            Repr::Bytes(b) => b.clone(),
+            Repr::Generated(v) => generate_range(v.seed, v.range()),
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        match &self.0 {
+            Repr::Bytes(b) => b.to_vec(),
+            Repr::Generated(v) => generate_range(v.seed, v.range()).to_vec(),
+        }
+    }
+
+    /// The bytes in `range` of this blob, without making them.
+    ///
+    /// # Panics
+    /// If `range` is not within the blob, as slicing does.
+    pub fn slice(&self, range: Range<usize>) -> Blob {
+        assert!(
+            range.start <= range.end && range.end <= self.len(),
+            "range {range:?} out of a blob of {} bytes",
+            self.len()
+        );
+        match &self.0 {
+            Repr::Bytes(b) => Blob(Repr::Bytes(b.slice(range))),
+            Repr::Generated(v) => Blob(Repr::Generated(View {
+                start: v.start + range.start,
+                len: range.len(),
+                ..*v
+            })),
+        }
+    }
+
+    /// The blobs one after the other. Adjacent views of the same content
+    /// stay a view (chunks put back together are the attachment again);
+    /// anything else is copied into new bytes.
+    pub fn concat(parts: impl IntoIterator<Item = Blob>) -> Blob {
+        let parts: Vec<Blob> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        if let Some(view) = joined_view(&parts) {
+            return Blob(Repr::Generated(view));
+        }
+        match parts.as_slice() {
+            [] => Blob::default(),
+            [one] => one.clone(),
+            _ => {
+                let mut bytes = BytesMut::with_capacity(parts.iter().map(Blob::len).sum());
+                for part in &parts {
+                    bytes.extend_from_slice(&part.bytes());
+                }
+                Blob(Repr::Bytes(bytes.freeze()))
+            }
+        }
+    }
+
+    /// Lowercase hex SHA-256 of the bytes. A view's is computed once per
+    /// thread, a piece at a time, and remembered.
+    pub fn digest(&self) -> String {
+        match &self.0 {
+            Repr::Bytes(b) => sha256_hex(b),
+            Repr::Generated(v) => view_digest(*v),
+        }
+    }
+}
+
+/// The single view `parts` (none empty) make when each starts where the one
+/// before it ends, in the same content.
+fn joined_view(parts: &[Blob]) -> Option<View> {
+    let first = parts.first()?.view()?;
+    let mut joined = first;
+    for part in &parts[1..] {
+        let next = part.view()?;
+        if (next.seed, next.size) != (first.seed, first.size)
+            || next.start != joined.start + joined.len
+        {
+            return None;
+        }
+        joined.len += next.len;
+    }
+    Some(joined)
+}
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Self) -> bool {
+        if self.len() != other.len() {
+            return false;
+        }
+        match (&self.0, &other.0) {
+            (Repr::Bytes(a), Repr::Bytes(b)) => a == b,
+            (Repr::Generated(a), Repr::Generated(b)) if (a.seed, a.start) == (b.seed, b.start) => {
+                true
+            }
+            _ => self.bytes() == other.bytes(),
+        }
+    }
+}
+
+impl Eq for Blob {}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Bytes(b) => write!(f, "Blob({b:?})"),
+            Repr::Generated(v) => write!(
+                f,
+                "Blob(generated seed {} size {}, {}..{})",
+                v.seed,
+                v.size,
+                v.start,
+                v.start + v.len
+            ),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(bytes: Vec<u8>) -> Self {
+        Blob(Repr::Bytes(Bytes::from(bytes)))
+    }
+}
+
+impl From<Bytes> for Blob {
+    fn from(bytes: Bytes) -> Self {
+        Blob(Repr::Bytes(bytes))
+    }
+}
+
+impl From<&[u8]> for Blob {
+    fn from(bytes: &[u8]) -> Self {
+        Blob(Repr::Bytes(Bytes::copy_from_slice(bytes)))
+    }
+}
+
+impl From<&str> for Blob {
+    fn from(text: &str) -> Self {
+        Blob::from(text.as_bytes())
+    }
+}
+
+impl From<String> for Blob {
+    fn from(text: String) -> Self {
+        Blob::from(text.into_bytes())
+    }
+}
+
+/// A blob on the wire: its bytes, or the view it is (a few numbers).
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum WireRef<'a> {
+    Bytes(&'a serde_bytes::Bytes),
+    Generated(View),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Wire {
+    Bytes(serde_bytes::ByteBuf),
+    Generated(View),
+}
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Repr::Bytes(b) => WireRef::Bytes(serde_bytes::Bytes::new(b)).serialize(serializer),
+            Repr::Generated(v) => WireRef::Generated(*v).serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Wire::deserialize(deserializer)? {
+            Wire::Bytes(b) => Ok(Blob::from(b.into_vec())),
+            Wire::Generated(v) if v.start.checked_add(v.len).is_some_and(|end| end <= v.size) => {
+                Ok(Blob(Repr::Generated(v)))
+            }
+            Wire::Generated(v) => Err(serde::de::Error::custom(format!(
+                "a view of {}..{} is outside its content of {} bytes",
+                v.start,
+                v.start.saturating_add(v.len),
+                v.size
+            ))),
+        }
+    }
+}
+
+/// A blob as a plain sequence of byte values, as serde writes a `Vec<u8>`
+/// (made for a view): for records kept as JSON, such as a parked record,
+/// whose form must not depend on where their bytes came from. Use with
+/// `#[serde(with = "pitfall_ports::blob::as_byte_seq")]`.
+pub mod as_byte_seq {
+    use super::Blob;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(blob: &Blob, serializer: S) -> Result<S::Ok, S::Error> {
+        blob.bytes().as_ref().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Blob, D::Error> {
+        Vec::<u8>::deserialize(deserializer).map(Blob::from)
+    }
+}
+
+/// Words the generator draws from: enough variety to be non-trivial, few
+/// enough that real codecs find repeats, like the text of documents or logs.
+#[rustfmt::skip]
+const WORDS: [&str; 32] = [
+    "order", "payment", "invoice", "customer", "shipment", "warehouse", "amount", "currency",
+    "status", "pending", "settled", "refund", "address", "street", "city", "postcode", "item",
+    "quantity", "price", "discount", "tax", "total", "note", "gift", "express", "standard",
+    "created", "updated", "reference", "account", "ledger", "batch",
+];
+
+/// splitmix64's increment: after `n` draws from `seed` the state is
+/// `seed + n * GAMMA`, which is what lets a checkpoint restart it.
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One step of splitmix64: content generation only, not a source of run
+/// randomness (that comes from the seeded [`crate::Env`]).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(GAMMA);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The longest word in [`WORDS`] is shorter than this: every word is copied
+/// as one fixed-size block, and the length written moves on by the word's.
+const WORD_BLOCK: usize = 16;
+
+/// [`WORDS`] padded to [`WORD_BLOCK`] bytes, with their lengths.
+const PADDED_WORDS: [([u8; WORD_BLOCK], usize); 32] = {
+    let mut padded = [([0u8; WORD_BLOCK], 0); 32];
+    let mut w = 0;
+    while w < WORDS.len() {
+        let word = WORDS[w].as_bytes();
+        assert!(word.len() < WORD_BLOCK);
+        let mut i = 0;
+        while i < word.len() {
+            padded[w].0[i] = word[i];
+            i += 1;
+        }
+        padded[w].1 = word.len();
+        w += 1;
+    }
+    padded
+};
+
+/// How far apart the generator's checkpoints are, in bytes of content.
+pub const CHECKPOINT_BYTES: usize = 64 << 10;
+
+/// Where the generator is at the first draw at or past a multiple of
+/// [`CHECKPOINT_BYTES`]: how many draws it made and where it writes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Checkpoint {
+    draws: u64,
+    at: usize,
+}
+
+/// How many seeds' checkpoints a thread keeps (a 20 MiB content has 320,
+/// 16 bytes each).
+const CHECKPOINTED_SEEDS: usize = 64;
+
+/// How many digests of views a thread keeps (about 100 bytes each).
+const VIEW_DIGESTS: usize = 8192;
+
+thread_local! {
+    /// Checkpoints by seed, newest last: `checkpoints[k]` is where the
+    /// generator is at `k * CHECKPOINT_BYTES`. A function of the seed
+    /// alone, so which thread found them, and when, changes nothing.
+    static CHECKPOINTS: RefCell<VecDeque<(u64, Vec<Checkpoint>)>> =
+        const { RefCell::new(VecDeque::new()) };
+    /// Digests of views, and the order they were computed in.
+    static DIGESTS: RefCell<(BTreeMap<View, String>, VecDeque<View>)> =
+        const { RefCell::new((BTreeMap::new(), VecDeque::new())) };
+}
+
+/// The generated bytes of `seed` in `range`: per PRNG draw a word, then a
+/// space, a line break or `=` and a number. Generation starts at the last
+/// known checkpoint at or before `range.start`, and records the checkpoints
+/// it passes that were not known yet. The bytes are a slice of what was
+/// generated, not a copy.
+fn generate_range(seed: u64, range: Range<usize>) -> Bytes {
+    let known = CHECKPOINTS.with_borrow(|all| {
+        all.iter()
+            .rev()
+            .find(|(s, _)| *s == seed)
+            .map(|(_, c)| c.clone())
+    });
+    let mut checkpoints = known.unwrap_or_else(|| vec![Checkpoint { draws: 0, at: 0 }]);
+    let known_before = checkpoints.len();
+    // The first checkpoint is at 0, so one is at or before any start.
+    let from = checkpoints[checkpoints.partition_point(|c| c.at <= range.start) - 1];
+    let written = generate_from(seed, from, range.end, &mut checkpoints);
+    if checkpoints.len() > known_before {
+        CHECKPOINTS.with_borrow_mut(|all| {
+            all.retain(|(s, _)| *s != seed);
+            if all.len() == CHECKPOINTED_SEEDS {
+                all.pop_front();
+            }
+            all.push_back((seed, checkpoints));
+        });
+    }
+    Bytes::from(written).slice(range.start - from.at..range.end - from.at)
+}
+
+/// Generate from `from` until the write position reaches `end`; the bytes
+/// from `from.at` on (a few past `end`). Checkpoints past the last one in
+/// `checkpoints` are appended as they are passed.
+fn generate_from(
+    seed: u64,
+    from: Checkpoint,
+    end: usize,
+    checkpoints: &mut Vec<Checkpoint>,
+) -> Vec<u8> {
+    let mut state = seed.wrapping_add(from.draws.wrapping_mul(GAMMA));
+    let mut draws = from.draws;
+    let length = end.saturating_sub(from.at);
+    // A draw writes at most a word block, then `=`, five digits and a space.
+    let mut bytes = vec![0u8; length + WORD_BLOCK + 8];
+    let mut at = 0;
+    let mut next_checkpoint = checkpoints.len() * CHECKPOINT_BYTES;
+    let mut number = itoa::Buffer::new();
+    while at < length {
+        if from.at + at >= next_checkpoint {
+            checkpoints.push(Checkpoint {
+                draws,
+                at: from.at + at,
+            });
+            next_checkpoint += CHECKPOINT_BYTES;
+        }
+        let r = splitmix64(&mut state);
+        draws += 1;
+        let (word, len) = &PADDED_WORDS[(r % 32) as usize];
+        bytes[at..at + WORD_BLOCK].copy_from_slice(word);
+        at += len;
+        match (r >> 5) % 8 {
+            0 => {
+                let digits = number.format((r >> 16) % 100_000).as_bytes();
+                bytes[at] = b'=';
+                bytes[at + 1..at + 1 + digits.len()].copy_from_slice(digits);
+                at += 1 + digits.len();
+                bytes[at] = b' ';
+                at += 1;
+            }
+            1 => {
+                bytes[at] = b'\n';
+                at += 1;
+            }
+            _ => {
+                bytes[at] = b' ';
+                at += 1;
+            }
+        }
+    }
+    bytes
+}
+
+/// How much of a view [`view_digest`] makes at a time.
+const DIGEST_PIECE_BYTES: usize = 1 << 20;
+
+/// The digest of a view, remembered. Large views are also fingerprinted as
+/// they are hashed, and their digest remembered by fingerprint too
+/// ([`crate::digest::remember`]): the same bytes made or copied elsewhere
+/// (a payload put back together from chunks a DB kept) find it there.
+fn view_digest(view: View) -> String {
+    let known = DIGESTS.with_borrow(|(digests, _)| digests.get(&view).cloned());
+    known.unwrap_or_else(|| {
+        let mut hasher = Sha256::new();
+        let mut fingerprint = twox_hash::xxhash3_128::Hasher::new();
+        let mut start = view.start;
+        let end = view.start + view.len;
+        while start < end {
+            let piece_end = (start + DIGEST_PIECE_BYTES).min(end);
+            let piece = generate_range(view.seed, start..piece_end);
+            hasher.update(&piece);
+            fingerprint.write(&piece);
+            start = piece_end;
+        }
+        let digest = hex(&hasher.finalize());
+        crate::digest::remember(view.len, fingerprint.finish_128(), &digest);
+        DIGESTS.with_borrow_mut(|(digests, order)| {
+            if order.len() == VIEW_DIGESTS {
+                if let Some(oldest) = order.pop_front() {
+                    digests.remove(&oldest);
+                }
+            }
+            if digests.insert(view, digest.clone()).is_none() {
+                order.push_back(view);
+            }
+        });
+        digest
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+use super::*;
+
+/// The generator written the plain way, one word appended at a time, from
+/// the start: every range the checkpointed, block-copying generator makes
+/// must be the same bytes, including where a word or number is cut off.
+fn generate_plainly(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::new();
+    while bytes.len() < size {
+        let r = splitmix64(&mut state);
+        bytes.extend_from_slice(WORDS[(r % 32) as usize].as_bytes());
+        match (r >> 5) % 8 {
+            0 => bytes.extend_from_slice(format!("={} ", (r >> 16) % 100_000).as_bytes()),
+            1 => bytes.push(b'\n'),
+            _ => bytes.push(b' '),
+        }
+    }
+    bytes.truncate(size);
+    bytes
+}
+
+fn forget_checkpoints() {
+    CHECKPOINTS.with_borrow_mut(VecDeque::clear);
+}
+
+#[test]
+fn generated_bytes_are_those_of_the_plain_generator() {
+    for seed in 0..8 {
+        for size in (0..600).chain([4095, 4096, 65_537]) {
+            forget_checkpoints();
+            assert_eq!(
+                Blob::generated(seed, size).to_vec(),
+                generate_plainly(size, seed),
+                "seed {seed}, size {size}"
+            );
+        }
+    }
+}
+
+/// Any range, made from a checkpoint (known or not yet), is that range of
+/// the whole content, across checkpoint boundaries and at the very end.
+#[test]
+fn every_range_is_that_of_the_whole_content() {
+    let size = 5 * CHECKPOINT_BYTES + 1234;
+    let whole = generate_plainly(size, 3);
+    let boundary = CHECKPOINT_BYTES;
+    let ranges = [
+        0..0,
+        0..10,
+        boundary - 7..boundary + 7,
+        boundary..boundary + 1,
+        3 * boundary - 1..4 * boundary + 9,
+        size - 1..size,
+        size..size,
+        0..size,
+    ];
+    for cold in [true, false] {
+        for range in ranges.clone() {
+            if cold {
+                forget_checkpoints();
+            }
+            let blob = Blob::generated(3, size).slice(range.clone());
+            assert_eq!(blob.len(), range.len());
+            assert_eq!(
+                blob.to_vec(),
+                &whole[range.clone()],
+                "{range:?}, cold {cold}"
+            );
+        }
+    }
+    let known =
+        CHECKPOINTS.with_borrow(|all| all.iter().find(|(s, _)| *s == 3).map(|(_, c)| c.len()));
+    assert_eq!(known, Some(6), "a checkpoint per 64 KiB passed");
+}
+
+/// Generated content is pinned: a compressed or chunked payload's sizes, and
+/// so every payload scenario's history, depend on it.
+#[test]
+fn generated_content_is_pinned() {
+    assert_eq!(
+        Blob::generated(7, 1 << 20).digest(),
+        "b69ca8b4a10763499065ff07bfb86d4c4d9462942bfeac6f1efbcf0189b845e5"
+    );
+    assert_eq!(
+        Blob::generated(42, 20 << 20).digest(),
+        "dc281c6bb5ed03f78497e1820976898c4c9be91d3f60122f028f64131437ec2c"
+    );
+}
+
+#[test]
+fn a_views_digest_is_that_of_its_bytes() {
+    let blob = Blob::generated(9, 3 << 20).slice(1000..(2 << 20) + 17);
+    let bytes = Blob::from(blob.to_vec());
+    assert_eq!(blob.digest(), bytes.digest());
+    assert_eq!(blob.digest(), sha256_hex(&blob.bytes()));
+    // Remembered: asked again, the same.
+    assert_eq!(blob.digest(), bytes.digest());
+}
+
+/// A large view's digest is remembered by the fingerprint of its bytes
+/// too, so the same bytes copied elsewhere are not hashed again.
+#[test]
+fn a_large_views_digest_is_found_for_a_copy_of_its_bytes() {
+    let view = Blob::generated(11, 3 << 20).slice(77..(2 << 20) + 5);
+    let copy = view.to_vec();
+    assert!(!crate::digest::is_remembered(&copy));
+    let digest = view.digest();
+    assert!(crate::digest::is_remembered(&copy));
+    assert_eq!(sha256_hex(&copy), digest);
+}
+
+/// Chunks put back together in order are the content's view again; out of
+/// order, with a gap or mixed with stored bytes, they are copied, and the
+/// bytes are those of the parts one after the other.
+#[test]
+fn adjacent_views_join_and_anything_else_is_copied() {
+    let whole = Blob::generated(5, 10_000);
+    let chunks: Vec<Blob> = (0..10)
+        .map(|i| whole.slice(i * 1000..(i + 1) * 1000))
+        .collect();
+    let joined = Blob::concat(chunks.clone());
+    assert_eq!(joined.view(), whole.view());
+    assert_eq!(
+        Blob::concat(chunks[2..5].to_vec()).view(),
+        whole.slice(2000..5000).view()
+    );
+
+    let swapped = Blob::concat([chunks[1].clone(), chunks[0].clone()]);
+    assert_eq!(swapped.view(), None);
+    let expected = [chunks[1].to_vec(), chunks[0].to_vec()].concat();
+    assert_eq!(swapped.to_vec(), expected);
+
+    let gap = Blob::concat([chunks[0].clone(), chunks[2].clone()]);
+    assert_eq!(gap.view(), None);
+    assert_eq!(gap.len(), 2000);
+
+    let other_content = Blob::concat([
+        chunks[0].clone(),
+        Blob::generated(6, 10_000).slice(1000..2000),
+    ]);
+    assert_eq!(other_content.view(), None);
+
+    let mixed = Blob::concat([chunks[0].clone(), Blob::from(chunks[1].to_vec())]);
+    assert_eq!(mixed, whole.slice(0..2000));
+    assert_eq!(Blob::concat([]), Blob::default());
+    assert_eq!(
+        Blob::concat([Blob::default(), chunks[3].clone()]).view(),
+        chunks[3].view()
+    );
+}
+
+#[test]
+fn blobs_are_equal_when_their_bytes_are() {
+    let view = Blob::generated(1, 5000);
+    assert_eq!(view, Blob::from(view.to_vec()));
+    assert_eq!(Blob::from(view.to_vec()), view);
+    assert_ne!(view, Blob::generated(2, 5000));
+    assert_ne!(view, view.slice(0..4999));
+    assert_ne!(view.slice(1..11), view.slice(0..10));
+    // The same bytes from a longer content of the same seed.
+    assert_eq!(view, Blob::generated(1, 9000).slice(0..5000));
+    assert_eq!(Blob::from("abc"), Blob::from(b"abc".to_vec()));
+}
+
+#[test]
+fn a_blob_crosses_the_wire_as_bytes_or_as_its_view() {
+    for blob in [
+        Blob::from("small text"),
+        Blob::generated(4, 1 << 20).slice(100..200_000),
+        Blob::default(),
+    ] {
+        let json = serde_json::to_string(&blob).unwrap();
+        assert!(json.len() < 200, "a view travels as numbers: {json}");
+        let back: Blob = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, blob);
+        assert_eq!(back.view(), blob.view());
+    }
+    let outside = r#"{"generated":{"seed":1,"size":10,"start":5,"len":6}}"#;
+    let err = serde_json::from_str::<Blob>(outside).unwrap_err();
+    assert!(err.to_string().contains("outside its content"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "out of a blob")]
+fn slicing_past_the_end_panics_as_a_slice_does() {
+    Blob::from("abc").slice(1..4);
+}
+
+#[test]
+fn as_a_byte_sequence_a_blob_is_written_as_a_vec_is() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Record {
+        #[serde(with = "super::as_byte_seq")]
+        value: Blob,
+    }
+    let view = Blob::generated(2, 40);
+    let json = serde_json::to_string(&Record {
+        value: view.clone(),
+    })
+    .unwrap();
+    let plain = serde_json::json!({ "value": view.to_vec() }).to_string();
+    assert_eq!(json, plain);
+    let back: Record = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.value, view);
+    assert_eq!(back.value.view(), None);
+}
