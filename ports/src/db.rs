@@ -30,12 +30,19 @@ impl Change {
     /// compare equal, and a chunked payload no longer puts megabytes into
     /// every commit it records.
     pub fn for_history(mut self) -> Change {
-        let json = serde_json::to_vec(&self.data).expect("a JSON value serializes");
-        if json.len() > HISTORY_INLINE_LIMIT {
-            self.data = history_summary(&json);
+        if let Some(summary) = history_summary_of_row(&self.data) {
+            self.data = summary;
         }
         self
     }
+}
+
+/// The [`history_summary`] of a row's JSON when it is over
+/// [`HISTORY_INLINE_LIMIT`] bytes (what [`Change::for_history`] records in
+/// place of the row), or `None` for a row a history keeps as it is.
+pub fn history_summary_of_row(data: &Value) -> Option<Value> {
+    let json = serde_json::to_vec(data).expect("a JSON value serializes");
+    (json.len() > HISTORY_INLINE_LIMIT).then(|| history_summary(&json))
 }
 
 /// Errors a database call can return. The distinction between them is what

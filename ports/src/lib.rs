@@ -26,6 +26,8 @@ pub use broker::{
     GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
     TopicPartitionOffset, TxnError, TxnProducer, MAX_MESSAGE_BYTES,
 };
-pub use db::{Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction};
+pub use db::{
+    history_summary_of_row, Change, ChangeFeed, ChangeOp, Database, DbError, Lsn, Row, Transaction,
+};
 pub use env::Env;
 pub use store::{ObjectStore, StoreError};

@@ -8,7 +8,7 @@ use super::{before_request, peer_name, SharedFaults};
 use crate::wire;
 use pitfall_harness::coverage;
 use pitfall_harness::history::{Event, History};
-use pitfall_ports::{Change, ChangeOp, DbError, Lsn, Row};
+use pitfall_ports::{history_summary_of_row, Change, ChangeOp, DbError, Lsn, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -69,16 +69,49 @@ pub enum DbResponse {
     Error(DbError),
 }
 
+/// A row as the DB keeps it. Its data is shared with the change log's
+/// entry for the write that made it: a large row (a stored payload chunk)
+/// is held once, not once per place it is in.
 #[derive(Clone, Debug, PartialEq)]
 struct Stored {
     version: u64,
-    data: Value,
+    data: Arc<Value>,
+}
+
+/// One row change in the log.
+#[derive(Clone, Debug)]
+struct Logged {
+    table: String,
+    key: String,
+    op: ChangeOp,
+    version: u64,
+    data: Arc<Value>,
+}
+
+impl Logged {
+    fn change(&self, lsn: Lsn, data: Value) -> Change {
+        Change {
+            lsn,
+            table: self.table.clone(),
+            key: self.key.clone(),
+            op: self.op,
+            version: self.version,
+            data,
+        }
+    }
+
+    /// The change as a history records it ([`Change::for_history`]),
+    /// without copying a row the history summarizes.
+    fn for_history(&self, lsn: Lsn) -> Change {
+        let data = history_summary_of_row(&self.data).unwrap_or_else(|| (*self.data).clone());
+        self.change(lsn, data)
+    }
 }
 
 #[derive(Clone, Debug)]
 struct Commit {
     lsn: Lsn,
-    changes: Vec<Change>,
+    changes: Vec<Logged>,
 }
 
 /// The durable state of one DB.
@@ -141,7 +174,7 @@ impl DbState {
                     .map(|(k, s)| Row {
                         key: k.clone(),
                         version: s.version,
-                        data: s.data.clone(),
+                        data: (*s.data).clone(),
                     })
                     .collect()
             })
@@ -163,7 +196,7 @@ impl DbState {
         stored.map(|s| Row {
             key: key.to_string(),
             version: s.version,
-            data: s.data.clone(),
+            data: (*s.data).clone(),
         })
     }
 
@@ -195,7 +228,8 @@ impl DbState {
     }
 
     /// Validate and apply atomically. Returns the commit position and its
-    /// changes, or `None` for a read-only transaction.
+    /// changes as a history records them ([`Change::for_history`]), or
+    /// `None` for a read-only transaction.
     pub fn commit(&mut self, tx: &Tx) -> Result<Option<(Lsn, Vec<Change>)>, DbError> {
         if tx.writes.is_empty() {
             return Ok(None);
@@ -233,9 +267,10 @@ impl DbState {
         let mut changes = Vec::with_capacity(tx.writes.len());
         for ((table, key), write) in &tx.writes {
             let (op, version, data) = match write {
-                Write::Insert { data } => (ChangeOp::Insert, 1, data.clone()),
-                Write::Update { expected, data } => (ChangeOp::Update, expected + 1, data.clone()),
+                Write::Insert { data } => (ChangeOp::Insert, 1, data),
+                Write::Update { expected, data } => (ChangeOp::Update, expected + 1, data),
             };
+            let data = Arc::new(data.clone());
             self.tables.entry(table.clone()).or_default().insert(
                 key.clone(),
                 Stored {
@@ -243,8 +278,7 @@ impl DbState {
                     data: data.clone(),
                 },
             );
-            changes.push(Change {
-                lsn,
+            changes.push(Logged {
                 table: table.clone(),
                 key: key.clone(),
                 op,
@@ -252,11 +286,9 @@ impl DbState {
                 data,
             });
         }
-        self.log.push(Commit {
-            lsn,
-            changes: changes.clone(),
-        });
-        Ok(Some((lsn, changes)))
+        let recorded = changes.iter().map(|c| c.for_history(lsn)).collect();
+        self.log.push(Commit { lsn, changes });
+        Ok(Some((lsn, recorded)))
     }
 
     /// Changes of the first `max` transactions committed after `after`.
@@ -265,7 +297,7 @@ impl DbState {
         self.log[start..]
             .iter()
             .take(max)
-            .flat_map(|c| c.changes.iter().cloned())
+            .flat_map(|c| c.changes.iter().map(|l| l.change(c.lsn, (*l.data).clone())))
             .collect()
     }
 
@@ -315,7 +347,7 @@ impl DbServer {
                 db: self.name.clone(),
                 process: "setup".into(),
                 lsn,
-                changes: changes.into_iter().map(Change::for_history).collect(),
+                changes,
             });
         }
     }
@@ -360,7 +392,7 @@ impl DbServer {
                                 db: self.name.clone(),
                                 process: process.clone(),
                                 lsn,
-                                changes: changes.into_iter().map(Change::for_history).collect(),
+                                changes,
                             });
                             if self.faults.lock().unwrap().lose_ack() {
                                 self.history
