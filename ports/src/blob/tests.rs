@@ -204,3 +204,41 @@ fn as_a_byte_sequence_a_blob_is_written_as_a_vec_is() {
     assert_eq!(back.value, view);
     assert_eq!(back.value.view(), None);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Slicing and joining views does to the bytes what slicing and
+    /// joining the plain bytes does, whatever the cuts and their order, and
+    /// a view's digest is that of its bytes.
+    #[test]
+    fn views_behave_as_their_bytes(
+        seed in proptest::prelude::any::<u64>(),
+        size in 0usize..300_000,
+        cuts in proptest::collection::vec(0usize..300_000, 0..6),
+        order in proptest::collection::vec(0usize..8, 0..8),
+    ) {
+        let whole = Blob::generated(seed, size);
+        let bytes = generate_plainly(size, seed);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (size + 1)).collect();
+        cuts.extend([0, size]);
+        cuts.sort_unstable();
+        let pieces: Vec<(Blob, &[u8])> = cuts
+            .windows(2)
+            .map(|w| (whole.slice(w[0]..w[1]), &bytes[w[0]..w[1]]))
+            .collect();
+        for (blob, plain) in &pieces {
+            proptest::prop_assert_eq!(&blob.to_vec()[..], *plain);
+        }
+        let joined = Blob::concat(pieces.iter().map(|(b, _)| b.clone()));
+        proptest::prop_assert_eq!(joined.to_vec(), bytes.clone());
+        if size > 0 {
+            proptest::prop_assert_eq!(joined.view(), whole.view());
+        }
+        let picked: Vec<usize> = order.into_iter().map(|i| i % pieces.len()).collect();
+        let shuffled = Blob::concat(picked.iter().map(|&i| pieces[i].0.clone()));
+        let plain: Vec<u8> = picked.iter().flat_map(|&i| pieces[i].1.iter().copied()).collect();
+        proptest::prop_assert_eq!(shuffled.to_vec(), plain.clone());
+        proptest::prop_assert_eq!(shuffled.digest(), sha256_hex(&plain));
+    }
+}
