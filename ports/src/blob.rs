@@ -145,7 +145,22 @@ impl Blob {
     pub fn digest(&self) -> String {
         match &self.0 {
             Repr::Bytes(b) => sha256_hex(b),
-            Repr::Generated(v) => view_digest(*v),
+            Repr::Generated(v) => known_digest(*v).unwrap_or_else(|| view_digest(*v, None)),
+        }
+    }
+
+    /// [`Blob::digest`], for a view computed together with the digests of
+    /// its consecutive parts of `part_bytes` (the last may be shorter),
+    /// which are remembered too: a view whose parts are summarized one by
+    /// one later (the chunks of a chunked payload) is then made once, not
+    /// twice. For stored bytes, or a digest already known, the same as
+    /// [`Blob::digest`].
+    pub fn digest_with_parts(&self, part_bytes: usize) -> String {
+        match &self.0 {
+            Repr::Generated(v) if part_bytes > 0 => {
+                known_digest(*v).unwrap_or_else(|| view_digest(*v, Some(part_bytes)))
+            }
+            _ => self.digest(),
         }
     }
 }
@@ -447,38 +462,54 @@ fn generate_from(
 /// How much of a view [`view_digest`] makes at a time.
 const DIGEST_PIECE_BYTES: usize = 1 << 20;
 
-/// The digest of a view, remembered. Large views are also fingerprinted as
-/// they are hashed, and their digest remembered by fingerprint too
-/// ([`crate::digest::remember`]): the same bytes made or copied elsewhere
-/// (a payload put back together from chunks a DB kept) find it there.
-fn view_digest(view: View) -> String {
-    let known = DIGESTS.with_borrow(|(digests, _)| digests.get(&view).cloned());
-    known.unwrap_or_else(|| {
-        let mut hasher = Sha256::new();
-        let mut fingerprint = twox_hash::xxhash3_128::Hasher::new();
-        let mut start = view.start;
-        let end = view.start + view.len;
-        while start < end {
-            let piece_end = (start + DIGEST_PIECE_BYTES).min(end);
-            let piece = generate_range(view.seed, start..piece_end);
-            hasher.update(&piece);
-            fingerprint.write(&piece);
-            start = piece_end;
+fn known_digest(view: View) -> Option<String> {
+    DIGESTS.with_borrow(|(digests, _)| digests.get(&view).cloned())
+}
+
+fn remember_view_digest(view: View, digest: &str) {
+    DIGESTS.with_borrow_mut(|(digests, order)| {
+        if order.len() == VIEW_DIGESTS {
+            if let Some(oldest) = order.pop_front() {
+                digests.remove(&oldest);
+            }
         }
-        let digest = hex(&hasher.finalize());
-        crate::digest::remember(view.len, fingerprint.finish_128(), &digest);
-        DIGESTS.with_borrow_mut(|(digests, order)| {
-            if order.len() == VIEW_DIGESTS {
-                if let Some(oldest) = order.pop_front() {
-                    digests.remove(&oldest);
-                }
-            }
-            if digests.insert(view, digest.clone()).is_none() {
-                order.push_back(view);
-            }
-        });
-        digest
-    })
+        if digests.insert(view, digest.to_string()).is_none() {
+            order.push_back(view);
+        }
+    });
+}
+
+/// Compute and remember the digest of a view, made [`DIGEST_PIECE_BYTES`]
+/// at a time, or `parts` bytes at a time with each part's digest
+/// remembered too. Large views are also fingerprinted as they are hashed,
+/// and their digest remembered by fingerprint ([`crate::digest::remember`]):
+/// the same bytes made or copied elsewhere (a payload put back together
+/// from chunks a DB kept) find it there.
+fn view_digest(view: View, parts: Option<usize>) -> String {
+    let mut hasher = Sha256::new();
+    let mut fingerprint = twox_hash::xxhash3_128::Hasher::new();
+    let piece_bytes = parts.unwrap_or(DIGEST_PIECE_BYTES);
+    let mut start = view.start;
+    let end = view.start + view.len;
+    while start < end {
+        let piece_end = (start + piece_bytes).min(end);
+        let piece = generate_range(view.seed, start..piece_end);
+        hasher.update(&piece);
+        fingerprint.write(&piece);
+        if parts.is_some() {
+            let part = View {
+                start,
+                len: piece_end - start,
+                ..view
+            };
+            remember_view_digest(part, &hex(&Sha256::digest(&piece)));
+        }
+        start = piece_end;
+    }
+    let digest = hex(&hasher.finalize());
+    crate::digest::remember(view.len, fingerprint.finish_128(), &digest);
+    remember_view_digest(view, &digest);
+    digest
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -46,6 +46,8 @@ pub fn digest(bytes: &[u8]) -> String {
 pub struct Attachment {
     pub id: String,
     content: Blob,
+    /// The size of the chunks it will be sent in, if it will be chunked.
+    chunk_bytes: Option<usize>,
 }
 
 impl Attachment {
@@ -53,6 +55,7 @@ impl Attachment {
         Attachment {
             id: id.into(),
             content: Blob::from(bytes),
+            chunk_bytes: None,
         }
     }
 
@@ -62,7 +65,17 @@ impl Attachment {
         Attachment {
             id: id.into(),
             content: Blob::generated(seed, size),
+            chunk_bytes: None,
         }
+    }
+
+    /// Say that it will be sent in chunks of `chunk_bytes`: its digest is
+    /// then computed with the chunks' ([`Blob::digest_with_parts`]), so the
+    /// content of a generated attachment is made once for both, not again
+    /// when each chunk is summarized.
+    pub fn chunked(mut self, chunk_bytes: usize) -> Self {
+        self.chunk_bytes = Some(chunk_bytes);
+        self
     }
 
     /// The attachment's size in bytes, without making its bytes.
@@ -83,7 +96,10 @@ impl Attachment {
     /// Lowercase hex SHA-256 of the bytes (remembered for generated content
     /// and for large bytes, see [`pitfall_ports::digest`]).
     pub fn digest(&self) -> String {
-        self.content.digest()
+        match self.chunk_bytes {
+            Some(chunk_bytes) => self.content.digest_with_parts(chunk_bytes),
+            None => self.content.digest(),
+        }
     }
 }
 

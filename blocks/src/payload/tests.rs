@@ -731,3 +731,28 @@ async fn chunked_seek_never_yields_a_payload_missing_from_the_log() {
         "{err}"
     );
 }
+
+/// An attachment said to be chunked has the same digest, and the same
+/// chunks, as one that is not.
+#[test]
+fn a_chunked_attachment_is_the_same_attachment() {
+    let plain = Attachment::generate("doc", 300_000, 17);
+    let chunked = Attachment::generate("doc", 300_000, 17).chunked(65_536);
+    assert_eq!(chunked.digest(), plain.digest());
+    assert_eq!(chunked.digest(), digest(&plain.bytes()));
+    let plan = |a: &Attachment| {
+        records(
+            &encode(
+                Strategy::ChunkedSeek,
+                Codec::Lz4,
+                a,
+                TOPIC,
+                "k",
+                65_536,
+                70_000,
+            )
+            .unwrap(),
+        )
+    };
+    assert_eq!(plan(&chunked), plan(&plain));
+}

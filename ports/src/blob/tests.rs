@@ -97,6 +97,29 @@ fn a_views_digest_is_that_of_its_bytes() {
     assert_eq!(blob.digest(), bytes.digest());
 }
 
+/// Digested with its parts, a view's parts are known afterwards, each the
+/// digest of its bytes; the whole is the same digest either way.
+#[test]
+fn a_digest_with_parts_remembers_each_part() {
+    let whole = Blob::generated(21, 1000 * 7 + 300);
+    let parts: Vec<Blob> = (0..8)
+        .map(|i| whole.slice(i * 1000..((i + 1) * 1000).min(7300)))
+        .collect();
+    assert!(parts
+        .iter()
+        .all(|p| known_digest(p.view().unwrap()).is_none()));
+    let digest = whole.digest_with_parts(1000);
+    assert_eq!(digest, sha256_hex(&whole.to_vec()));
+    for part in &parts {
+        let known = known_digest(part.view().unwrap());
+        assert_eq!(known, Some(sha256_hex(&part.to_vec())));
+    }
+    // Known already: the same answer, with or without parts.
+    assert_eq!(whole.digest(), digest);
+    assert_eq!(Blob::generated(21, 7300).digest_with_parts(999), digest);
+    assert_eq!(Blob::from(whole.to_vec()).digest_with_parts(1000), digest);
+}
+
 /// A large view's digest is remembered by the fingerprint of its bytes
 /// too, so the same bytes copied elsewhere are not hashed again.
 #[test]

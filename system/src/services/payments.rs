@@ -259,9 +259,18 @@ impl PaymentsService {
     }
 
     async fn handle(&self, req: PaymentRequest) -> Result<(), PaymentError> {
-        let attachment = req
-            .attachment
-            .map(|spec| Attachment::generate(req.order_id.as_str(), spec.size as usize, spec.seed));
+        let attachment = req.attachment.map(|spec| {
+            let attachment =
+                Attachment::generate(req.order_id.as_str(), spec.size as usize, spec.seed);
+            match &self.payloads {
+                Some(out)
+                    if matches!(out.strategy, Strategy::ChunkedStore | Strategy::ChunkedSeek) =>
+                {
+                    attachment.chunked(out.chunk_bytes)
+                }
+                _ => attachment,
+            }
+        });
         self.handle_payment(req, attachment.as_ref()).await?;
         match attachment {
             Some(attachment) => self.send_attachment(&attachment).await,
