@@ -10,7 +10,7 @@
 //! [`CHECKPOINT_BYTES`] so that any range is made from the nearest one
 //! before it. Digests of views are computed once per thread and remembered.
 
-use crate::digest::sha256_hex;
+use crate::digest::{hex, sha256_hex};
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
@@ -510,14 +510,6 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
     crate::digest::remember(view.len, fingerprint.finish_128(), &digest);
     remember_view_digest(view, &digest);
     digest
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
-        let _ = write!(hex, "{b:02x}");
-        hex
-    })
 }
 
 #[cfg(test)]

@@ -98,9 +98,14 @@ pub(crate) fn is_remembered(bytes: &[u8]) -> bool {
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lowercase hex of a digest's bytes.
+pub(crate) fn hex(digest: &[u8]) -> String {
+    digest
         .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
+        .fold(String::with_capacity(2 * digest.len()), |mut hex, b| {
             let _ = write!(hex, "{b:02x}");
             hex
         })
