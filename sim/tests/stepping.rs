@@ -58,3 +58,43 @@ fn skipping_idle_hosts_leaves_every_history_byte_identical() {
         }
     }
 }
+
+/// A message to a crashed host waits in its link until the host runs again,
+/// and no step delivers it meanwhile: it must not keep the steps of the
+/// crash window from being moved over at once.
+#[test]
+fn mail_to_a_crashed_host_leaves_the_steps_quiet() {
+    use std::time::Duration;
+    use turmoil::net::UdpSocket;
+
+    let mut sim = turmoil::Builder::new()
+        .tick_duration(Duration::from_millis(5))
+        .build();
+    sim.host("server", || async {
+        let socket = UdpSocket::bind(("0.0.0.0", 9000)).await?;
+        let mut buf = [0; 8];
+        loop {
+            socket.recv_from(&mut buf).await?;
+        }
+    });
+    sim.client("client", async {
+        let socket = UdpSocket::bind(("0.0.0.0", 9001)).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        socket.send_to(b"ping", ("server", 9000)).await?;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(())
+    });
+    sim.step().unwrap();
+    sim.crash("server");
+    // The client sends at 100 ms; its message is due well before 500 ms.
+    while sim.elapsed() < Duration::from_millis(500) {
+        sim.step().unwrap();
+    }
+    let quiet = sim.quiet_steps(1_000);
+    assert!(
+        quiet > 500,
+        "only {quiet} quiet steps ahead with the client asleep for a minute"
+    );
+    sim.bounce("server");
+    assert_eq!(sim.quiet_steps(1_000), 0, "the restarted server has mail");
+}

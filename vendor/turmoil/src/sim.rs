@@ -439,7 +439,13 @@ impl<'a> Sim<'a> {
             return 0;
         }
         let tick = self.config.tick;
-        let mut quiet = self.world.borrow().topology.quiet_steps(tick, max);
+        let stopped: Vec<IpAddr> = self
+            .rts
+            .iter()
+            .filter(|(_, rt)| !rt.is_software_running())
+            .map(|(&addr, _)| addr)
+            .collect();
+        let mut quiet = self.world.borrow().topology.quiet_steps(tick, max, &stopped);
         for rt in self.rts.values() {
             if quiet == 0 {
                 break;

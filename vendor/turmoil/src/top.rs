@@ -276,16 +276,25 @@ impl Topology {
     /// pitfall patch: how many of the next steps of `tick` deliver no
     /// message, at most `max`. A held message waits for a release, which
     /// comes from outside the steps.
-    pub(crate) fn quiet_steps(&self, tick: Duration, max: u64) -> u64 {
+    ///
+    /// A message to a host in `stopped` (crashed, not yet restarted) counts
+    /// for nothing: a step delivers only to running hosts, and a restart
+    /// comes from outside the steps too.
+    pub(crate) fn quiet_steps(&self, tick: Duration, max: u64, stopped: &[IpAddr]) -> u64 {
         let now = self.rt.now();
         let mut quiet = max;
         for link in self.links.values() {
-            if link.deliverable.values().any(|queue| !queue.is_empty()) {
+            let waiting = |(dst, queue): (&IpAddr, &VecDeque<Envelope>)| {
+                !queue.is_empty() && !stopped.contains(dst)
+            };
+            if link.deliverable.iter().any(waiting) {
                 return 0;
             }
             for sent in &link.sent {
                 if let DeliveryStatus::DeliverAfter(at) = sent.status {
-                    quiet = quiet.min(steps_before(at.saturating_duration_since(now), tick));
+                    if !stopped.contains(&sent.dst.ip()) {
+                        quiet = quiet.min(steps_before(at.saturating_duration_since(now), tick));
+                    }
                 }
             }
         }
