@@ -30,7 +30,7 @@ mod common;
 use common::{cpu_seconds, peak_rss_kb};
 use pitfall_harness::checkers::{self, Invariant};
 use pitfall_harness::history::compact::{Arena, Compact};
-use pitfall_harness::history::to_jsonl;
+use pitfall_harness::history::{file, to_jsonl};
 use pitfall_harness::scenario;
 use pitfall_harness::sweep::{Limits, SeedStatus};
 use pitfall_harness::system::Registry;
@@ -278,12 +278,12 @@ fn print_history(name: &str, runs: &[Value]) {
 /// time of each (`getrusage`).
 fn measure_check(file: &Path) -> Value {
     let start = cpu_seconds();
-    let bytes = std::fs::read(file).expect("the history is readable");
-    let text = String::from_utf8(bytes).expect("the history is UTF-8");
+    let bytes = file::read(file).expect("the history is readable");
+    let text = std::str::from_utf8(&bytes).expect("the history is UTF-8");
     let read = cpu_seconds();
     let arena = Arena::new();
     let name = file.display().to_string();
-    let history = Compact::parse_history(&text, &name, &arena).expect("the history parses");
+    let history = Compact::parse_history(text, &name, &arena).expect("the history parses");
     let parsed = cpu_seconds();
     let system = registry().default_system().clone();
     let invariants = checkers::all(&system);

@@ -5,6 +5,7 @@
 //! functions of it. It is exported as JSON Lines, one [`Entry`] per line.
 
 pub mod compact;
+pub mod file;
 
 use crate::lookup::LookupMap;
 use pitfall_ports::{Change, Lsn};

@@ -195,19 +195,26 @@ fn read_polls<'h>(
     gaps: &Gaps<'h>,
     found: &mut Vec<Found>,
 ) -> BTreeMap<Tp<'h>, Vec<u64>> {
-    let mut consumed: BTreeMap<Tp, Vec<u64>> = BTreeMap::new();
-    let mut position: BTreeMap<(&str, Tp), (u64, usize)> = BTreeMap::new();
+    let mut consumed: LookupMap<Tp, Vec<u64>> = LookupMap::default();
+    // Per process, per partition: the last offset it read there, and where.
+    let mut position: LookupMap<&str, LookupMap<Tp, (u64, usize)>> = LookupMap::default();
     for (i, e) in history.lines().iter().enumerate() {
         match e.event {
             // A member resets to the committed offsets when it (re)joins.
-            Ev::Assigned { process, .. } => position.retain(|(p, _), _| *p != process),
+            Ev::Assigned { process, .. } => {
+                position.remove(process);
+            }
             Ev::Fault { kind, target, .. } if kind.starts_with("crash") => {
                 let host = target.split(' ').next().unwrap_or_default();
-                position.retain(|(p, _), _| *p != host);
+                position.remove(host);
             }
             Ev::Rewind {
                 topic, partition, ..
-            } => position.retain(|(_, tp), _| *tp != (topic, partition)),
+            } => {
+                for at in position.values_mut() {
+                    at.remove(&(topic, partition));
+                }
+            }
             Ev::Consume {
                 process,
                 topic,
@@ -227,7 +234,7 @@ fn read_polls<'h>(
                         ));
                     }
                 }
-                let last = position.insert((process, tp), (offset, i));
+                let last = position.entry(process).or_default().insert(tp, (offset, i));
                 if let Some(step) = poll_step(process, tp, offset, i, last, gaps) {
                     found.push(step);
                 }
@@ -235,11 +242,15 @@ fn read_polls<'h>(
             _ => {}
         }
     }
-    for offsets in consumed.values_mut() {
+    // Sorted by partition, through a sorted map: nothing iterates the
+    // lookup map into the findings.
+    let mut sorted = BTreeMap::new();
+    for (tp, mut offsets) in consumed {
         offsets.sort_unstable();
         offsets.dedup();
+        sorted.insert(tp, offsets);
     }
-    consumed
+    sorted
 }
 
 /// A poll at `offset` (entry `i`) after the process's last one in the

@@ -967,4 +967,103 @@ mod tests {
             assert_eq!(made.get(), 2);
         });
     }
+
+    /// The scanner says what the `serde_json` visitor says, on the texts
+    /// `serde_json` writes (canonical but for escapes and floats) and on
+    /// other spellings of the same values.
+    mod canonical {
+        use super::read::{is_canonical, is_canonical_by_serde};
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                (-1e6..1e6f64).prop_map(Value::from),
+                "[a-c\\\\\"\u{e9}\u{1}]{0,4}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map("[a-d]{0,2}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// An object's members written in reverse order (keys unsorted).
+        fn reversed(value: &Value) -> String {
+            match value {
+                Value::Object(m) => {
+                    let members: Vec<String> = m
+                        .iter()
+                        .rev()
+                        .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), reversed(v)))
+                        .collect();
+                    format!("{{{}}}", members.join(","))
+                }
+                Value::Array(items) => {
+                    let items: Vec<String> = items.iter().map(reversed).collect();
+                    format!("[{}]", items.join(","))
+                }
+                other => other.to_string(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn the_scanner_agrees_with_serde(value in json()) {
+                let texts = [
+                    value.to_string(),
+                    serde_json::to_string_pretty(&value).unwrap(),
+                    reversed(&value),
+                ];
+                for text in texts {
+                    prop_assert_eq!(is_canonical(&text), is_canonical_by_serde(&text), "{}", text);
+                }
+            }
+        }
+
+        #[test]
+        fn edge_cases_agree() {
+            let deep = format!("{}1{}", "[".repeat(20), "]".repeat(20));
+            for text in [
+                "0",
+                "-0",
+                "-1",
+                "1.5",
+                "1e3",
+                "1E3",
+                "-1.0",
+                "18446744073709551615",
+                "18446744073709551616",
+                "-9223372036854775808",
+                "-9223372036854775809",
+                r#"{"a":1,"a":2}"#,
+                r#"{"b":1,"a":2}"#,
+                r#"{"a":1,"b":{"a":1}}"#,
+                r#"{"":1,"a":[{},[]]}"#,
+                r#"["\"","é"]"#,
+                r#"{"a\"":1}"#,
+                " 1",
+                "[1, 2]",
+                "true",
+                "false",
+                "null",
+                "[true,false,null]",
+                deep.as_str(),
+            ] {
+                assert_eq!(is_canonical(text), is_canonical_by_serde(text), "{text}");
+            }
+            let too_deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+            assert!(is_canonical_by_serde(&too_deep));
+            assert!(
+                !is_canonical(&too_deep),
+                "deeper than the scanner keeps: a doubt"
+            );
+        }
+    }
 }

@@ -6,6 +6,7 @@ use super::verdicts;
 use crate::cli::BAD_INPUT;
 use pitfall_harness::checkers::{self, check_all_compact, Violation};
 use pitfall_harness::history::compact::{Arena, Compact, Ev};
+use pitfall_harness::history::file;
 use pitfall_harness::scenario::{self, Expect, Scenario};
 use pitfall_harness::system::Registry;
 use std::collections::BTreeSet;
@@ -26,21 +27,25 @@ pub struct Args {
 
 pub fn run(args: Args, registry: &Registry) -> u8 {
     let name = args.history.display().to_string();
-    let text = match std::fs::read(&args.history) {
-        Ok(bytes) => match scenario::utf8_text(&args.history, bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return BAD_INPUT;
-            }
-        },
+    let bytes = match file::read(&args.history) {
+        Ok(m) => m,
         Err(e) => {
             eprintln!("error: {name}: cannot read: {e}");
             return BAD_INPUT;
         }
     };
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(_) => match scenario::utf8_text(&args.history, bytes.to_vec()) {
+            Err(e) => {
+                eprintln!("error: {e}");
+                return BAD_INPUT;
+            }
+            Ok(_) => unreachable!("the same bytes are not UTF-8"),
+        },
+    };
     let arena = Arena::new();
-    let history = match Compact::parse_history(&text, &name, &arena) {
+    let history = match Compact::parse_history(text, &name, &arena) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e}");
