@@ -7,11 +7,11 @@
 
 use async_trait::async_trait;
 use pitfall_ports::{
-    Broker, ChangeFeed, Consumer, ConsumerConfig, Database, DbError, ProducerConfig,
+    Broker, ChangeFeed, ChangeOp, Consumer, ConsumerConfig, Database, DbError, ProducerConfig,
     ProducerRecord, TopicPartitionOffset, TxnError, TxnProducer,
 };
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -451,6 +451,64 @@ pub async fn unconfirmed_changes_are_read_again_in_whole_transactions(
     })
 }
 
+/// A delete removes the row (a second finds nothing), the key can be
+/// inserted again, and the change log carries the delete by key alone,
+/// between the inserts, with version 0 and null data.
+pub async fn deletes_remove_rows_and_log_their_keys(f: &dyn Fixture) -> CaseResult {
+    let err = |e: DbError| e.to_string();
+    let db = f.db();
+    let mut tx = db.begin().await.map_err(err)?;
+    tx.insert(TABLE, "d-1", json!({"n": 1}))
+        .await
+        .map_err(err)?;
+    tx.commit().await.map_err(err)?;
+
+    let mut tx = db.begin().await.map_err(err)?;
+    let first = tx.delete(TABLE, "d-1").await.map_err(err)?;
+    let seen = tx.get(TABLE, "d-1").await.map_err(err)?;
+    let second = tx.delete(TABLE, "d-1").await.map_err(err)?;
+    let missing = tx.delete(TABLE, "d-none").await.map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    check(first && seen.is_none() && !second && !missing, || {
+        format!("delete gave {first}, then get {seen:?}, delete {second}, delete of a missing key {missing}")
+    })?;
+
+    let mut tx = db.begin().await.map_err(err)?;
+    let gone = tx.get(TABLE, "d-1").await.map_err(err)?;
+    tx.insert(TABLE, "d-1", json!({"n": 2}))
+        .await
+        .map_err(err)?;
+    tx.commit().await.map_err(err)?;
+    check(gone.is_none(), || {
+        format!("a deleted row read back as {gone:?}")
+    })?;
+    let mut tx = db.begin().await.map_err(err)?;
+    let again = tx.get(TABLE, "d-1").await.map_err(err)?;
+    tx.rollback().await;
+    check(
+        again.as_ref().map(|r| (r.version, &r.data)) == Some((1, &json!({"n": 2}))),
+        || format!("the key inserted again reads {again:?}"),
+    )?;
+
+    let feed = f.feed();
+    let from = feed.confirmed(SLOT).await.map_err(err)?;
+    let changes = feed.poll(SLOT, from, usize::MAX).await.map_err(err)?;
+    let ours: Vec<(ChangeOp, u64, &Value)> = changes
+        .iter()
+        .filter(|c| c.key == "d-1")
+        .map(|c| (c.op, c.version, &c.data))
+        .collect();
+    let (one, two) = (json!({"n": 1}), json!({"n": 2}));
+    let expected = [
+        (ChangeOp::Insert, 1, &one),
+        (ChangeOp::Delete, 0, &Value::Null),
+        (ChangeOp::Insert, 1, &two),
+    ];
+    check(ours == expected, || {
+        format!("the change log holds {ours:?}")
+    })
+}
+
 /// The keys a reader sees, in offset order.
 fn keys(log: &[(u64, String)]) -> Vec<&str> {
     let mut log: Vec<&(u64, String)> = log.iter().collect();
@@ -730,6 +788,9 @@ pub fn db_cases() -> Vec<(&'static str, Case)> {
             "unconfirmed_changes_are_read_again_in_whole_transactions",
             |f| Box::pin(unconfirmed_changes_are_read_again_in_whole_transactions(f)),
         ),
+        ("deletes_remove_rows_and_log_their_keys", |f| {
+            Box::pin(deletes_remove_rows_and_log_their_keys(f))
+        }),
     ]
 }
 

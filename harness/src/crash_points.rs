@@ -372,6 +372,10 @@ impl Transaction for PointTx {
         self.inner.update(table, key, expected_version, data).await
     }
 
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError> {
+        self.inner.delete(table, key).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
         let PointTx { inner, points } = *self;
         if points.at(Boundary::BeforeDbCommit).await.is_err() {

@@ -4,7 +4,8 @@
 //! Tables are `key → (version, data)`. The key is the primary key, so an
 //! insert of an existing key is a [`DbError::UniqueViolation`]. A conditional
 //! update succeeds only when the stored version equals the expected one, like
-//! `UPDATE … SET version = version + 1 WHERE key = $1 AND version = $2`.
+//! `UPDATE … SET version = version + 1 WHERE key = $1 AND version = $2`. A
+//! delete removes a row whatever its version.
 
 use crate::digest::{history_summary, HISTORY_INLINE_LIMIT};
 use async_trait::async_trait;
@@ -100,6 +101,10 @@ pub trait Transaction: Send {
         expected: u64,
         data: Value,
     ) -> Result<bool, DbError>;
+    /// Delete the row, if there is one; returns whether there was, like
+    /// `DELETE … WHERE key = $1` and its row count. The change log records
+    /// the delete by key alone ([`ChangeOp::Delete`]).
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError>;
     /// Commit atomically.
     async fn commit(self: Box<Self>) -> Result<(), DbError>;
     async fn rollback(self: Box<Self>);
@@ -111,6 +116,10 @@ pub trait Transaction: Send {
 pub enum ChangeOp {
     Insert,
     Update,
+    /// A deleted row: the change carries its key only, with version 0 and
+    /// null data (what Postgres's log holds of a delete under the default
+    /// replica identity).
+    Delete,
 }
 
 /// One row change read from the change log.

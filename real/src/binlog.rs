@@ -98,8 +98,13 @@ impl<'n> Assembler<'n> {
     }
 
     /// A row change in `schema.table`; kept only when the table is one of
-    /// the run's logical DBs' tables, in that DB's database.
-    pub fn row(&mut self, schema: &str, table: &str, op: ChangeOp, image: RowImage) {
+    /// the run's logical DBs' tables, in that DB's database. A delete's
+    /// image is the row before it; the change keeps its key alone, as the
+    /// port says, and its time does not count as the commit's.
+    pub fn row(&mut self, schema: &str, table: &str, op: ChangeOp, mut image: RowImage) {
+        if op == ChangeOp::Delete {
+            (image.version, image.data, image.at_ms) = (0, serde_json::Value::Null, None);
+        }
         let Some(open) = self.open.as_mut() else {
             return;
         };
@@ -240,12 +245,21 @@ pub async fn read(
                     RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) => {
                         ChangeOp::Update
                     }
+                    RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => {
+                        ChangeOp::Delete
+                    }
                     _ => continue,
                 };
                 let (schema, table) = (tme.database_name(), tme.table_name());
                 for row in rows.rows(tme) {
-                    let (_, after) = row?;
-                    if let Some(image) = after.as_ref().and_then(image_of) {
+                    // A delete has the row before it, and no row after.
+                    let (before, after) = row?;
+                    let image = if op == ChangeOp::Delete {
+                        before
+                    } else {
+                        after
+                    };
+                    if let Some(image) = image.as_ref().and_then(image_of) {
                         asm.row(&schema, &table, op, image);
                     }
                 }
@@ -426,6 +440,27 @@ mod tests {
             ("pitfall-bin.000010".to_string(), 4)
         );
         assert_eq!(lsn_of("no-sequence", 4), None);
+    }
+
+    #[test]
+    fn a_delete_keeps_the_key_alone_and_not_the_rows_time() {
+        let dbs = ["archive-db".to_string()];
+        let names = RunNames::new("s1_ab", &dbs);
+        let db = names.database("archive-db");
+        let table = names.table("archive-db", "payload_chunks");
+        let mut asm = Assembler::new(&names);
+        asm.rotate("pitfall-bin.000001");
+        asm.begin();
+        asm.row(&db, &table, ChangeOp::Delete, image("p1/0", 1, 10));
+        asm.commit(100);
+        let txn = &asm.done[0];
+        assert_eq!(txn.commit_ms, None, "the row's time is not the delete's");
+        let (_, change) = &txn.changes[0];
+        assert_eq!((change.op, change.key.as_str()), (ChangeOp::Delete, "p1/0"));
+        assert_eq!(
+            (change.version, &change.data),
+            (0, &serde_json::Value::Null)
+        );
     }
 
     #[test]

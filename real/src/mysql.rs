@@ -161,6 +161,15 @@ impl Transaction for MyTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError> {
+        let sql = format!("DELETE FROM {} WHERE `key` = ?", self.table(table));
+        let query = sqlx::query(AssertSqlSafe(sql))
+            .bind(key)
+            .execute(&mut *self.tx);
+        let done = timed(async { query.await.map_err(|e| db_error(e, table, key)) }).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
         match tokio::time::timeout(OP_TIMEOUT, self.tx.commit()).await {
             Err(_) => Err(DbError::CommitOutcomeUnknown("commit timed out".into())),

@@ -153,6 +153,15 @@ impl Transaction for PgTx {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError> {
+        let sql = format!("DELETE FROM {} WHERE key = $1", self.table(table));
+        let query = sqlx::query(AssertSqlSafe(sql))
+            .bind(key)
+            .execute(&mut *self.tx);
+        let done = timed(async { query.await.map_err(|e| db_error(e, table, key)) }).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
         let result = match tokio::time::timeout(OP_TIMEOUT, self.tx.commit()).await {
             Ok(r) => r,
@@ -249,6 +258,17 @@ pub fn parse_change(line: &str) -> Option<DecodedChange> {
     let op = match op {
         "INSERT" => ChangeOp::Insert,
         "UPDATE" => ChangeOp::Update,
+        // Under the default replica identity a delete logs the key alone.
+        "DELETE" => {
+            let (key, _) = quoted(rest.strip_prefix("key[text]:")?)?;
+            return Some(DecodedChange {
+                table,
+                op: ChangeOp::Delete,
+                key,
+                version: 0,
+                data: Value::Null,
+            });
+        }
         _ => return None,
     };
     let (key, rest) = quoted(rest.strip_prefix("key[text]:")?)?;
@@ -725,7 +745,13 @@ mod tests {
         assert_eq!(c.data, json!({"note": "it's", "qty": 2}));
         let upd = r#"table public.t: UPDATE: key[text]:'p' version[bigint]:7 data[jsonb]:'{"available": 3}'"#;
         assert_eq!(parse_change(upd).unwrap().op, ChangeOp::Update);
-        assert_eq!(parse_change("table public.t: DELETE: key[text]:'p'"), None);
+        let del = "table public.pf_x_payments: DELETE: key[text]:'o''1'";
+        let d = parse_change(del).unwrap();
+        assert_eq!(
+            (d.op, d.key.as_str(), d.version),
+            (ChangeOp::Delete, "o'1", 0)
+        );
+        assert_eq!(d.data, Value::Null);
     }
 
     #[test]

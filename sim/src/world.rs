@@ -117,7 +117,7 @@ impl<'a> SimWorld<'a> {
             let server = DbServer {
                 committed: Default::default(),
                 name: spec.name.clone(),
-                state: Arc::new(Mutex::new(DbState::default())),
+                state: Arc::new(Mutex::new(DbState::with_slots(spec.slots.clone()))),
                 faults: faults(&spec.name),
                 history: history.clone(),
             };

@@ -2,7 +2,7 @@
 //! in its own turmoil world.
 
 use async_trait::async_trait;
-use pitfall_harness::contract::{self, Fixture, DB, TOPICS};
+use pitfall_harness::contract::{self, Fixture, DB, SLOT, TOPICS};
 use pitfall_harness::history::History;
 use pitfall_harness::seed;
 use pitfall_harness::system::BROKER;
@@ -60,7 +60,7 @@ fn run_case(name: &str) {
     let db = DbServer {
         committed: Default::default(),
         name: DB.into(),
-        state: Arc::new(Mutex::new(DbState::default())),
+        state: Arc::new(Mutex::new(DbState::with_slots(vec![SLOT.into()]))),
         faults: ServerFaults::shared(seed::rng(7, "db")),
         history: history.clone(),
     };
@@ -131,6 +131,11 @@ fn offsets_commit_only_with_the_transaction() {
 #[test]
 fn unconfirmed_changes_are_read_again_in_whole_transactions() {
     run_case("unconfirmed_changes_are_read_again_in_whole_transactions");
+}
+
+#[test]
+fn deletes_remove_rows_and_log_their_keys() {
+    run_case("deletes_remove_rows_and_log_their_keys");
 }
 
 #[test]

@@ -17,7 +17,7 @@ mod reassemble;
 mod tests;
 
 pub use encode::{encode, fits, record_size, send_payload, Planned, SentPayload};
-pub use reassemble::{Assembled, ChunkSource, Reassembler, CHUNKS};
+pub use reassemble::{prune_chunks, Assembled, ChunkSource, Reassembler, CHUNKS};
 
 pub use pitfall_ports::codec::Codec;
 use pitfall_ports::{Blob, DbError, ProduceError, StoreError};

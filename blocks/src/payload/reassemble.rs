@@ -12,13 +12,17 @@ use super::{
 };
 use async_trait::async_trait;
 use base64::Engine;
-use pitfall_ports::{coverage, Blob, ConsumerRecord, Database, DbError, Env, ObjectStore};
+use pitfall_ports::{
+    coverage, Blob, ConsumerRecord, Database, DbError, Env, ObjectStore, Transaction,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// The consumer DB table where [`Reassembler::chunked_store`] keeps chunks,
 /// keyed `{payload_id}/{index}`, and its count of them, `{payload_id}/received`.
-/// Rows stay after assembly; pruning them is the caller's business.
+/// Rows stay after assembly until the caller deletes them with
+/// [`prune_chunks`], in the transaction that stores what it did with the
+/// payload: then a crash never leaves the payload neither done nor whole.
 pub const CHUNKS: &str = "payload_chunks";
 
 /// How many completed payload ids the seek style remembers, to ignore late
@@ -34,6 +38,23 @@ pub struct Assembled {
     pub digest: String,
     /// Whether the bytes have the digest the producer sent.
     pub digest_ok: bool,
+    /// How many chunks of it are stored in [`CHUNKS`] (style a), for
+    /// [`prune_chunks`]; 0 for the other styles.
+    pub stored_chunks: u32,
+}
+
+/// Delete an assembled payload's rows from [`CHUNKS`] in `tx`: its chunks
+/// and its count. Nothing for a payload no chunk of which was stored.
+pub async fn prune_chunks(tx: &mut dyn Transaction, assembled: &Assembled) -> Result<(), DbError> {
+    if assembled.stored_chunks == 0 {
+        return Ok(());
+    }
+    for i in 0..assembled.stored_chunks {
+        tx.delete(CHUNKS, &format!("{}/{i}", assembled.id)).await?;
+    }
+    tx.delete(CHUNKS, &format!("{}/received", assembled.id))
+        .await
+        .map(|_| ())
 }
 
 /// Reads a range of a partition back, for [`Reassembler::chunked_seek`].
@@ -268,6 +289,7 @@ impl Reassembler {
             digest,
             id: meta.id,
             bytes,
+            stored_chunks: 0,
         })
     }
 
@@ -342,7 +364,11 @@ impl Reassembler {
                     }
                 }
                 tx.rollback().await;
-                Ok(self.finish(meta, Blob::from(bytes)))
+                let assembled = self.finish(meta, Blob::from(bytes));
+                Ok(assembled.map(|a| Assembled {
+                    stored_chunks: count,
+                    ..a
+                }))
             }
             Mode::ChunkedSeek {
                 source,

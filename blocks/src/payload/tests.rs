@@ -128,10 +128,10 @@ type Rows = Arc<Mutex<BTreeMap<(String, String), Row>>>;
 #[derive(Default)]
 struct Db(Rows);
 
-/// Writes are buffered and applied on commit.
+/// Writes are buffered and applied on commit (`None`: deleted).
 struct Tx {
     rows: Rows,
-    writes: BTreeMap<(String, String), Row>,
+    writes: BTreeMap<(String, String), Option<Row>>,
 }
 
 #[async_trait]
@@ -148,8 +148,10 @@ impl Database for Db {
 impl Transaction for Tx {
     async fn get(&mut self, table: &str, key: &str) -> Result<Option<Row>, DbError> {
         let k = (table.to_string(), key.to_string());
-        let committed = self.rows.lock().unwrap().get(&k).cloned();
-        Ok(self.writes.get(&k).cloned().or(committed))
+        match self.writes.get(&k) {
+            Some(written) => Ok(written.clone()),
+            None => Ok(self.rows.lock().unwrap().get(&k).cloned()),
+        }
     }
     async fn insert(
         &mut self,
@@ -167,7 +169,7 @@ impl Transaction for Tx {
             data,
         };
         self.writes
-            .insert((table.to_string(), key.to_string()), row);
+            .insert((table.to_string(), key.to_string()), Some(row));
         Ok(())
     }
     async fn update(
@@ -185,14 +187,28 @@ impl Transaction for Tx {
                     ..row
                 };
                 self.writes
-                    .insert((table.to_string(), key.to_string()), row);
+                    .insert((table.to_string(), key.to_string()), Some(row));
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError> {
+        let found = self.get(table, key).await?.is_some();
+        if found {
+            self.writes
+                .insert((table.to_string(), key.to_string()), None);
+        }
+        Ok(found)
+    }
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
-        self.rows.lock().unwrap().extend(self.writes);
+        let mut rows = self.rows.lock().unwrap();
+        for (k, written) in self.writes {
+            match written {
+                Some(row) => rows.insert(k, row),
+                None => rows.remove(&k),
+            };
+        }
         Ok(())
     }
     async fn rollback(self: Box<Self>) {}
@@ -552,7 +568,17 @@ async fn chunked_store_holds_nothing_between_chunks() {
     assert_eq!(reassembler.peak_memory_bytes(), 1 << 20);
     // A redelivered last chunk yields the payload again (at least once).
     let again = reassembler.accept(&ports.log.records()[15]).await.unwrap();
-    assert!(again.unwrap().digest_ok);
+    let again = again.unwrap();
+    assert!(again.digest_ok);
+    assert_eq!(again.stored_chunks, 16);
+
+    // Pruned, the payload leaves no row behind.
+    let stored = |ports: &Ports| ports.db.0.lock().unwrap().len();
+    assert_eq!(stored(&ports), 17, "16 chunks and their count");
+    let mut tx = ports.db.begin().await.unwrap();
+    prune_chunks(tx.as_mut(), &again).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(stored(&ports), 0);
 }
 
 #[tokio::test]

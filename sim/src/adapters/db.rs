@@ -124,6 +124,19 @@ impl Transaction for SimTx {
         }
     }
 
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError> {
+        match self
+            .statement(DbRequest::Delete {
+                table: table.into(),
+                key: key.into(),
+            })
+            .await?
+        {
+            DbResponse::Updated(deleted) => Ok(deleted),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), DbError> {
         match wire::call(&mut self.conn, &DbRequest::Commit, REQUEST_TIMEOUT).await {
             Ok(DbResponse::Committed(_)) => Ok(()),

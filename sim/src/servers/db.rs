@@ -38,6 +38,10 @@ pub enum DbRequest {
         expected: u64,
         data: Value,
     },
+    Delete {
+        table: String,
+        key: String,
+    },
     Commit,
     Rollback,
     SlotConfirmed {
@@ -118,7 +122,14 @@ struct Commit {
 #[derive(Debug, Default)]
 pub struct DbState {
     tables: BTreeMap<String, BTreeMap<String, Stored>>,
+    /// The change log: every commit some slot has yet to confirm.
     log: Vec<Commit>,
+    /// The replication slots the DB serves, when declared
+    /// ([`DbState::with_slots`]): the log then keeps only what one of them
+    /// has not confirmed (none at all without slots), as a server recycles
+    /// its WAL, and another slot's name is refused. `None` keeps the whole
+    /// log and serves any slot name.
+    declared: Option<Vec<String>>,
     head: Lsn,
     slots: BTreeMap<String, Lsn>,
     /// Per slot, the last change served (for the coverage marks).
@@ -127,8 +138,17 @@ pub struct DbState {
 
 #[derive(Clone, Debug)]
 enum Write {
-    Insert { data: Value },
-    Update { expected: u64, data: Value },
+    Insert {
+        data: Value,
+    },
+    Update {
+        expected: u64,
+        data: Value,
+    },
+    /// The row at version `expected`.
+    Delete {
+        expected: u64,
+    },
 }
 
 /// An open transaction: what it read (for validation) and what it wrote, in
@@ -140,19 +160,51 @@ pub struct Tx {
 }
 
 impl Tx {
-    fn own_write(&self, table: &str, key: &str) -> Option<(u64, &Value)> {
+    /// The row as this transaction's last write of it left it: `None` if
+    /// it did not write it, `Some(None)` if it deleted it.
+    fn own_write(&self, table: &str, key: &str) -> Option<Option<(u64, &Value)>> {
         self.writes
             .iter()
             .rev()
             .find(|((t, k), _)| t == table && k == key)
             .map(|(_, w)| match w {
-                Write::Insert { data } => (1, data),
-                Write::Update { expected, data } => (expected + 1, data),
+                Write::Insert { data } => Some((1, data)),
+                Write::Update { expected, data } => Some((expected + 1, data)),
+                Write::Delete { .. } => None,
             })
     }
 }
 
 impl DbState {
+    /// A DB serving exactly these replication slots.
+    pub fn with_slots(slots: Vec<String>) -> DbState {
+        DbState {
+            declared: Some(slots),
+            ..DbState::default()
+        }
+    }
+
+    /// Whether the DB serves `slot`.
+    pub fn has_slot(&self, slot: &str) -> bool {
+        self.declared
+            .as_ref()
+            .is_none_or(|slots| slots.iter().any(|s| s == slot))
+    }
+
+    /// Drop what every declared slot has confirmed.
+    fn recycle_log(&mut self) {
+        let Some(slots) = &self.declared else {
+            return;
+        };
+        let confirmed = slots
+            .iter()
+            .map(|s| self.slot_position(s))
+            .min()
+            .unwrap_or(self.head);
+        let done = self.log.partition_point(|c| c.lsn <= confirmed);
+        self.log.drain(..done);
+    }
+
     fn version(&self, table: &str, key: &str) -> Option<u64> {
         self.tables.get(table)?.get(key).map(|s| s.version)
     }
@@ -182,8 +234,8 @@ impl DbState {
     }
 
     pub fn get(&self, tx: &mut Tx, table: &str, key: &str) -> Option<Row> {
-        if let Some((version, data)) = tx.own_write(table, key) {
-            return Some(Row {
+        if let Some(own) = tx.own_write(table, key) {
+            return own.map(|(version, data)| Row {
                 key: key.to_string(),
                 version,
                 data: data.clone(),
@@ -200,8 +252,16 @@ impl DbState {
         })
     }
 
+    /// The row's version as `tx` sees it: its own writes first.
+    fn version_in(&self, tx: &Tx, table: &str, key: &str) -> Option<u64> {
+        match tx.own_write(table, key) {
+            Some(own) => own.map(|(v, _)| v),
+            None => self.version(table, key),
+        }
+    }
+
     pub fn insert(&self, tx: &mut Tx, table: &str, key: &str, data: Value) -> Result<(), DbError> {
-        if tx.own_write(table, key).is_some() || self.version(table, key).is_some() {
+        if self.version_in(tx, table, key).is_some() {
             return Err(DbError::UniqueViolation {
                 table: table.to_string(),
                 key: key.to_string(),
@@ -213,16 +273,30 @@ impl DbState {
     }
 
     pub fn update(&self, tx: &mut Tx, table: &str, key: &str, expected: u64, data: Value) -> bool {
-        let current = match tx.own_write(table, key) {
-            Some((v, _)) => Some(v),
-            None => self.version(table, key),
-        };
-        if current != Some(expected) {
+        if self.version_in(tx, table, key) != Some(expected) {
             return false;
         }
         tx.writes.push((
             (table.to_string(), key.to_string()),
             Write::Update { expected, data },
+        ));
+        true
+    }
+
+    /// Delete the row if `tx` sees one; whether it did. Finding none is a
+    /// read: a row committed meanwhile under that key makes `tx` conflict.
+    pub fn delete(&self, tx: &mut Tx, table: &str, key: &str) -> bool {
+        let Some(expected) = self.version_in(tx, table, key) else {
+            if tx.own_write(table, key).is_none() {
+                tx.reads
+                    .entry((table.to_string(), key.to_string()))
+                    .or_insert(None);
+            }
+            return false;
+        };
+        tx.writes.push((
+            (table.to_string(), key.to_string()),
+            Write::Delete { expected },
         ));
         true
     }
@@ -241,12 +315,12 @@ impl DbState {
         }
         // Check every write against the state as the earlier writes of this
         // transaction would leave it.
-        let mut pending: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        let mut pending: BTreeMap<(&str, &str), Option<u64>> = BTreeMap::new();
         for ((table, key), write) in &tx.writes {
             let current = pending
                 .get(&(table.as_str(), key.as_str()))
                 .copied()
-                .or_else(|| self.version(table, key));
+                .unwrap_or_else(|| self.version(table, key));
             let next = match write {
                 Write::Insert { .. } if current.is_some() => {
                     return Err(DbError::UniqueViolation {
@@ -254,11 +328,14 @@ impl DbState {
                         key: key.clone(),
                     })
                 }
-                Write::Insert { .. } => 1,
-                Write::Update { expected, .. } if current != Some(*expected) => {
+                Write::Insert { .. } => Some(1),
+                Write::Update { expected, .. } | Write::Delete { expected }
+                    if current != Some(*expected) =>
+                {
                     return Err(DbError::Conflict)
                 }
-                Write::Update { expected, .. } => expected + 1,
+                Write::Update { expected, .. } => Some(expected + 1),
+                Write::Delete { .. } => None,
             };
             pending.insert((table, key), next);
         }
@@ -266,18 +343,23 @@ impl DbState {
         let lsn = self.head;
         let mut changes = Vec::with_capacity(tx.writes.len());
         for ((table, key), write) in &tx.writes {
+            let rows = self.tables.entry(table.clone()).or_default();
             let (op, version, data) = match write {
-                Write::Insert { data } => (ChangeOp::Insert, 1, data),
-                Write::Update { expected, data } => (ChangeOp::Update, expected + 1, data),
+                Write::Insert { data } => (ChangeOp::Insert, 1, Arc::new(data.clone())),
+                Write::Update { expected, data } => {
+                    (ChangeOp::Update, expected + 1, Arc::new(data.clone()))
+                }
+                Write::Delete { .. } => (ChangeOp::Delete, 0, Arc::new(Value::Null)),
             };
-            let data = Arc::new(data.clone());
-            self.tables.entry(table.clone()).or_default().insert(
-                key.clone(),
-                Stored {
+            if op == ChangeOp::Delete {
+                rows.remove(key);
+            } else {
+                let stored = Stored {
                     version,
                     data: data.clone(),
-                },
-            );
+                };
+                rows.insert(key.clone(), stored);
+            }
             changes.push(Logged {
                 table: table.clone(),
                 key: key.clone(),
@@ -288,6 +370,7 @@ impl DbState {
         }
         let recorded = changes.iter().map(|c| c.for_history(lsn)).collect();
         self.log.push(Commit { lsn, changes });
+        self.recycle_log();
         Ok(Some((lsn, recorded)))
     }
 
@@ -317,6 +400,7 @@ impl DbState {
     pub fn confirm(&mut self, slot: &str, lsn: Lsn) {
         let pos = self.slots.entry(slot.to_string()).or_insert(0);
         *pos = (*pos).max(lsn);
+        self.recycle_log();
     }
 }
 
@@ -428,6 +512,9 @@ impl DbServer {
         max: usize,
         max_wait_ms: u64,
     ) -> DbResponse {
+        if let Some(refused) = no_such_slot(&self.state.lock().unwrap(), &slot) {
+            return refused;
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
         loop {
             // Registered before looking, so a commit made meanwhile wakes it.
@@ -461,9 +548,15 @@ impl DbServer {
                 expected,
                 data,
             } => DbResponse::Updated(state.update(tx, &table, &key, expected, data)),
+            DbRequest::Delete { table, key } => DbResponse::Updated(state.delete(tx, &table, &key)),
             DbRequest::Rollback => {
                 *tx = Tx::default();
                 DbResponse::Done
+            }
+            DbRequest::SlotConfirmed { slot } | DbRequest::Confirm { slot, .. }
+                if !state.has_slot(&slot) =>
+            {
+                no_such_slot(&state, &slot).expect("the slot is not served")
             }
             DbRequest::SlotConfirmed { slot } => DbResponse::Position(state.slot_position(&slot)),
             DbRequest::Poll { .. } => unreachable!("a poll is handled by the connection loop"),
@@ -480,6 +573,16 @@ impl DbServer {
             DbRequest::Commit => unreachable!("commit is handled by the connection loop"),
         }
     }
+}
+
+/// The error a server gives for a replication slot it does not serve, as
+/// Postgres does for one never created.
+fn no_such_slot(state: &DbState, slot: &str) -> Option<DbResponse> {
+    (!state.has_slot(slot)).then(|| {
+        DbResponse::Error(DbError::Other(format!(
+            "replication slot \"{slot}\" does not exist"
+        )))
+    })
 }
 
 #[cfg(test)]
@@ -582,11 +685,76 @@ mod tests {
         );
     }
 
+    #[test]
+    fn with_declared_slots_the_log_keeps_only_what_one_has_not_confirmed() {
+        let mut db = DbState::with_slots(vec!["a".into(), "b".into()]);
+        for k in ["x", "y", "z"] {
+            commit(&mut db, |db, tx| db.insert(tx, "t", k, json!(k)).unwrap()).unwrap();
+        }
+        db.confirm("a", 3);
+        assert_eq!(db.changes_after(0, 10).len(), 3, "b has confirmed nothing");
+        db.confirm("b", 2);
+        let kept: Vec<Lsn> = db.changes_after(0, 10).iter().map(|c| c.lsn).collect();
+        assert_eq!(kept, vec![3]);
+        assert!(db.has_slot("a") && !db.has_slot("c"));
+        assert!(no_such_slot(&db, "c").is_some() && no_such_slot(&db, "a").is_none());
+
+        let mut none = DbState::with_slots(vec![]);
+        commit(&mut none, |db, tx| {
+            db.insert(tx, "t", "k", json!(1)).unwrap()
+        })
+        .unwrap();
+        assert!(none.changes_after(0, 10).is_empty(), "no slot, no log");
+        assert_eq!(none.rows("t").len(), 1);
+        assert!(DbState::default().has_slot("any"), "undeclared: any slot");
+    }
+
+    #[test]
+    fn a_delete_removes_the_row_and_logs_the_key() {
+        let mut db = DbState::default();
+        commit(&mut db, |db, tx| {
+            db.insert(tx, "t", "k", json!({"big": 1})).unwrap()
+        })
+        .unwrap();
+        commit(&mut db, |db, tx| {
+            assert!(db.delete(tx, "t", "k"));
+            assert_eq!(db.get(tx, "t", "k"), None, "its own delete");
+            assert!(!db.delete(tx, "t", "k"));
+            db.insert(tx, "t", "k", json!(2)).unwrap();
+            assert!(db.delete(tx, "t", "k"), "its own insert");
+        })
+        .unwrap();
+        assert!(db.rows("t").is_empty());
+        let ops: Vec<(ChangeOp, u64)> = db
+            .changes_after(1, 10)
+            .iter()
+            .map(|c| (c.op, c.version))
+            .collect();
+        assert_eq!(
+            ops,
+            vec![
+                (ChangeOp::Delete, 0),
+                (ChangeOp::Insert, 1),
+                (ChangeOp::Delete, 0)
+            ]
+        );
+        // A delete of a row another transaction changed meanwhile conflicts.
+        commit(&mut db, |db, tx| db.insert(tx, "t", "k", json!(3)).unwrap()).unwrap();
+        let mut late = Tx::default();
+        assert!(db.delete(&mut late, "t", "k"));
+        commit(&mut db, |db, tx| {
+            assert!(db.update(tx, "t", "k", 1, json!(4)))
+        })
+        .unwrap();
+        assert_eq!(db.commit(&late), Err(DbError::Conflict));
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Get(u8),
         Insert(u8),
         Increment(u8),
+        Delete(u8),
         Commit,
     }
 
@@ -598,7 +766,8 @@ mod tests {
             prop_oneof![
                 key.clone().prop_map(Op::Get),
                 key.clone().prop_map(Op::Insert),
-                key.prop_map(Op::Increment),
+                key.clone().prop_map(Op::Increment),
+                key.prop_map(Op::Delete),
                 Just(Op::Commit),
             ],
         )
@@ -619,16 +788,22 @@ mod tests {
             let mut model: BTreeMap<String, (u64, Value)> = BTreeMap::new();
             for (i, op) in ops {
                 match op {
-                    Op::Get(k) | Op::Increment(k) => {
+                    Op::Get(k) | Op::Increment(k) | Op::Delete(k) => {
                         let key = format!("k{k}");
                         let own = txs[i].own_write("t", &key).is_some();
                         let row = db.get(&mut txs[i], "t", &key);
                         if !own {
                             seen[i].entry(key.clone()).or_insert(row.as_ref().map(|r| r.version));
                         }
-                        if let (Op::Increment(_), Some(row)) = (op, row) {
-                            let n = row.data.as_i64().unwrap() + 1;
-                            proptest::prop_assert!(db.update(&mut txs[i], "t", &key, row.version, json!(n)));
+                        match (op, row) {
+                            (Op::Increment(_), Some(row)) => {
+                                let n = row.data.as_i64().unwrap() + 1;
+                                proptest::prop_assert!(db.update(&mut txs[i], "t", &key, row.version, json!(n)));
+                            }
+                            (Op::Delete(_), row) => {
+                                proptest::prop_assert_eq!(db.delete(&mut txs[i], "t", &key), row.is_some());
+                            }
+                            _ => {}
                         }
                     }
                     Op::Insert(k) => {
@@ -642,6 +817,10 @@ mod tests {
                                 proptest::prop_assert_eq!(model.get(key).map(|m| m.0), *version, "stale read of {}", key);
                             }
                             for c in changes {
+                                if c.op == ChangeOp::Delete {
+                                    proptest::prop_assert!(model.remove(&c.key).is_some(), "deleted a missing {}", c.key);
+                                    continue;
+                                }
                                 let before = model.get(&c.key).map_or(0, |m| m.0);
                                 proptest::prop_assert_eq!(c.version, before + 1);
                                 model.insert(c.key.clone(), (c.version, c.data.clone()));
@@ -658,7 +837,11 @@ mod tests {
             for c in db.changes_after(0, usize::MAX) {
                 proptest::prop_assert!(c.lsn >= last);
                 last = c.lsn;
-                replayed.insert(c.key, (c.version, c.data));
+                if c.op == ChangeOp::Delete {
+                    replayed.remove(&c.key);
+                } else {
+                    replayed.insert(c.key, (c.version, c.data));
+                }
             }
             proptest::prop_assert_eq!(&replayed, &model);
         }

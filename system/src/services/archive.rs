@@ -11,7 +11,7 @@ use crate::schema::{InvoiceRow, INVOICES};
 use async_trait::async_trait;
 use pitfall_blocks::backoff::Backoff;
 use pitfall_blocks::consume::Poller;
-use pitfall_blocks::payload::{self, ChunkSource, PayloadError, Reassembler, Strategy};
+use pitfall_blocks::payload::{self, Assembled, ChunkSource, PayloadError, Reassembler, Strategy};
 use pitfall_ports::context::RequestContext;
 use pitfall_ports::{Consumer, ConsumerRecord, Database, DbError, Env, LogReader, ObjectStore};
 use std::sync::Arc;
@@ -137,7 +137,7 @@ impl Archive {
                             "archive: reassembled attachment does not match its digest"
                         );
                     }
-                    self.store(row).await;
+                    self.store(row, &assembled).await;
                     return;
                 }
                 Err(e @ PayloadError::DanglingReference { .. }) => {
@@ -173,21 +173,30 @@ impl Archive {
         Ok(row.is_some())
     }
 
-    /// Insert the invoice row once; a row already there is a duplicate.
-    async fn store(&self, row: InvoiceRow) {
+    /// Insert the invoice row once; a row already there is a duplicate. The
+    /// payload's stored chunks, if any, are deleted in the same transaction
+    /// (or, for a duplicate, in one of their own): done, they are garbage.
+    async fn store(&self, row: InvoiceRow, assembled: &Assembled) {
         let mut backoff = Backoff::new(20, 1_000);
         let data = serde_json::to_value(&row).expect("invoice serializes");
         loop {
             let result = async {
                 let mut tx = self.db.begin().await?;
-                match tx.insert(INVOICES, &row.order_id, data.clone()).await {
+                let fresh = match tx.insert(INVOICES, &row.order_id, data.clone()).await {
+                    Ok(()) => true,
                     Err(DbError::UniqueViolation { .. }) => {
                         tx.rollback().await;
-                        return Ok(false);
+                        if assembled.stored_chunks == 0 {
+                            return Ok(false);
+                        }
+                        // A failed statement aborts a Postgres transaction.
+                        tx = self.db.begin().await?;
+                        false
                     }
-                    other => other?,
-                }
-                tx.commit().await.map(|()| true)
+                    Err(e) => return Err(e),
+                };
+                payload::prune_chunks(tx.as_mut(), assembled).await?;
+                tx.commit().await.map(|()| fresh)
             }
             .await;
             match result {

@@ -26,6 +26,8 @@ struct MemDb {
 struct MemTx {
     rows: Arc<Mutex<Tables>>,
     writes: Tables,
+    /// Rows this transaction deleted (and did not insert again).
+    deleted: std::collections::BTreeSet<(String, String)>,
 }
 
 #[async_trait]
@@ -34,6 +36,7 @@ impl Database for MemDb {
         Ok(Box::new(MemTx {
             rows: self.rows.clone(),
             writes: Tables::new(),
+            deleted: Default::default(),
         }))
     }
 }
@@ -41,6 +44,9 @@ impl Database for MemDb {
 impl MemTx {
     fn current(&self, table: &str, key: &str) -> Option<(u64, Value)> {
         let k = (table.to_string(), key.to_string());
+        if self.deleted.contains(&k) {
+            return None;
+        }
         self.writes
             .get(&k)
             .cloned()
@@ -64,6 +70,7 @@ impl Transaction for MemTx {
                 key: key.into(),
             });
         }
+        self.deleted.remove(&(table.into(), key.into()));
         self.writes.insert((table.into(), key.into()), (1, data));
         Ok(())
     }
@@ -83,8 +90,21 @@ impl Transaction for MemTx {
             _ => Ok(false),
         }
     }
+    async fn delete(&mut self, table: &str, key: &str) -> Result<bool, DbError> {
+        let found = self.current(table, key).is_some();
+        if found {
+            let k = (table.to_string(), key.to_string());
+            self.writes.remove(&k);
+            self.deleted.insert(k);
+        }
+        Ok(found)
+    }
     async fn commit(self: Box<Self>) -> Result<(), DbError> {
-        self.rows.lock().unwrap().extend(self.writes);
+        let mut rows = self.rows.lock().unwrap();
+        for k in &self.deleted {
+            rows.remove(k);
+        }
+        rows.extend(self.writes);
         Ok(())
     }
     async fn rollback(self: Box<Self>) {}
