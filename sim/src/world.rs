@@ -141,6 +141,7 @@ impl<'a> SimWorld<'a> {
             faults: faults(BROKER),
             history: history.clone(),
             changed: Default::default(),
+            deadlines: Default::default(),
         };
         let b = broker.clone();
         sim.host(BROKER, move || b.clone().serve());

@@ -74,6 +74,7 @@ fn run_case(name: &str) {
         faults: ServerFaults::shared(seed::rng(7, "broker")),
         history: history.clone(),
         changed: Default::default(),
+        deadlines: Default::default(),
     };
     let fixture = SimFixture {
         broker_faults: broker.faults.clone(),

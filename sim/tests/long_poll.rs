@@ -33,6 +33,7 @@ fn world() -> (turmoil::Sim<'static>, History) {
         faults: ServerFaults::shared(seed::rng(3, "broker")),
         history: history.clone(),
         changed: Default::default(),
+        deadlines: Default::default(),
     };
     sim.host(BROKER, move || broker.clone().serve());
     let db = DbServer {

@@ -43,6 +43,7 @@ fn an_oversize_record_fails_in_the_producer_without_reaching_the_broker() {
         faults: ServerFaults::shared(seed::rng(5, "broker")),
         history: history.clone(),
         changed: Default::default(),
+        deadlines: Default::default(),
     };
     sim.host(BROKER, move || broker.clone().serve());
     let h = history.clone();

@@ -686,6 +686,20 @@ impl BrokerState {
     }
 
     /// Remove members whose session expired; returns the rebalances done.
+    /// The first simulated millisecond at which [`BrokerState::expire_members`]
+    /// or [`BrokerState::expire_txns`] would expire something, if nothing
+    /// else happens before: a member's session or an open transaction
+    /// runs out strictly after its timeout.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        let sessions = self.groups.values().flat_map(|g| g.members.values());
+        let sessions = sessions.map(|m| m.last_seen_ms + m.session_timeout_ms + 1);
+        let txns = self
+            .txns
+            .values()
+            .filter_map(|t| t.open.as_ref().map(|o| o.started_ms + t.timeout_ms + 1));
+        sessions.chain(txns).min()
+    }
+
     pub fn expire_members(&mut self, now_ms: u64) -> Vec<Event> {
         let mut expired_groups = Vec::new();
         for (name, group) in &mut self.groups {
@@ -701,6 +715,9 @@ impl BrokerState {
     }
 }
 
+/// How often the reaper looks for expired sessions and transactions.
+const REAP_EVERY_MS: u64 = 100;
+
 /// Simulated milliseconds, for session timeouts.
 fn sim_now_ms() -> u64 {
     turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64
@@ -714,6 +731,9 @@ pub struct BrokerServer {
     /// Woken whenever a request may have made records readable: what a
     /// waiting [`BrokerRequest::FetchMany`] waits on.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Woken after every request, which may have added or moved a session
+    /// or transaction deadline: what the reaper sleeps on between them.
+    pub deadlines: Arc<tokio::sync::Notify>,
 }
 
 impl BrokerServer {
@@ -722,8 +742,32 @@ impl BrokerServer {
         self.state.lock().unwrap().forget_members();
         let reaper = self.clone();
         tokio::task::spawn_local(async move {
+            // The reaper looks every 100 ms from its start, but wakes only
+            // for a look that can expire something: before the earliest
+            // deadline every look would find nothing. A request wakes it to
+            // work its next look out again.
+            let (start, start_ms) = (tokio::time::Instant::now(), sim_now_ms());
+            let mut looks = 0u64;
             loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                let due_ms = reaper.state.lock().unwrap().next_expiry_ms();
+                let wake = due_ms.map(|due| {
+                    let look = due.saturating_sub(start_ms).div_ceil(REAP_EVERY_MS);
+                    look.max(looks + 1)
+                });
+                let deadlines = reaper.deadlines.notified();
+                match wake {
+                    None => {
+                        deadlines.await;
+                        continue;
+                    }
+                    Some(look) => {
+                        let at = start + Duration::from_millis(look * REAP_EVERY_MS);
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(at) => looks = look,
+                            _ = deadlines => continue,
+                        }
+                    }
+                }
                 let now = sim_now_ms();
                 let mut state = reaper.state.lock().unwrap();
                 let mut events = state.expire_members(now);
@@ -782,6 +826,7 @@ impl BrokerServer {
             if wakes {
                 self.changed.notify_waiters();
             }
+            self.deadlines.notify_one();
             let Some(resp) = resp else {
                 return; // the reply is lost
             };
