@@ -1371,11 +1371,17 @@ mod tests {
         }
         b.rebalance("g");
         assert_eq!(b.groups["g"].members["m1"].assignment.len(), 2);
+        // m1's session runs out after 500 ms: nothing expires before 501.
+        assert_eq!(b.next_expiry_ms(), Some(501));
+        assert!(b.expire_members(500).is_empty());
         let events = b.expire_members(1000);
         assert_eq!(events.len(), 1);
         let g = &b.groups["g"];
         assert_eq!(g.generation, 2);
         assert_eq!(g.members["m2"].assignment.len(), 3);
+        assert_eq!(b.next_expiry_ms(), Some(1401), "m2's");
+        b.groups.clear();
+        assert_eq!(b.next_expiry_ms(), None, "no session, no open transaction");
     }
 
     fn txn_ref(b: &BrokerState, id: &str) -> TxnRef {
@@ -1498,9 +1504,15 @@ mod tests {
             .partitions
             .insert(("t".into(), 0));
         b.produce("t", 0, rec("a"), None, Some(&t)).unwrap();
-        assert!(b.expire_txns(1_000).is_empty(), "not yet");
+        assert_eq!(
+            b.next_expiry_ms(),
+            Some(1_101),
+            "started at 100, 1 s timeout"
+        );
+        assert!(b.expire_txns(1_100).is_empty(), "not yet");
         assert_eq!(b.readable_ends("t"), vec![1], "an open transaction is lag");
-        assert_eq!(b.expire_txns(1_200).len(), 1);
+        assert_eq!(b.expire_txns(1_101).len(), 1);
+        assert_eq!(b.next_expiry_ms(), None, "no transaction is open");
         assert_eq!(keys(&b, true), Vec::<String>::new());
         assert_eq!(b.current(&t).err(), Some(BrokerError::ProducerFenced));
     }
