@@ -397,17 +397,25 @@ pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Decode a file's bytes as UTF-8, or say where the first invalid byte is.
 pub fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String, InputError> {
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-        let (line, column) = line_and_column(&text, valid);
-        InputError {
-            path: path.to_path_buf(),
-            line: Some(line),
-            column: Some(column),
-            message: format!("not UTF-8: invalid byte 0x{:02x}", e.as_bytes()[valid]),
-        }
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))
+}
+
+/// [`utf8_text`] without taking the bytes: the text they are.
+pub fn utf8_str<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, InputError> {
+    std::str::from_utf8(bytes).map_err(|e| not_utf8(path, bytes, e))
+}
+
+/// Where the first invalid byte of `bytes` is, as bad input.
+fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> InputError {
+    let valid = error.valid_up_to();
+    let text = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+    let (line, column) = line_and_column(&text, valid);
+    InputError {
+        path: path.to_path_buf(),
+        line: Some(line),
+        column: Some(column),
+        message: format!("not UTF-8: invalid byte 0x{:02x}", bytes[valid]),
+    }
 }
 
 /// Parse and validate one scenario file's text.
@@ -793,6 +801,14 @@ allowed = ["broker-outage", "crash-workers"]
             utf8_text(Path::new("s.toml"), b"ok".to_vec()).unwrap(),
             "ok"
         );
+        let bad = b"a = 1\nb = \"\xc3\"\n";
+        let borrowed = utf8_str(Path::new("s.toml"), bad).unwrap_err();
+        assert_eq!(
+            borrowed.to_string(),
+            err.to_string(),
+            "the same message borrowed"
+        );
+        assert_eq!(utf8_str(Path::new("s.toml"), b"ok").unwrap(), "ok");
     }
 
     #[test]

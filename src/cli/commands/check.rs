@@ -34,15 +34,12 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             return BAD_INPUT;
         }
     };
-    let text = match std::str::from_utf8(&bytes) {
+    let text = match scenario::utf8_str(&args.history, &bytes) {
         Ok(t) => t,
-        Err(_) => match scenario::utf8_text(&args.history, bytes.to_vec()) {
-            Err(e) => {
-                eprintln!("error: {e}");
-                return BAD_INPUT;
-            }
-            Ok(_) => unreachable!("the same bytes are not UTF-8"),
-        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
     };
     let arena = Arena::new();
     let history = match Compact::parse_history(text, &name, &arena) {
