@@ -207,7 +207,7 @@ pub enum Event {
 }
 
 /// A record value as the history shows it: parsed JSON when it is JSON and
-/// small, otherwise its size and SHA-256 (so equal values compare equal and
+/// small, otherwise its size and BLAKE3 digest (so equal values compare equal and
 /// different ones do not).
 ///
 /// A view of generated content is summarized without making its bytes

@@ -10,10 +10,9 @@
 //! [`CHECKPOINT_BYTES`] so that any range is made from the nearest one
 //! before it. Digests of views are computed once per thread and remembered.
 
-use crate::digest::{hex, sha256_hex};
+use crate::digest::{digest_hex, hex};
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -140,11 +139,11 @@ impl Blob {
         }
     }
 
-    /// Lowercase hex SHA-256 of the bytes. A view's is computed once per
+    /// Lowercase hex BLAKE3 of the bytes. A view's is computed once per
     /// thread, a piece at a time, and remembered.
     pub fn digest(&self) -> String {
         match &self.0 {
-            Repr::Bytes(b) => sha256_hex(b),
+            Repr::Bytes(b) => digest_hex(b),
             Repr::Generated(v) => known_digest(*v).unwrap_or_else(|| view_digest(*v, None)),
         }
     }
@@ -486,7 +485,7 @@ fn remember_view_digest(view: View, digest: &str) {
 /// the same bytes made or copied elsewhere (a payload put back together
 /// from chunks a DB kept) find it there.
 fn view_digest(view: View, parts: Option<usize>) -> String {
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut fingerprint = twox_hash::xxhash3_128::Hasher::new();
     let piece_bytes = parts.unwrap_or(DIGEST_PIECE_BYTES);
     let mut start = view.start;
@@ -502,11 +501,11 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
                 len: piece_end - start,
                 ..view
             };
-            remember_view_digest(part, &hex(&Sha256::digest(&piece)));
+            remember_view_digest(part, &hex(blake3::hash(&piece).as_bytes()));
         }
         start = piece_end;
     }
-    let digest = hex(&hasher.finalize());
+    let digest = hex(hasher.finalize().as_bytes());
     crate::digest::remember(view.len, fingerprint.finish_128(), &digest);
     remember_view_digest(view, &digest);
     digest

@@ -190,7 +190,7 @@ mod tests {
         let large = change(json!({ "chunk": chunk })).for_history();
         let json_len = HISTORY_INLINE_LIMIT + r#"{"chunk":""}"#.len();
         assert_eq!(large.data["bytes"], json!(json_len));
-        assert_eq!(large.data["sha256"].as_str().map(str::len), Some(64));
+        assert_eq!(large.data["blake3"].as_str().map(str::len), Some(64));
         assert_eq!((large.lsn, large.key.as_str()), (7, "p1/0"));
 
         let same = change(json!({ "chunk": "x".repeat(HISTORY_INLINE_LIMIT) })).for_history();

@@ -47,7 +47,7 @@ pub struct PaymentCompleted {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentRef {
     pub size: u64,
-    /// Lowercase hex SHA-256.
+    /// Lowercase hex BLAKE3 ([`pitfall_ports::digest`]).
     pub digest: String,
 }
 

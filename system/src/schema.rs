@@ -121,7 +121,7 @@ pub struct RefundRow {
 pub struct InvoiceRow {
     pub order_id: String,
     pub size: u64,
-    /// SHA-256 of the bytes the archive reassembled.
+    /// BLAKE3 of the bytes the archive reassembled.
     pub digest: String,
     /// The archive's reassembly memory high-water mark when it stored this.
     pub peak_memory_bytes: u64,

@@ -1,7 +1,7 @@
 //! Large payloads (pitfall 4): getting an attachment bigger than the broker's
 //! maximum message size from a producer to a consumer.
 //!
-//! This module owns the payload itself ([`Attachment`], its SHA-256
+//! This module owns the payload itself ([`Attachment`], its BLAKE3
 //! [`digest`]), the [`Codec`]s and the [`Strategy`] variants. The producer side
 //! ([`encode`], [`send_payload`]) turns an attachment into the steps a strategy
 //! performs; the consumer side ([`Reassembler`]) turns records back into the
@@ -32,9 +32,9 @@ pub const CHUNK_COUNT: &str = "chunk-count";
 /// Where claim-check strategies upload attachments: `payloads/{id}`.
 pub const CLAIM_PREFIX: &str = "payloads/";
 
-/// Lowercase hex SHA-256 of `bytes`.
+/// Lowercase hex BLAKE3 of `bytes` ([`pitfall_ports::digest`]).
 pub fn digest(bytes: &[u8]) -> String {
-    pitfall_ports::digest::sha256_hex(bytes)
+    pitfall_ports::digest::digest_hex(bytes)
 }
 
 /// An attachment to carry from producer to consumer: an id and its
@@ -93,7 +93,7 @@ impl Attachment {
         self.content.bytes()
     }
 
-    /// Lowercase hex SHA-256 of the bytes (remembered for generated content
+    /// Lowercase hex BLAKE3 of the bytes (remembered for generated content
     /// and for large bytes, see [`pitfall_ports::digest`]).
     pub fn digest(&self) -> String {
         match self.chunk_bytes {

@@ -34,7 +34,7 @@ const RECENT: usize = 1024;
 pub struct Assembled {
     pub id: String,
     pub bytes: Blob,
-    /// The bytes' lowercase hex SHA-256, computed once here.
+    /// The bytes' lowercase hex BLAKE3, computed once here.
     pub digest: String,
     /// Whether the bytes have the digest the producer sent.
     pub digest_ok: bool,

@@ -125,7 +125,7 @@ mod tests {
             // A chunk: its payload names no request, its headers do.
             append(
                 &[("requestId", "r3"), ("userId", "u3")],
-                json!({"bytes": 1234, "sha256": "ab"}),
+                json!({"bytes": 1234, "blake3": "ab"}),
             ),
         ];
         assert!(check(&h).is_empty());
@@ -139,7 +139,7 @@ mod tests {
             append(&[("type", "claim-check")], json!({"object": "invoices/o1"})),
             append(
                 &[("requestId", "r3")],
-                json!({"bytes": 1234, "sha256": "ab"}),
+                json!({"bytes": 1234, "blake3": "ab"}),
             ),
         ];
         let v = check(&h);

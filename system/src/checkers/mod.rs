@@ -54,7 +54,7 @@ pub fn invariants() -> Vec<Invariant> {
         ),
         Invariant::over_compact(
             "payload-integrity",
-            "every attachment a committed payment names is archived exactly once, intact (size and SHA-256 match)",
+            "every attachment a committed payment names is archived exactly once, intact (size and BLAKE3 digest match)",
             payload::check_integrity,
         ),
         Invariant::over_compact(

@@ -482,7 +482,7 @@ mod tests {
                         (PAYLOAD_SIZE.into(), size.into()),
                     ],
                     producer: "payments".into(),
-                    value: json!({ "bytes": size, "sha256": "x" }),
+                    value: json!({ "bytes": size, "blake3": "x" }),
                     wire_bytes: Some(stored),
                 },
             )
