@@ -438,8 +438,8 @@ pub(crate) fn check_shape_of(
         Some((_, Shape::Run)) => {}
         Some(_) => return Err((line(0), "a history starts with its run header".into())),
     }
-    let mut appends: LookupMap<(&str, u32, u64), usize> = LookupMap::default();
-    let mut commits: LookupMap<(&str, Lsn), usize> = LookupMap::default();
+    let mut appends: LookupMap<(&str, u32), Seen> = LookupMap::default();
+    let mut commits: LookupMap<&str, Seen> = LookupMap::default();
     for (i, (t, shape)) in entries.iter().enumerate().skip(1) {
         let prev = entries[i - 1].0;
         if *t < prev {
@@ -462,14 +462,15 @@ pub(crate) fn check_shape_of(
                 ))
             }
             Shape::Append(topic, partition, offset) => {
-                appends.insert((topic, partition, offset), i).map(|at| {
+                let seen = appends.entry((topic, partition)).or_default();
+                seen.insert(offset, i).map(|at| {
                     (
                         at,
                         format!("offset {offset} of {topic}/{partition} appended twice"),
                     )
                 })
             }
-            Shape::Commit(db, lsn) => commits.insert((db, lsn), i).map(|at| {
+            Shape::Commit(db, lsn) => commits.entry(db).or_default().insert(lsn, i).map(|at| {
                 (
                     at,
                     format!("commit position (LSN) {lsn} of {db} used twice"),
@@ -485,6 +486,42 @@ pub(crate) fn check_shape_of(
         }
     }
     Ok(())
+}
+
+/// The positions seen in one place (a partition's offsets, a DB's LSNs),
+/// each with the entry that had it first. A place's positions mostly come
+/// in increasing order: those are kept as a sorted run, which costs a push,
+/// and only the others in a map.
+#[derive(Default)]
+struct Seen {
+    run: Vec<(u64, usize)>,
+    out_of_order: LookupMap<u64, usize>,
+}
+
+impl Seen {
+    /// Note `position` at entry `i`; the entry that had it already, if one
+    /// did. A position above the run's last is new: every position out of
+    /// order was below the run's last when it came.
+    fn insert(&mut self, position: u64, i: usize) -> Option<usize> {
+        match self.run.last() {
+            Some(&(last, _)) if position <= last => {
+                if let Ok(k) = self.run.binary_search_by_key(&position, |&(p, _)| p) {
+                    return Some(self.run[k].1);
+                }
+                match self.out_of_order.entry(position) {
+                    std::collections::hash_map::Entry::Occupied(first) => Some(*first.get()),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(i);
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.run.push((position, i));
+                None
+            }
+        }
+    }
 }
 
 /// The first line at which two serialized histories differ, with both lines.
@@ -654,6 +691,32 @@ mod tests {
         assert_eq!(
             shape_error(&appended_twice),
             "h.jsonl:3: offset 0 of payments/0 appended twice; the first is on line 2"
+        );
+        // Out of order: a position below the highest one seen is new unless
+        // it came before, in order or not.
+        let out_of_order = vec![header(0), append(2, 5), append(2, 3), append(2, 7)];
+        assert!(parse_history(&to_jsonl(&out_of_order), "h.jsonl").is_ok());
+        let again_below = vec![
+            header(0),
+            append(2, 5),
+            append(2, 3),
+            append(2, 7),
+            append(2, 3),
+        ];
+        assert_eq!(
+            shape_error(&again_below),
+            "h.jsonl:5: offset 3 of payments/0 appended twice; the first is on line 3"
+        );
+        let again_in_run = vec![
+            header(0),
+            commit(1, 4),
+            commit(1, 9),
+            commit(1, 2),
+            commit(1, 4),
+        ];
+        assert_eq!(
+            shape_error(&again_in_run),
+            "h.jsonl:5: commit position (LSN) 4 of payments used twice; the first is on line 2"
         );
         assert_eq!(
             shape_error(&[]),
