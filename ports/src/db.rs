@@ -7,7 +7,7 @@
 //! `UPDATE … SET version = version + 1 WHERE key = $1 AND version = $2`. A
 //! delete removes a row whatever its version.
 
-use crate::digest::{history_summary, HISTORY_INLINE_LIMIT};
+use crate::digest::{summary, HISTORY_INLINE_LIMIT};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,7 +27,7 @@ pub struct Row {
 impl Change {
     /// The change as a history records it. Data over
     /// [`HISTORY_INLINE_LIMIT`] bytes of JSON (a stored payload chunk) is
-    /// recorded as the [`history_summary`] of that JSON: equal rows still
+    /// recorded as the [`history_summary`](crate::digest::history_summary) of that JSON: equal rows still
     /// compare equal, and a chunked payload no longer puts megabytes into
     /// every commit it records.
     pub fn for_history(mut self) -> Change {
@@ -38,12 +38,60 @@ impl Change {
     }
 }
 
-/// The [`history_summary`] of a row's JSON when it is over
+/// The [`history_summary`](crate::digest::history_summary) of a row's JSON when it is over
 /// [`HISTORY_INLINE_LIMIT`] bytes (what [`Change::for_history`] records in
 /// place of the row), or `None` for a row a history keeps as it is.
+///
+/// A large row's JSON is hashed as it is written, a buffer at a time, never
+/// whole in memory (a stored payload chunk's is some 340 KB).
 pub fn history_summary_of_row(data: &Value) -> Option<Value> {
-    let json = serde_json::to_vec(data).expect("a JSON value serializes");
-    (json.len() > HISTORY_INLINE_LIMIT).then(|| history_summary(&json))
+    let mut json = SummaryWriter::default();
+    serde_json::to_writer(&mut json, data).expect("a JSON value serializes");
+    json.summary()
+}
+
+/// Where [`history_summary_of_row`] writes a row's JSON: kept while it is
+/// short, hashed from the first byte over [`HISTORY_INLINE_LIMIT`] on.
+#[derive(Default)]
+struct SummaryWriter {
+    kept: Vec<u8>,
+    hashed: Option<(blake3::Hasher, usize)>,
+}
+
+impl SummaryWriter {
+    fn summary(self) -> Option<Value> {
+        let (hasher, size) = self.hashed?;
+        Some(summary(
+            size,
+            crate::digest::hex(hasher.finalize().as_bytes()),
+        ))
+    }
+}
+
+impl std::io::Write for SummaryWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &mut self.hashed {
+            Some((hasher, size)) => {
+                hasher.update(bytes);
+                *size += bytes.len();
+            }
+            None if self.kept.len() + bytes.len() <= HISTORY_INLINE_LIMIT => {
+                self.kept.extend_from_slice(bytes);
+            }
+            None => {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&self.kept);
+                hasher.update(bytes);
+                self.hashed = Some((hasher, self.kept.len() + bytes.len()));
+                self.kept = Vec::new();
+            }
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Errors a database call can return. The distinction between them is what
@@ -190,8 +238,15 @@ mod tests {
         let large = change(json!({ "chunk": chunk })).for_history();
         let json_len = HISTORY_INLINE_LIMIT + r#"{"chunk":""}"#.len();
         assert_eq!(large.data["bytes"], json!(json_len));
-        assert_eq!(large.data["blake3"].as_str().map(str::len), Some(64));
+        let whole = serde_json::to_vec(&json!({ "chunk": chunk })).unwrap();
+        assert_eq!(large.data, crate::digest::history_summary(&whole));
         assert_eq!((large.lsn, large.key.as_str()), (7, "p1/0"));
+        // At the limit exactly, the row is kept; one byte more, summarized.
+        let fits = "x".repeat(HISTORY_INLINE_LIMIT - r#"{"chunk":""}"#.len());
+        let at_limit = change(json!({ "chunk": fits }));
+        assert_eq!(at_limit.clone().for_history(), at_limit);
+        let over = change(json!({ "chunk": format!("{fits}x") })).for_history();
+        assert_eq!(over.data["bytes"], json!(HISTORY_INLINE_LIMIT + 1));
 
         let same = change(json!({ "chunk": "x".repeat(HISTORY_INLINE_LIMIT) })).for_history();
         let other = change(json!({ "chunk": "y".repeat(HISTORY_INLINE_LIMIT) })).for_history();
