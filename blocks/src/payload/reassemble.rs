@@ -354,6 +354,13 @@ impl Reassembler {
                         .await
                         .map_err(db_err)?;
                     let chunk = row.as_ref().and_then(|r| r.data["chunk"].as_str());
+                    if let (0, Some(first)) = (i, chunk) {
+                        // Room for all of them at once, not a copy per
+                        // doubling: every chunk before the last is as long
+                        // as the first, and all `count` are stored.
+                        let each = base64::decoded_len_estimate(first.len());
+                        bytes.reserve(each.saturating_mul(count as usize));
+                    }
                     let decoded = chunk.map(|c| BASE64.decode_vec(c, &mut bytes));
                     if !matches!(decoded, Some(Ok(()))) {
                         tx.rollback().await;
