@@ -91,6 +91,23 @@ impl Blob {
         }
     }
 
+    /// The bytes `piece_bytes` at a time (the last piece shorter): for a
+    /// view, each piece is made when it is reached, so no more than one
+    /// piece of it exists at once (a codec reads an attachment this way).
+    ///
+    /// # Panics
+    /// If `piece_bytes` is 0.
+    pub fn pieces(&self, piece_bytes: usize) -> impl Iterator<Item = Bytes> + '_ {
+        assert!(piece_bytes > 0, "pieces of 0 bytes");
+        (0..self.len()).step_by(piece_bytes).map(move |start| {
+            let end = (start + piece_bytes).min(self.len());
+            match &self.0 {
+                Repr::Bytes(b) => b.slice(start..end),
+                Repr::Generated(v) => generate_range(v.seed, v.start + start..v.start + end),
+            }
+        })
+    }
+
     pub fn to_vec(&self) -> Vec<u8> {
         match &self.0 {
             Repr::Bytes(b) => b.to_vec(),

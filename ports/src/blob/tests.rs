@@ -267,3 +267,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(shuffled.digest(), digest_hex(&plain));
     }
 }
+
+/// Pieces cover a blob in order, the last shorter, stored or generated.
+#[test]
+fn pieces_cover_the_blob_in_order() {
+    let view = Blob::generated(5, 300_001).slice(17..250_017);
+    let stored = Blob::from(view.to_vec());
+    for blob in [&view, &stored] {
+        let pieces: Vec<bytes::Bytes> = blob.pieces(64 << 10).collect();
+        assert_eq!(pieces.len(), 4);
+        assert!(pieces[..3].iter().all(|p| p.len() == 64 << 10));
+        assert_eq!(pieces.concat(), blob.to_vec());
+    }
+    assert_eq!(Blob::default().pieces(10).count(), 0);
+}

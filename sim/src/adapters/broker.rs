@@ -337,7 +337,7 @@ impl SimProducer {
         // The record's own value is not needed after this.
         let value = std::mem::take(&mut record.value);
         let wire_value = match self.config.compression {
-            Some(codec) => Blob::from(codec.compress(&value.bytes())),
+            Some(codec) => Blob::from(codec.compress_blob(&value)),
             None => value,
         };
         too_large(&record, &wire_value)?;
@@ -877,7 +877,7 @@ impl TxnProducer for SimTxnProducer {
         let sequence = (txn.producer_id, *next);
         *next += 1;
         let value = match self.config.compression {
-            Some(codec) => Blob::from(codec.compress(&record.value.bytes())),
+            Some(codec) => Blob::from(codec.compress_blob(&record.value)),
             None => record.value,
         };
         let req = BrokerRequest::Produce {
