@@ -162,6 +162,63 @@ fn run_writes_the_report_contract_and_its_exit_code_follows_met() {
     }
 }
 
+/// The histories a run keeps for its report are kept from the sweep, not
+/// run again at the end: they are the seeds the report shows, each byte
+/// for byte what `repro` records, and the staging folder is gone.
+#[test]
+fn a_runs_kept_histories_are_those_repro_records() {
+    let dir = scratch("kept-histories");
+    let report = dir.join("report");
+    let out = pitfall(&[
+        "run",
+        TINY,
+        "--seeds",
+        "12",
+        "--jobs",
+        "2",
+        "--report-dir",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!report.join("histories.staged").exists());
+    let kept: Vec<PathBuf> = std::fs::read_dir(report.join("histories/tiny"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+    let violating = json["finished"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| !s["violated"].as_array().unwrap().is_empty());
+    assert!(violating, "the fixture violates on some of 12 seeds");
+    assert!(kept.len() >= 2, "{kept:?}");
+    for path in kept {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let seed = name.trim_start_matches("seed-").trim_end_matches(".jsonl");
+        let replayed = dir.join(format!("repro-{seed}.jsonl"));
+        pitfall(&[
+            "repro",
+            TINY,
+            "--seed",
+            seed,
+            "--history",
+            replayed.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&replayed).unwrap(),
+            "seed {seed}"
+        );
+    }
+}
+
 #[test]
 fn repro_prints_the_same_bytes_every_time_and_exits_1_on_a_violation() {
     let dir = scratch("repro");

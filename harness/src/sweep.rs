@@ -385,7 +385,7 @@ fn run_item(
     scenarios: &[Scenario],
     (idx, seed): (usize, u64),
     opts: &SweepOptions,
-) -> SeedSummary {
+) -> (SeedSummary, Vec<Entry>) {
     let scenario = &scenarios[idx];
     let (parts, history) = run_isolated(seed_fn, scenario, seed, opts.limits);
     if opts.check_determinism && parts.failure.is_none() {
@@ -403,10 +403,10 @@ fn run_item(
                 failure: Some(failure),
                 ..parts
             };
-            return summarize(scenario, idx, seed, parts, &history);
+            return (summarize(scenario, idx, seed, parts, &history), history);
         }
     }
-    summarize(scenario, idx, seed, parts, &history)
+    (summarize(scenario, idx, seed, parts, &history), history)
 }
 
 /// What each worker is running — (scenario, seed) — and since when.
@@ -415,12 +415,24 @@ type Running = BTreeMap<usize, ((usize, u64), std::time::Instant)>;
 /// Run every seed of every scenario with `seed_fn`. `progress` is called
 /// once per finished seed, in completion order. Results come back sorted by
 /// scenario and seed.
-#[allow(clippy::disallowed_methods)] // worker threads and the watchdog live outside the simulation
 pub fn run(
     seed_fn: SeedFn,
     scenarios: &[Scenario],
     opts: &SweepOptions,
     mut progress: impl FnMut(&SeedSummary),
+) -> Vec<SeedSummary> {
+    run_keeping(seed_fn, scenarios, opts, |summary, _| progress(summary))
+}
+
+/// [`run`], handing `progress` each seed's history too (empty for a seed
+/// whose worker hung): a caller that keeps some histories need not run
+/// those seeds again.
+#[allow(clippy::disallowed_methods)] // worker threads and the watchdog live outside the simulation
+pub fn run_keeping(
+    seed_fn: SeedFn,
+    scenarios: &[Scenario],
+    opts: &SweepOptions,
+    mut progress: impl FnMut(&SeedSummary, Vec<Entry>),
 ) -> Vec<SeedSummary> {
     let queue = SeedQueue::new(
         scenarios.len(),
@@ -433,7 +445,7 @@ pub fn run(
     let total = queue.total() as usize;
     let queue = Arc::new(Mutex::new(queue));
     let scenarios: Arc<Vec<Scenario>> = Arc::new(scenarios.to_vec());
-    let (tx, rx) = mpsc::channel::<(usize, SeedSummary)>();
+    let (tx, rx) = mpsc::channel::<(usize, SeedSummary, Vec<Entry>)>();
     let running: Arc<Mutex<Running>> = Arc::default();
 
     let spawn_worker = |id: usize| {
@@ -453,9 +465,9 @@ pub fn run(
                     .lock()
                     .unwrap()
                     .insert(id, (item, std::time::Instant::now()));
-                let summary = run_item(seed_fn, &scenarios, item, &opts);
+                let (summary, history) = run_item(seed_fn, &scenarios, item, &opts);
                 running.lock().unwrap().remove(&id);
-                if tx.send((id, summary)).is_err() {
+                if tx.send((id, summary, history)).is_err() {
                     return;
                 }
             })
@@ -472,12 +484,12 @@ pub fn run(
     let stuck_after = opts.limits.wall + opts.limits.wall / 2 + Duration::from_secs(5);
     while results.len() < total {
         match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok((_, summary)) => {
+            Ok((_, summary, history)) => {
                 // An abandoned worker that came back late: already reported.
                 if !done.insert((summary.scenario, summary.seed)) {
                     continue;
                 }
-                progress(&summary);
+                progress(&summary, history);
                 results.push(summary);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -505,7 +517,7 @@ pub fn run(
                         figures: None,
                         coverage: BTreeSet::new(),
                     };
-                    progress(&summary);
+                    progress(&summary, Vec::new());
                     results.push(summary);
                     // The stuck thread is left behind; replace it.
                     spawn_worker(next_worker);

@@ -5,13 +5,13 @@
 
 use crate::cli::BAD_INPUT;
 use pitfall_harness::checkers::{self, check_all};
-use pitfall_harness::history::{parse_history, to_jsonl};
+use pitfall_harness::history::{parse_history, to_jsonl, Entry};
 use pitfall_harness::report::Report;
 use pitfall_harness::scenario::Scenario;
-use pitfall_harness::sweep::{run_isolated, Limits};
+use pitfall_harness::sweep::{run_isolated, Limits, SeedSummary};
 use pitfall_harness::system::Registry;
-use pitfall_render::{shown_seeds, Inputs, KeptSeed};
-use std::collections::BTreeMap;
+use pitfall_render::{shown_seeds, Inputs, KeptSeed, SHOWN_PER_INVARIANT};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -25,12 +25,15 @@ pub fn history_path(dir: &Path, scenario: &str, seed: u64) -> PathBuf {
     pitfall_real::sweep::history_path(&dir.join("histories"), scenario, seed)
 }
 
-/// Simulation: rerun the seeds the report shows (a seed replays byte for
-/// byte) and keep their histories in the folder, replacing any kept before.
+/// Simulation: keep the histories of the seeds the report shows in the
+/// folder, replacing any kept before. A seed whose history `kept` holds
+/// from the sweep is not run again; any other (one a resumed run finished
+/// before, say) is rerun, as a seed replays byte for byte.
 pub fn keep_sim_histories(
     dir: &Path,
     report: &Report,
     scenarios: &[Scenario],
+    kept: &ShownCandidates,
 ) -> Result<(), String> {
     let root = dir.join("histories");
     if root.exists() {
@@ -39,19 +42,129 @@ pub fn keep_sim_histories(
     }
     for (index, scenario) in scenarios.iter().enumerate() {
         for seed in shown_seeds(report, index) {
+            let path = history_path(dir, &scenario.name, seed);
+            std::fs::create_dir_all(path.parent().expect("a folder"))
+                .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+            let staged = kept.path(index, seed);
+            if staged.exists() {
+                std::fs::rename(&staged, &path).map_err(|e| {
+                    format!(
+                        "{}: cannot move to {}: {e}",
+                        staged.display(),
+                        path.display()
+                    )
+                })?;
+                continue;
+            }
             let (_, history) = run_isolated(
                 pitfall_sim::runner::run_seed,
                 scenario,
                 seed,
                 Limits::default(),
             );
-            let path = history_path(dir, &scenario.name, seed);
-            std::fs::create_dir_all(path.parent().expect("a folder"))
-                .and_then(|()| std::fs::write(&path, to_jsonl(&history)))
+            std::fs::write(&path, to_jsonl(&history))
                 .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
     }
-    Ok(())
+    kept.remove()
+}
+
+/// The histories a sweep hands over that its report may show, kept in a
+/// staging folder as the seeds finish (so `run` need not run them again):
+/// a seed is kept when it is, among the seeds of its scenario finished so
+/// far, the lowest, or one of the lowest [`SHOWN_PER_INVARIANT`] violating
+/// an invariant or failing to run. Every seed the final report shows
+/// ([`shown_seeds`]) was such a seed when it finished. A few kept early are
+/// displaced by lower seeds finishing later; [`keep_sim_histories`] leaves
+/// those behind with the folder.
+pub struct ShownCandidates {
+    staging: PathBuf,
+    names: Vec<String>,
+    lowest: BTreeMap<usize, Lowest>,
+}
+
+/// Per scenario, the lowest seeds finished so far, as [`ShownCandidates`]
+/// counts them.
+#[derive(Default)]
+struct Lowest {
+    seed: Option<u64>,
+    violating: BTreeMap<String, BTreeSet<u64>>,
+    failing: BTreeSet<u64>,
+}
+
+impl ShownCandidates {
+    /// Candidates staged under `dir` (cleared first: what an interrupted
+    /// run left there is not this run's).
+    pub fn new(dir: &Path, scenarios: &[Scenario]) -> Result<Self, String> {
+        let staging = Self::staging(dir);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)
+                .map_err(|e| format!("{}: cannot clear: {e}", staging.display()))?;
+        }
+        Ok(ShownCandidates {
+            staging,
+            names: scenarios.iter().map(|s| s.name.clone()).collect(),
+            lowest: BTreeMap::new(),
+        })
+    }
+
+    /// Where the candidates of a run writing to `dir` are staged.
+    pub fn staging(dir: &Path) -> PathBuf {
+        dir.join("histories.staged")
+    }
+
+    /// A seed finished with `history`: keep it if the report may show it.
+    pub fn offer(&mut self, summary: &SeedSummary, history: &[Entry]) -> Result<(), String> {
+        if history.is_empty() || !self.is_candidate(summary) {
+            return Ok(());
+        }
+        let path = self.path(summary.scenario, summary.seed);
+        std::fs::create_dir_all(path.parent().expect("a folder"))
+            .and_then(|()| std::fs::write(&path, to_jsonl(history)))
+            .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    }
+
+    fn is_candidate(&mut self, s: &SeedSummary) -> bool {
+        let lowest = self.lowest.entry(s.scenario).or_default();
+        let mut keep = false;
+        if lowest.seed.is_none_or(|l| s.seed < l) {
+            lowest.seed = Some(s.seed);
+            keep = true;
+        }
+        for invariant in &s.violated {
+            let seeds = lowest.violating.entry(invariant.clone()).or_default();
+            keep |= among_lowest(seeds, s.seed);
+        }
+        if s.failure.is_some() {
+            keep |= among_lowest(&mut lowest.failing, s.seed);
+        }
+        keep
+    }
+
+    fn path(&self, scenario: usize, seed: u64) -> PathBuf {
+        let name = self.names.get(scenario).map_or("", String::as_str);
+        pitfall_real::sweep::history_path(&self.staging, name, seed)
+    }
+
+    /// Remove the staging folder and what is left in it.
+    pub fn remove(&self) -> Result<(), String> {
+        match std::fs::remove_dir_all(&self.staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("{}: cannot remove: {e}", self.staging.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Add `seed` to `seeds`, the lowest [`SHOWN_PER_INVARIANT`] seen so far;
+/// whether it is among them.
+fn among_lowest(seeds: &mut BTreeSet<u64>, seed: u64) -> bool {
+    seeds.insert(seed);
+    if seeds.len() > SHOWN_PER_INVARIANT {
+        return seeds.pop_last() != Some(seed);
+    }
+    true
 }
 
 /// Read the kept histories of the seeds the report shows and check them
@@ -151,5 +264,70 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
             eprintln!("error: {e}");
             BAD_INPUT
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Lowest, ShownCandidates, SHOWN_PER_INVARIANT};
+    use pitfall_harness::sweep::SeedSummary;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    fn finished(seed: u64, violated: &[&str], failed: bool) -> SeedSummary {
+        SeedSummary {
+            scenario: 0,
+            seed,
+            failure: failed.then(|| "panic".to_string()),
+            violated: violated.iter().map(|v| v.to_string()).collect(),
+            examples: BTreeMap::new(),
+            sim_ms: 0,
+            wall_ms: 0,
+            history_lines: 0,
+            figures: None,
+            coverage: BTreeSet::new(),
+        }
+    }
+
+    fn candidates() -> ShownCandidates {
+        ShownCandidates {
+            staging: PathBuf::from("unused"),
+            names: vec!["s".into()],
+            lowest: BTreeMap::<usize, Lowest>::new(),
+        }
+    }
+
+    /// Whatever order seeds finish in, each one a report would show is a
+    /// candidate when it finishes: the lowest seed, the lowest violating
+    /// ones per invariant, the lowest failing ones.
+    #[test]
+    fn a_seed_the_report_shows_is_a_candidate_when_it_finishes() {
+        let n = 3 * SHOWN_PER_INVARIANT as u64;
+        // Seeds finish out of order: odd ones first, descending, then even.
+        let order: Vec<u64> = (0..n)
+            .rev()
+            .filter(|s| s % 2 == 1)
+            .chain((0..n).filter(|s| s % 2 == 0))
+            .collect();
+        let violates = |s: u64| !s.is_multiple_of(3);
+        let fails = |s: u64| s % 4 == 1;
+        let mut shown = candidates();
+        let kept: BTreeSet<u64> = order
+            .iter()
+            .filter(|&&s| {
+                let v: &[&str] = if violates(s) { &["queue"] } else { &[] };
+                shown.is_candidate(&finished(s, v, fails(s)))
+            })
+            .copied()
+            .collect();
+        let first = |p: &dyn Fn(u64) -> bool| -> Vec<u64> {
+            (0..n).filter(|&s| p(s)).take(SHOWN_PER_INVARIANT).collect()
+        };
+        let mut expected: BTreeSet<u64> = BTreeSet::from([0]);
+        expected.extend(first(&violates));
+        expected.extend(first(&fails));
+        assert!(expected.is_subset(&kept), "{expected:?} not in {kept:?}");
+        // A seed finishing after enough lower ones is not kept.
+        assert!(!kept.contains(&(n - 1)), "{kept:?}");
     }
 }

@@ -178,8 +178,15 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
     if let Err(e) = ctrlc::set_handler(move || on_interrupt.interrupted()) {
         eprintln!("warning: cannot catch interrupts ({e}); an interrupted run keeps only its last periodic report");
     }
-    match sweep(&args, &live) {
-        Ok(details) => finish(&args, &live, details.as_deref(), registry),
+    let mut shown = match render::ShownCandidates::new(live.dir.path(), &live.ctx.scenarios) {
+        Ok(shown) => shown,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    match sweep(&args, &live, &mut shown) {
+        Ok(details) => finish(&args, &live, details.as_deref(), registry, &shown),
         Err(code) => code,
     }
 }
@@ -201,7 +208,11 @@ fn failing_first(args: &Args, ctx: &ReportCtx) -> Result<BTreeSet<(usize, u64)>,
 
 /// Run the seeds not yet finished, in the chosen mode. Returns the real
 /// mode's per-scenario details, or an exit code.
-fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> {
+fn sweep(
+    args: &Args,
+    live: &Arc<Live>,
+    shown: &mut render::ShownCandidates,
+) -> Result<Option<Vec<RealDetails>>, u8> {
     let scenarios = &live.ctx.scenarios;
     let skip: Arc<BTreeSet<(usize, u64)>> = Arc::new(
         live.state()
@@ -245,11 +256,18 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
                 shard,
                 first: live.first.clone(),
             };
-            sweep::run(
+            // The histories the report may show are kept as their seeds
+            // finish, so they need not run again at the end.
+            sweep::run_keeping(
                 pitfall_sim::runner::run_seed,
                 scenarios,
                 &opts,
-                &mut progress,
+                |summary, history| {
+                    progress(summary);
+                    if let Err(e) = shown.offer(summary, &history) {
+                        eprintln!("warning: {e}");
+                    }
+                },
             );
             None
         }
@@ -261,7 +279,13 @@ fn sweep(args: &Args, live: &Arc<Live>) -> Result<Option<Vec<RealDetails>>, u8> 
 
 /// Write the complete report, print the table and say whether every
 /// scenario met its expectation.
-fn finish(args: &Args, live: &Live, details: Option<&[RealDetails]>, registry: &Registry) -> u8 {
+fn finish(
+    args: &Args,
+    live: &Live,
+    details: Option<&[RealDetails]>,
+    registry: &Registry,
+    shown: &render::ShownCandidates,
+) -> u8 {
     let mut report = live.report(true, details);
     if args.shrink {
         shrink_failures(&mut report, &live.ctx.scenarios, live.dir.path(), args.jobs);
@@ -272,7 +296,7 @@ fn finish(args: &Args, live: &Live, details: Option<&[RealDetails]>, registry: &
     }
     let dir = live.dir.path();
     let rendered = match live.ctx.mode {
-        Mode::Sim => render::keep_sim_histories(dir, &report, &live.ctx.scenarios),
+        Mode::Sim => render::keep_sim_histories(dir, &report, &live.ctx.scenarios, shown),
         Mode::Real => Ok(()),
     }
     .and_then(|()| render::write_all(dir, &report, registry));
@@ -552,6 +576,8 @@ impl Live {
             ),
             Err(e) => eprintln!("\ninterrupted, and {e}"),
         }
+        // Histories kept for the report's end, which will not come.
+        let _ = std::fs::remove_dir_all(render::ShownCandidates::staging(self.dir.path()));
         std::process::exit(INTERRUPTED.into());
     }
 }
