@@ -157,9 +157,9 @@ impl EosLoop {
                 offset,
             })
             .collect();
-        let group = consumer.group_metadata().ok_or_else(|| {
-            TxnError::Abortable("not a group member, or rebalanced since the batch came".into())
-        })?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| TxnError::Abortable("not a group member".into()))?;
         producer.send_offsets(&group, &offsets).await?;
         producer.commit().await
     }

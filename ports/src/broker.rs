@@ -217,10 +217,7 @@ pub trait Consumer: Send + Sync {
     /// [`ConsumeError::CommitFailed`].
     async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError>;
     /// The member's current identity in its group, for a transactional
-    /// producer's `send_offsets` of the batch it last polled; `None` before
-    /// it joined, or when an adapter knows that batch's offsets are no
-    /// longer this member's to send (the real consumer, after a rebalance
-    /// since the batch came).
+    /// producer's `send_offsets`; `None` before it joined.
     fn group_metadata(&self) -> Option<GroupMetadata> {
         None
     }

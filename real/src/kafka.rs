@@ -279,7 +279,6 @@ impl Broker for KafkaBroker {
             history: self.history.clone(),
             process: self.process.clone(),
             fetched: BTreeMap::new(),
-            polled_in: 0,
             unresolved: Vec::new(),
         })
     }
@@ -529,10 +528,6 @@ pub struct KafkaConsumer {
     process: String,
     /// The rebalance generation in which each partition was last polled.
     fetched: BTreeMap<(String, u32), u64>,
-    /// The rebalance generation in which the last poll's first record came:
-    /// its batch is this member's to commit only while it is still current
-    /// (see [`Consumer::group_metadata`] below).
-    polled_in: u64,
     /// Commits that failed and could not be read back yet: they may have
     /// landed (see [`KafkaConsumer::commit_failed`]).
     unresolved: Vec<TopicPartitionOffset>,
@@ -587,7 +582,6 @@ impl Consumer for KafkaConsumer {
             Ok(Err(e)) => return Err(ConsumeError::Unavailable(e.to_string())),
             Ok(Ok(m)) => m.detach(),
         };
-        self.polled_in = self.inner().context().generation.load(Ordering::SeqCst);
         let mut out = vec![self.convert(&first)];
         while out.len() < self.config.max_poll_records {
             match tokio::time::timeout(Duration::from_millis(2), self.inner().recv()).await {
@@ -674,24 +668,12 @@ impl Consumer for KafkaConsumer {
         Ok(())
     }
 
-    /// `None` also when the group rebalanced since the last poll's first
-    /// record came. A rebalance can run inside that poll, after some of its
-    /// records, or after it; librdkafka's group metadata is then the new
-    /// generation's, and the coordinator would take, in a transaction,
-    /// offsets of a partition this member polled before it lost it while
-    /// another member reprocesses the same records (the plain commit path
-    /// refuses those through `fetched`). The transaction is aborted instead,
-    /// and the member goes back to its committed offsets.
     fn group_metadata(&self) -> Option<GroupMetadata> {
-        let generation = self.inner().context().generation.load(Ordering::SeqCst);
-        if generation != self.polled_in {
-            return None;
-        }
         let cgm = self.inner().group_metadata()?;
         Some(GroupMetadata {
             group: self.config.group.clone(),
             member_id: String::new(),
-            generation,
+            generation: self.inner().context().generation.load(Ordering::SeqCst),
             handle: Some(Arc::new(cgm)),
         })
     }
