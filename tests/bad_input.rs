@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{comparable, pitfall, text};
+use common::{comparable, history_of, pitfall, text};
 
 const TINY: &str = "tests/fixtures/tiny.toml";
 const TINY_CDC: &str = "tests/fixtures/tiny-cdc.toml";
@@ -166,24 +166,6 @@ fn repro_takes_a_file_stem() {
 }
 
 // 4. `check` on corrupt histories, and its expectation.
-
-fn history_of(dir: &Path, scenario: &str, seed: &str) -> String {
-    let path = dir.join(format!("seed-{seed}.jsonl"));
-    let out = pitfall(&[
-        "repro",
-        scenario,
-        "--seed",
-        seed,
-        "--history",
-        path.to_str().unwrap(),
-    ]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{}",
-        text(&out.stderr)
-    );
-    std::fs::read_to_string(path).unwrap()
-}
 
 #[test]
 fn check_refuses_corrupt_histories_as_bad_input() {

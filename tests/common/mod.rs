@@ -1,5 +1,6 @@
 //! Helpers shared by the command-line tests.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Run the `pitfall` binary from the project root.
@@ -29,4 +30,24 @@ pub fn comparable(mut r: serde_json::Value) -> serde_json::Value {
         f.as_object_mut().unwrap().remove("wall_ms");
     }
     r
+}
+
+/// The history `repro` records for `seed` of `scenario`, written into `dir`.
+#[allow(dead_code)] // not every test binary records histories
+pub fn history_of(dir: &Path, scenario: &str, seed: &str) -> String {
+    let path = dir.join(format!("seed-{seed}.jsonl"));
+    let out = pitfall(&[
+        "repro",
+        scenario,
+        "--seed",
+        seed,
+        "--history",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::read_to_string(path).unwrap()
 }
