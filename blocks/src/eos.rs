@@ -157,6 +157,12 @@ impl EosLoop {
                 offset,
             })
             .collect();
+        if let Some(o) = consumer.reassigned_since_polled(&offsets) {
+            return Err(TxnError::Abortable(format!(
+                "{}/{} was reassigned since its records were polled",
+                o.topic, o.partition
+            )));
+        }
         let group = consumer
             .group_metadata()
             .ok_or_else(|| TxnError::Abortable("not a group member".into()))?;

@@ -23,7 +23,7 @@ pub const DB: &str = "contract-db";
 /// The slot the change-log case reads through.
 pub const SLOT: &str = "contract";
 /// Single-partition topics the broker cases use, one per case.
-pub const TOPICS: [&str; 8] = [
+pub const TOPICS: [&str; 9] = [
     "contract-dup",
     "contract-idem",
     "contract-resume",
@@ -32,6 +32,7 @@ pub const TOPICS: [&str; 8] = [
     "contract-txn-in",
     "contract-txn-pending",
     "contract-churn",
+    "contract-reassigned",
 ];
 
 /// What a mode provides to the cases.
@@ -764,6 +765,60 @@ pub async fn a_member_waits_out_a_pending_offset_commit_across_rebalances(
     })
 }
 
+/// Offsets of records a member polled before its group rebalanced are
+/// reported reassigned, so an exactly-once consumer aborts instead of
+/// sending them with the new generation's metadata; offsets of records it
+/// polled in the current generation are not.
+pub async fn offsets_polled_before_a_rebalance_are_reassigned(f: &dyn Fixture) -> CaseResult {
+    let topic = TOPICS[8];
+    let plain = f.broker().producer(&ProducerConfig::default());
+    for i in 0..3 {
+        plain
+            .send(record(topic, &format!("r{i}")))
+            .await
+            .map_err(|e| format!("send r{i}: {e}"))?;
+    }
+    let config = ConsumerConfig {
+        group: "contract-reassigned-group".into(),
+        topics: vec![topic.into()],
+        session_timeout_ms: 6_000,
+        max_poll_records: 10,
+        read_committed: false,
+    };
+    let mut member = f.broker().consumer(&config);
+    let got = poll_n(member.as_mut(), 3).await;
+    let next = got
+        .last()
+        .map(|r| r.offset + 1)
+        .ok_or("the member got no records")?;
+    let offsets = [TopicPartitionOffset {
+        topic: topic.into(),
+        partition: 0,
+        offset: next,
+    }];
+    check(member.reassigned_since_polled(&offsets).is_none(), || {
+        "offsets of records polled in the current generation were reported reassigned".into()
+    })?;
+    // Committed, so the member has nothing to poll again after the
+    // rebalance whichever member the partition goes to.
+    member
+        .commit(&offsets)
+        .await
+        .map_err(|e| format!("commit: {e}"))?;
+    let mut other = f.broker().consumer(&config);
+    for _ in 0..40 {
+        let _ = other.poll(Duration::from_millis(250)).await;
+        let _ = member.poll(Duration::from_millis(250)).await;
+        if member.reassigned_since_polled(&offsets).is_some() {
+            return Ok(());
+        }
+    }
+    Err(
+        "offsets polled before a second member joined the group were never reported reassigned"
+            .into(),
+    )
+}
+
 /// A contract case: runs against a fixture, says what broke.
 pub type Case = for<'a> fn(&'a dyn Fixture) -> futures_util::future::BoxFuture<'a, CaseResult>;
 
@@ -828,5 +883,8 @@ pub fn broker_cases() -> Vec<(&'static str, Case)> {
             "a_member_waits_out_a_pending_offset_commit_across_rebalances",
             |f| Box::pin(a_member_waits_out_a_pending_offset_commit_across_rebalances(f)),
         ),
+        ("offsets_polled_before_a_rebalance_are_reassigned", |f| {
+            Box::pin(offsets_polled_before_a_rebalance_are_reassigned(f))
+        }),
     ]
 }

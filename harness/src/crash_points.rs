@@ -573,6 +573,13 @@ impl Consumer for PointConsumer {
         self.inner.group_metadata()
     }
 
+    fn reassigned_since_polled(
+        &self,
+        offsets: &[TopicPartitionOffset],
+    ) -> Option<TopicPartitionOffset> {
+        self.inner.reassigned_since_polled(offsets)
+    }
+
     async fn rewind(&mut self) -> Result<(), ConsumeError> {
         self.inner.rewind().await
     }

@@ -221,6 +221,15 @@ pub trait Consumer: Send + Sync {
     fn group_metadata(&self) -> Option<GroupMetadata> {
         None
     }
+    /// The first of `offsets` whose partition was reassigned since this
+    /// member polled its records, by the rule [`Consumer::commit`] refuses
+    /// them with. A transaction must not send such offsets: the group's
+    /// metadata is the new generation's by then, so the coordinator would
+    /// take them while the partition's new owner handles the same records.
+    fn reassigned_since_polled(
+        &self,
+        offsets: &[TopicPartitionOffset],
+    ) -> Option<TopicPartitionOffset>;
     /// Go back to the group's committed offsets on every assigned
     /// partition (what a transactional consumer does after an abort:
     /// Kafka's `seek` to the committed positions).

@@ -262,6 +262,13 @@ impl Consumer for CrashAtCommit {
         self.inner.group_metadata()
     }
 
+    fn reassigned_since_polled(
+        &self,
+        offsets: &[TopicPartitionOffset],
+    ) -> Option<TopicPartitionOffset> {
+        self.inner.reassigned_since_polled(offsets)
+    }
+
     async fn rewind(&mut self) -> Result<(), ConsumeError> {
         self.inner.rewind().await
     }

@@ -596,10 +596,9 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn commit(&mut self, offsets: &[TopicPartitionOffset]) -> Result<(), ConsumeError> {
-        let generation = self.inner().context().generation.load(Ordering::SeqCst);
         let (owned, stale): (Vec<&TopicPartitionOffset>, Vec<&TopicPartitionOffset>) = offsets
             .iter()
-            .partition(|o| self.fetched.get(&(o.topic.clone(), o.partition)) == Some(&generation));
+            .partition(|o| self.polled_in_this_generation(o));
         if !owned.is_empty() {
             let mut tpl = TopicPartitionList::new();
             for o in &owned {
@@ -668,6 +667,16 @@ impl Consumer for KafkaConsumer {
         Ok(())
     }
 
+    fn reassigned_since_polled(
+        &self,
+        offsets: &[TopicPartitionOffset],
+    ) -> Option<TopicPartitionOffset> {
+        offsets
+            .iter()
+            .find(|o| !self.polled_in_this_generation(o))
+            .cloned()
+    }
+
     fn group_metadata(&self) -> Option<GroupMetadata> {
         let cgm = self.inner().group_metadata()?;
         Some(GroupMetadata {
@@ -680,6 +689,15 @@ impl Consumer for KafkaConsumer {
 }
 
 impl KafkaConsumer {
+    /// Whether `o`'s partition was last polled in the current rebalance
+    /// generation: its records are still this member's to commit. A
+    /// rebalance can run inside a poll (after some of its records) or after
+    /// it; librdkafka's group metadata is then the new generation's.
+    fn polled_in_this_generation(&self, o: &TopicPartitionOffset) -> bool {
+        let generation = self.inner().context().generation.load(Ordering::SeqCst);
+        self.fetched.get(&(o.topic.clone(), o.partition)) == Some(&generation)
+    }
+
     fn record_commits(&self, offsets: &[TopicPartitionOffset]) {
         for o in offsets {
             self.history.record(Event::OffsetCommit {

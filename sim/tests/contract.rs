@@ -154,6 +154,11 @@ fn a_member_waits_out_a_pending_offset_commit_across_rebalances() {
     run_case("a_member_waits_out_a_pending_offset_commit_across_rebalances");
 }
 
+#[test]
+fn offsets_polled_before_a_rebalance_are_reassigned() {
+    run_case("offsets_polled_before_a_rebalance_are_reassigned");
+}
+
 /// Each case of the suite has a test above, under its own name: a case
 /// added to the suite without one would never run against the simulator.
 #[test]

@@ -502,6 +502,13 @@ impl SimConsumer {
         }
     }
 
+    /// Whether `o`'s partition was fetched from since the last (re)join:
+    /// its records are still this member's to commit.
+    fn polled_since_join(&self, o: &TopicPartitionOffset) -> bool {
+        self.fetched_since_join
+            .contains(&(o.topic.clone(), o.partition))
+    }
+
     /// Join (or rejoin) the group and reset positions to committed offsets.
     async fn join(&mut self) -> Result<(), ConsumeError> {
         let member_id = self.member.as_ref().map(|(id, _)| id.clone());
@@ -681,11 +688,10 @@ impl Consumer for SimConsumer {
         // Offsets read before a rebalance may be behind what the partition's
         // new owner already committed; committing them would rewind the group.
         // Commit the rest, and report the stale ones as refused.
-        let (owned, stale): (Vec<TopicPartitionOffset>, Vec<TopicPartitionOffset>) =
-            offsets.iter().cloned().partition(|o| {
-                self.fetched_since_join
-                    .contains(&(o.topic.clone(), o.partition))
-            });
+        let (owned, stale): (Vec<TopicPartitionOffset>, Vec<TopicPartitionOffset>) = offsets
+            .iter()
+            .cloned()
+            .partition(|o| self.polled_since_join(o));
         if !owned.is_empty() {
             let resp = self
                 .call(&BrokerRequest::Commit {
@@ -727,6 +733,13 @@ impl Consumer for SimConsumer {
             self.positions.insert(key, to);
         }
         Ok(())
+    }
+
+    fn reassigned_since_polled(
+        &self,
+        offsets: &[TopicPartitionOffset],
+    ) -> Option<TopicPartitionOffset> {
+        offsets.iter().find(|o| !self.polled_since_join(o)).cloned()
     }
 
     fn group_metadata(&self) -> Option<GroupMetadata> {
