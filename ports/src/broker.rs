@@ -32,9 +32,18 @@ pub enum ProduceError {
     /// appended (the ack may have been lost).
     #[error("produce timed out: {0}")]
     Timeout(String),
-    /// The record is larger than the broker's maximum message size.
-    #[error("record of {size} bytes exceeds the maximum message size of {max} bytes")]
-    MessageTooLarge { size: usize, max: usize },
+    /// The record is larger than the broker's maximum message size. When
+    /// `at_least`, `size` is a lower bound: the producer stopped compressing
+    /// the record once its frame passed `max`.
+    #[error(
+        "record {}{size} bytes exceeds the maximum message size of {max} bytes",
+        if *at_least { "compressed to at least " } else { "of " }
+    )]
+    MessageTooLarge {
+        size: usize,
+        max: usize,
+        at_least: bool,
+    },
     #[error("produce failed: {0}")]
     Fatal(String),
 }

@@ -54,32 +54,66 @@ impl Codec {
         self.compress_pieces(blob.pieces(PIECE_BYTES))
     }
 
+    /// [`Codec::compress_blob`], giving up once the frame passes
+    /// `max_bytes`: then `Err` with the bytes written so far (more than
+    /// `max_bytes`; what the rest would compress to is not known). A
+    /// producer rejects such a record whatever its full size, so a large
+    /// blob that does not fit costs about `max_bytes` of output to find out,
+    /// not its whole length. A frame that ends past `max_bytes` only in its
+    /// last piece or trailer is `Ok`: the caller checks the size it gets.
+    pub fn compress_blob_within(self, blob: &Blob, max_bytes: usize) -> Result<Vec<u8>, usize> {
+        self.compress_until(blob.pieces(LIMITED_PIECE_BYTES), max_bytes)
+    }
+
     /// Compress the concatenation of `pieces` into one frame.
     pub fn compress_pieces<P: AsRef<[u8]>>(self, pieces: impl IntoIterator<Item = P>) -> Vec<u8> {
-        fn feed<W: Write, P: AsRef<[u8]>>(w: &mut W, pieces: impl IntoIterator<Item = P>) {
+        self.compress_until(pieces, usize::MAX)
+            .expect("no frame in memory passes usize::MAX bytes")
+    }
+
+    /// Compress `pieces` into one frame, stopping when the output passes
+    /// `max_bytes` after a piece.
+    fn compress_until<P: AsRef<[u8]>>(
+        self,
+        pieces: impl IntoIterator<Item = P>,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, usize> {
+        /// Write `pieces` into `w`; `Err` with `written(w)` once it passes
+        /// `max_bytes`.
+        fn feed<W: Write, P: AsRef<[u8]>>(
+            w: &mut W,
+            pieces: impl IntoIterator<Item = P>,
+            written: impl Fn(&W) -> usize,
+            max_bytes: usize,
+        ) -> Result<(), usize> {
             for piece in pieces {
                 w.write_all(piece.as_ref())
                     .expect("compressing into memory cannot fail");
+                let bytes = written(w);
+                if bytes > max_bytes {
+                    return Err(bytes);
+                }
             }
+            Ok(())
         }
         match self {
             Codec::Lz4 => {
                 let info = lz4_flex::frame::FrameInfo::new()
                     .block_size(lz4_flex::frame::BlockSize::Max64KB);
                 let mut w = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
-                feed(&mut w, pieces);
-                w.finish().expect("an LZ4 frame into memory")
+                feed(&mut w, pieces, |w| w.get_ref().len(), max_bytes)?;
+                Ok(w.finish().expect("an LZ4 frame into memory"))
             }
             Codec::Snappy => {
                 let mut w = snap::write::FrameEncoder::new(Vec::new());
-                feed(&mut w, pieces);
-                w.into_inner().expect("a snappy stream into memory")
+                feed(&mut w, pieces, |w| w.get_ref().len(), max_bytes)?;
+                Ok(w.into_inner().expect("a snappy stream into memory"))
             }
             Codec::Zstd => {
                 let mut w = zstd::stream::write::Encoder::new(Vec::new(), 3)
                     .expect("a zstd encoder at level 3");
-                feed(&mut w, pieces);
-                w.finish().expect("a zstd frame into memory")
+                feed(&mut w, pieces, |w| w.get_ref().len(), max_bytes)?;
+                Ok(w.finish().expect("a zstd frame into memory"))
             }
         }
     }
@@ -106,6 +140,11 @@ impl Codec {
 
 /// How much of a blob [`Codec::compress_blob`] reads at a time.
 pub const PIECE_BYTES: usize = 1 << 20;
+
+/// How much of a blob [`Codec::compress_blob_within`] reads between looks
+/// at its output: an LZ4 block, so it stops at most one block past the
+/// limit.
+const LIMITED_PIECE_BYTES: usize = 64 << 10;
 
 #[cfg(test)]
 mod tests {
@@ -141,6 +180,34 @@ mod tests {
             assert_eq!(codec.compress_blob(&view), whole, "{}", codec.name());
             assert_eq!(codec.compress_blob(&stored), whole, "{}", codec.name());
             assert_eq!(codec.decompress(&whole).unwrap(), view.to_vec());
+        }
+    }
+
+    /// Within its limit a blob compresses to its whole frame; past it, the
+    /// codec stops soon after the frame passes the limit, having written no
+    /// more than the whole frame would be.
+    #[test]
+    fn compressing_within_a_limit_stops_soon_after_passing_it() {
+        let blob = Blob::generated(5, 4 * PIECE_BYTES);
+        for codec in Codec::ALL {
+            let whole = codec.compress_blob(&blob);
+            assert_eq!(
+                codec.compress_blob_within(&blob, whole.len()),
+                Ok(whole.clone()),
+                "{}",
+                codec.name()
+            );
+            let max = whole.len() / 3;
+            let written = codec
+                .compress_blob_within(&blob, max)
+                .expect_err("a third of the frame is too small");
+            assert!(written > max, "{}: {written} > {max}", codec.name());
+            assert!(
+                written < max + 4 * super::LIMITED_PIECE_BYTES && written <= whole.len(),
+                "{}: stopped at {written} of {} bytes, limit {max}",
+                codec.name(),
+                whole.len()
+            );
         }
     }
 

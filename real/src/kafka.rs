@@ -335,12 +335,20 @@ impl Producer for KafkaProducer {
             // adapter checks first with the same real codec librdkafka
             // uses, one record per batch at worst: the verdict is the same
             // on every broker.
-            let wire = record.key.len() + codec.compress(&value).len();
-            if wire > MAX_MESSAGE_BYTES {
-                return Err(ProduceError::MessageTooLarge {
-                    size: wire,
-                    max: MAX_MESSAGE_BYTES,
-                });
+            let room = MAX_MESSAGE_BYTES.saturating_sub(record.key.len());
+            let wire = match codec.compress_blob_within(&record.value, room) {
+                Ok(frame) => Ok(record.key.len() + frame.len()),
+                Err(written) => Err(record.key.len() + written),
+            };
+            match wire {
+                Ok(size) if size <= MAX_MESSAGE_BYTES => {}
+                Ok(size) | Err(size) => {
+                    return Err(ProduceError::MessageTooLarge {
+                        size,
+                        max: MAX_MESSAGE_BYTES,
+                        at_least: wire.is_err(),
+                    })
+                }
             }
         }
         let fr = FutureRecord::to(&topic)
@@ -360,6 +368,7 @@ impl Producer for KafkaProducer {
                 Err(ProduceError::MessageTooLarge {
                     size,
                     max: MAX_MESSAGE_BYTES,
+                    at_least: false,
                 })
             }
             Err((e, _)) => Err(ProduceError::Timeout(e.to_string())),

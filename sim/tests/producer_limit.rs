@@ -3,12 +3,17 @@
 //! `MSG_SIZE_TOO_LARGE`, the Java producer's `RecordTooLargeException`): an
 //! oversize record fails at once with `MessageTooLarge`, without a frame on
 //! the network, even while the broker is unreachable. A record at the limit
-//! still goes to the broker.
+//! still goes to the broker. A compressing producer judges the compressed
+//! record, and gives up compressing one as soon as its frame passes the
+//! limit.
 
 use pitfall_harness::history::History;
 use pitfall_harness::seed;
 use pitfall_harness::system::BROKER;
-use pitfall_ports::{Broker, ProduceError, ProducerConfig, ProducerRecord, MAX_MESSAGE_BYTES};
+use pitfall_ports::codec::Codec;
+use pitfall_ports::{
+    Blob, Broker, ProduceError, ProducerConfig, ProducerRecord, MAX_MESSAGE_BYTES,
+};
 use pitfall_sim::adapters::broker::SimBroker;
 use pitfall_sim::servers::broker::{BrokerServer, BrokerState};
 use pitfall_sim::servers::ServerFaults;
@@ -29,8 +34,8 @@ fn record(value_bytes: usize) -> ProducerRecord {
     }
 }
 
-#[test]
-fn an_oversize_record_fails_in_the_producer_without_reaching_the_broker() {
+/// A simulation with a broker serving [`TOPIC`], and the history it records.
+fn broker_sim() -> (turmoil::Sim<'static>, History) {
     let history = History::new();
     let mut sim = turmoil::Builder::new()
         .rng_seed(5)
@@ -46,6 +51,12 @@ fn an_oversize_record_fails_in_the_producer_without_reaching_the_broker() {
         deadlines: Default::default(),
     };
     sim.host(BROKER, move || broker.clone().serve());
+    (sim, history)
+}
+
+#[test]
+fn an_oversize_record_fails_in_the_producer_without_reaching_the_broker() {
+    let (mut sim, history) = broker_sim();
     let h = history.clone();
     sim.client("producer", async move {
         let producer = SimBroker::new(BROKER, "producer", h).producer(&ProducerConfig::default());
@@ -62,11 +73,52 @@ fn an_oversize_record_fails_in_the_producer_without_reaching_the_broker() {
             result,
             Err(ProduceError::MessageTooLarge {
                 size: MAX_MESSAGE_BYTES + 1,
-                max: MAX_MESSAGE_BYTES
+                max: MAX_MESSAGE_BYTES,
+                at_least: false,
             })
         );
         assert_eq!(wire::frames_sent(), frames, "nothing was sent");
         assert_eq!(started.elapsed(), Duration::ZERO, "it failed at once");
+        Ok(())
+    });
+    sim.run().unwrap();
+}
+
+/// A compressing producer sends a large record whose frame fits, and
+/// rejects one whose frame does not at once, with the lower bound it had
+/// written when it stopped, long before the whole record's frame.
+#[test]
+fn a_compressing_producer_stops_at_the_limit() {
+    let (mut sim, history) = broker_sim();
+    sim.client("producer", async move {
+        let config = ProducerConfig {
+            compression: Some(Codec::Lz4),
+            ..ProducerConfig::default()
+        };
+        let producer = SimBroker::new(BROKER, "producer", history).producer(&config);
+        let big = |bytes| ProducerRecord {
+            value: Blob::generated(9, bytes),
+            ..record(0)
+        };
+        producer
+            .send(big(2 * MAX_MESSAGE_BYTES))
+            .await
+            .map_err(|e| e.to_string())?;
+        let huge = big(20 * MAX_MESSAGE_BYTES);
+        let whole = Codec::Lz4.compress_blob(&huge.value).len();
+        let frames = wire::frames_sent();
+        match producer.send(huge).await {
+            Err(ProduceError::MessageTooLarge {
+                size,
+                max: MAX_MESSAGE_BYTES,
+                at_least: true,
+            }) => assert!(
+                size > MAX_MESSAGE_BYTES && size < whole / 2,
+                "stopped at {size} of a {whole}-byte frame"
+            ),
+            other => panic!("not rejected with a lower bound: {other:?}"),
+        }
+        assert_eq!(wire::frames_sent(), frames, "nothing was sent");
         Ok(())
     });
     sim.run().unwrap();

@@ -76,6 +76,7 @@ pub fn encode(
                 payload_id: attachment.id.clone(),
                 size: record_size(&record),
                 max: max_message_bytes,
+                at_least: false,
             })
         }
     };
@@ -163,11 +164,16 @@ pub async fn send_payload(
                     .map_or_else(String::new, |(_, v)| v.clone());
                 match producer.send(record).await {
                     Ok(delivery) => sent.deliveries.push(delivery),
-                    Err(ProduceError::MessageTooLarge { size, max }) => {
+                    Err(ProduceError::MessageTooLarge {
+                        size,
+                        max,
+                        at_least,
+                    }) => {
                         return Err(PayloadError::TooLarge {
                             payload_id,
                             size,
                             max,
+                            at_least,
                         })
                     }
                     Err(source) => return Err(PayloadError::Broker { payload_id, source }),

@@ -177,11 +177,20 @@ pub enum PayloadError {
     InvalidChunkSize,
     /// A record of this payload is over the maximum message size: found by
     /// [`encode`] for chunks and references, by the broker for the rest.
-    #[error("payload {payload_id}: a {size}-byte record exceeds the maximum of {max} bytes")]
+    /// `at_least` as in [`ProduceError::MessageTooLarge`].
+    #[error(
+        "payload {payload_id}: a {} exceeds the maximum of {max} bytes",
+        if *at_least {
+            format!("record compressed to at least {size} bytes")
+        } else {
+            format!("{size}-byte record")
+        }
+    )]
     TooLarge {
         payload_id: String,
         size: usize,
         max: usize,
+        at_least: bool,
     },
     #[error("payload {payload_id}: produce failed: {source}")]
     Broker {

@@ -62,6 +62,7 @@ impl Producer for Log {
             return Err(ProduceError::MessageTooLarge {
                 size: record_size(&record),
                 max: self.max,
+                at_least: false,
             });
         }
         let r = self.append(record);

@@ -337,7 +337,7 @@ impl SimProducer {
         // The record's own value is not needed after this.
         let value = std::mem::take(&mut record.value);
         let wire_value = match self.config.compression {
-            Some(codec) => Blob::from(codec.compress_blob(&value)),
+            Some(codec) => Blob::from(compress_within_limit(codec, &record, &value)?),
             None => value,
         };
         too_large(&record, &wire_value)?;
@@ -378,7 +378,11 @@ impl SimProducer {
                     return Ok(Delivery { partition, offset })
                 }
                 Ok(BrokerResponse::Error(BrokerError::MessageTooLarge { size, max })) => {
-                    return Err(ProduceError::MessageTooLarge { size, max })
+                    return Err(ProduceError::MessageTooLarge {
+                        size,
+                        max,
+                        at_least: false,
+                    })
                 }
                 Ok(BrokerResponse::Error(BrokerError::UnknownTopic(t))) => {
                     return Err(ProduceError::Fatal(format!("unknown topic {t}")))
@@ -436,12 +440,30 @@ impl Producer for SimProducer {
 /// the real adapter for a compressed batch): a record the broker would
 /// reject fails at once, without crossing the network. The size is counted
 /// as the broker counts it, on the value as sent (compressed, with a codec).
+/// `value` compressed by `codec`, or the rejection of `record` (whose value
+/// it is) as soon as its frame passes the maximum message size.
+fn compress_within_limit(
+    codec: pitfall_ports::codec::Codec,
+    record: &ProducerRecord,
+    value: &Blob,
+) -> Result<Vec<u8>, ProduceError> {
+    let around = message_size(&record.key, 0, &record.headers);
+    codec
+        .compress_blob_within(value, MAX_MESSAGE_BYTES.saturating_sub(around))
+        .map_err(|written| ProduceError::MessageTooLarge {
+            size: around + written,
+            max: MAX_MESSAGE_BYTES,
+            at_least: true,
+        })
+}
+
 fn too_large(record: &ProducerRecord, wire_value: &Blob) -> Result<(), ProduceError> {
     let size = message_size(&record.key, wire_value.len(), &record.headers);
     if size > MAX_MESSAGE_BYTES {
         return Err(ProduceError::MessageTooLarge {
             size,
             max: MAX_MESSAGE_BYTES,
+            at_least: false,
         });
     }
     Ok(())
