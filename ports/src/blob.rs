@@ -343,27 +343,67 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The longest word in [`WORDS`] is shorter than this: every word is copied
-/// as one fixed-size block, and the length written moves on by the word's.
+/// The longest word in [`WORDS`] and its separator are shorter than this:
+/// every draw's text is copied as one fixed-size block, and the length
+/// written moves on by the text's.
 const WORD_BLOCK: usize = 16;
 
-/// [`WORDS`] padded to [`WORD_BLOCK`] bytes, with their lengths.
-const PADDED_WORDS: [([u8; WORD_BLOCK], usize); 32] = {
-    let mut padded = [([0u8; WORD_BLOCK], 0); 32];
-    let mut w = 0;
-    while w < WORDS.len() {
-        let word = WORDS[w].as_bytes();
-        assert!(word.len() < WORD_BLOCK);
+/// The text of a draw `r` by its low byte: the word `WORDS[r % 32]` and the
+/// separator `(r >> 5) % 8` picks (`=`, before a number; a line break; or a
+/// space), padded to [`WORD_BLOCK`] bytes, with its length. One table
+/// lookup, so the generator does not branch on the separator.
+const DRAW_TEXT: [([u8; WORD_BLOCK], usize); 256] = {
+    let mut texts = [([0u8; WORD_BLOCK], 0); 256];
+    let mut low = 0;
+    while low < 256 {
+        let word = WORDS[low % 32].as_bytes();
+        assert!(word.len() + 1 < WORD_BLOCK);
         let mut i = 0;
         while i < word.len() {
-            padded[w].0[i] = word[i];
+            texts[low].0[i] = word[i];
             i += 1;
         }
-        padded[w].1 = word.len();
-        w += 1;
+        texts[low].0[i] = match low >> 5 {
+            0 => b'=',
+            1 => b'\n',
+            _ => b' ',
+        };
+        texts[low].1 = word.len() + 1;
+        low += 1;
     }
-    padded
+    texts
 };
+
+/// The two digits of each number below 100.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0u8; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    pairs
+};
+
+/// Write `n` (below 100,000) in decimal and a space into `out`, which has
+/// room for six bytes; the number of bytes written.
+fn write_number(n: u64, out: &mut [u8]) -> usize {
+    debug_assert!(n < 100_000);
+    if n >= 10_000 {
+        // Five digits, the common case (nine draws in ten).
+        let (high, low) = ((n / 100) as usize, (n % 100) as usize);
+        out[0] = b'0' + (high / 100) as u8;
+        out[1..3].copy_from_slice(&DIGIT_PAIRS[high % 100]);
+        out[3..5].copy_from_slice(&DIGIT_PAIRS[low]);
+        out[5] = b' ';
+        return 6;
+    }
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    out[..digits.len()].copy_from_slice(digits);
+    out[digits.len()] = b' ';
+    digits.len() + 1
+}
 
 /// How far apart the generator's checkpoints are, in bytes of content.
 pub const CHECKPOINT_BYTES: usize = 64 << 10;
@@ -435,11 +475,11 @@ fn generate_from(
     let mut state = seed.wrapping_add(from.draws.wrapping_mul(GAMMA));
     let mut draws = from.draws;
     let length = end.saturating_sub(from.at);
-    // A draw writes at most a word block, then `=`, five digits and a space.
+    // A draw writes one text block past `at`; its number, if any, ends
+    // within that block (the longest text is ten bytes, a number six).
     let mut bytes = vec![0u8; length + WORD_BLOCK + 8];
     let mut at = 0;
     let mut next_checkpoint = checkpoints.len() * CHECKPOINT_BYTES;
-    let mut number = itoa::Buffer::new();
     while at < length {
         if from.at + at >= next_checkpoint {
             checkpoints.push(Checkpoint {
@@ -450,26 +490,11 @@ fn generate_from(
         }
         let r = splitmix64(&mut state);
         draws += 1;
-        let (word, len) = &PADDED_WORDS[(r % 32) as usize];
-        bytes[at..at + WORD_BLOCK].copy_from_slice(word);
+        let (text, len) = &DRAW_TEXT[(r & 0xff) as usize];
+        bytes[at..at + WORD_BLOCK].copy_from_slice(text);
         at += len;
-        match (r >> 5) % 8 {
-            0 => {
-                let digits = number.format((r >> 16) % 100_000).as_bytes();
-                bytes[at] = b'=';
-                bytes[at + 1..at + 1 + digits.len()].copy_from_slice(digits);
-                at += 1 + digits.len();
-                bytes[at] = b' ';
-                at += 1;
-            }
-            1 => {
-                bytes[at] = b'\n';
-                at += 1;
-            }
-            _ => {
-                bytes[at] = b' ';
-                at += 1;
-            }
+        if (r >> 5) & 0b111 == 0 {
+            at += write_number((r >> 16) % 100_000, &mut bytes[at..at + 6]);
         }
     }
     bytes
@@ -530,3 +555,4 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
 
 #[cfg(test)]
 mod tests;
+
