@@ -11,7 +11,6 @@ use super::{
     PAYLOAD_ID,
 };
 use async_trait::async_trait;
-use base64::Engine;
 use pitfall_ports::{
     coverage, Blob, ConsumerRecord, Database, DbError, Env, ObjectStore, Transaction,
 };
@@ -358,10 +357,10 @@ impl Reassembler {
                         // Room for all of them at once, not a copy per
                         // doubling: every chunk before the last is as long
                         // as the first, and all `count` are stored.
-                        let each = base64::decoded_len_estimate(first.len());
+                        let each = BASE64.estimated_decoded_length(first.len());
                         bytes.reserve(each.saturating_mul(count as usize));
                     }
-                    let decoded = chunk.map(|c| BASE64.decode_vec(c, &mut bytes));
+                    let decoded = chunk.map(|c| BASE64.decode_append(c, &mut bytes));
                     if !matches!(decoded, Some(Ok(()))) {
                         tx.rollback().await;
                         return Err(PayloadError::Corrupt {
@@ -453,7 +452,10 @@ impl Reassembler {
     }
 }
 
-const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// How a stored chunk's bytes are written in its JSON row: standard,
+/// padded base64, by `base64-simd` (the SIMD codec the AWS SDK for Rust
+/// uses), which reads and writes it several times faster than `base64`.
+const BASE64: base64_simd::Base64 = base64_simd::STANDARD;
 
 /// An estimate of the seek style's bookkeeping, in bytes.
 fn seek_bookkeeping(
@@ -492,7 +494,7 @@ async fn store_chunk(
             .unwrap_or(0)
     };
     let mut tx = db.begin().await?;
-    let data = serde_json::json!({ "chunk": BASE64.encode(chunk) });
+    let data = serde_json::json!({ "chunk": BASE64.encode_to_string(chunk) });
     let fresh = match tx.insert(CHUNKS, &chunk_key, data).await {
         Ok(()) => true,
         Err(DbError::UniqueViolation { .. }) => false,
