@@ -555,4 +555,3 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
 
 #[cfg(test)]
 mod tests;
-
