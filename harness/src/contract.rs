@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use pitfall_ports::{
-    Broker, ChangeFeed, ChangeOp, Consumer, ConsumerConfig, Database, DbError, ProducerConfig,
-    ProducerRecord, TopicPartitionOffset, TxnError, TxnProducer,
+    Broker, ChangeFeed, ChangeOp, Consumer, ConsumerConfig, Database, DbError, Producer,
+    ProducerConfig, ProducerRecord, TopicPartitionOffset, TxnError, TxnProducer,
 };
 
 use serde_json::{json, Value};
@@ -233,12 +233,7 @@ pub async fn lost_ack_does_not_duplicate_with_idempotence(f: &dyn Fixture) -> Ca
 pub async fn committed_offsets_resume(f: &dyn Fixture) -> CaseResult {
     let topic = TOPICS[2];
     let producer = f.broker().producer(&ProducerConfig::default());
-    for i in 0..4 {
-        producer
-            .send(record(topic, &format!("r{i}")))
-            .await
-            .map_err(|e| format!("send r{i}: {e}"))?;
-    }
+    send_numbered(producer.as_ref(), topic, 4).await?;
     let config = ConsumerConfig {
         group: "contract-resume".into(),
         topics: vec![topic.into()],
@@ -603,6 +598,17 @@ pub async fn a_zombie_producer_is_fenced(f: &dyn Fixture) -> CaseResult {
     })
 }
 
+/// Send records `r0`, `r1`, … (`n` of them) to `topic`, in order.
+async fn send_numbered(producer: &dyn Producer, topic: &str, n: usize) -> CaseResult {
+    for i in 0..n {
+        producer
+            .send(record(topic, &format!("r{i}")))
+            .await
+            .map_err(|e| format!("send r{i}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Poll until `consumer` has `n` records.
 async fn poll_n(consumer: &mut dyn Consumer, n: usize) -> Vec<pitfall_ports::ConsumerRecord> {
     let mut got = Vec::new();
@@ -625,12 +631,7 @@ async fn poll_n(consumer: &mut dyn Consumer, n: usize) -> Vec<pitfall_ports::Con
 pub async fn offsets_commit_only_with_the_transaction(f: &dyn Fixture) -> CaseResult {
     let topic = TOPICS[5];
     let plain = f.broker().producer(&ProducerConfig::default());
-    for i in 0..3 {
-        plain
-            .send(record(topic, &format!("r{i}")))
-            .await
-            .map_err(|e| format!("send r{i}: {e}"))?;
-    }
+    send_numbered(plain.as_ref(), topic, 3).await?;
     let config = ConsumerConfig {
         group: "contract-txn-group".into(),
         topics: vec![topic.into()],
@@ -693,12 +694,7 @@ pub async fn a_member_waits_out_a_pending_offset_commit_across_rebalances(
     const COMMITTED: u64 = 5;
     let (topic, churn_topic) = (TOPICS[6], TOPICS[7]);
     let plain = f.broker().producer(&ProducerConfig::default());
-    for i in 0..10 {
-        plain
-            .send(record(topic, &format!("r{i}")))
-            .await
-            .map_err(|e| format!("send r{i}: {e}"))?;
-    }
+    send_numbered(plain.as_ref(), topic, 10).await?;
     let config = |topics: &str| ConsumerConfig {
         group: "contract-pending-group".into(),
         topics: vec![topics.into()],
@@ -772,12 +768,7 @@ pub async fn a_member_waits_out_a_pending_offset_commit_across_rebalances(
 pub async fn offsets_polled_before_a_rebalance_are_reassigned(f: &dyn Fixture) -> CaseResult {
     let topic = TOPICS[8];
     let plain = f.broker().producer(&ProducerConfig::default());
-    for i in 0..3 {
-        plain
-            .send(record(topic, &format!("r{i}")))
-            .await
-            .map_err(|e| format!("send r{i}: {e}"))?;
-    }
+    send_numbered(plain.as_ref(), topic, 3).await?;
     let config = ConsumerConfig {
         group: "contract-reassigned-group".into(),
         topics: vec![topic.into()],
