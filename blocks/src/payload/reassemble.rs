@@ -494,7 +494,9 @@ async fn store_chunk(
             .unwrap_or(0)
     };
     let mut tx = db.begin().await?;
-    let data = serde_json::json!({ "chunk": BASE64.encode_to_string(chunk) });
+    // Built by hand: `json!` would serialize the encoded chunk into a copy.
+    let encoded = serde_json::Value::String(BASE64.encode_to_string(chunk));
+    let data = serde_json::Value::Object([("chunk".to_string(), encoded)].into_iter().collect());
     let fresh = match tx.insert(CHUNKS, &chunk_key, data).await {
         Ok(()) => true,
         Err(DbError::UniqueViolation { .. }) => false,
