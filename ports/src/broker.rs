@@ -2,6 +2,7 @@
 //! partition at an offset; consumers in a group poll assigned partitions and
 //! commit offsets explicitly.
 
+use crate::codec::Codec;
 use crate::Blob;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,37 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub fn message_size(key: &str, value_bytes: usize, headers: &[(String, String)]) -> usize {
     let headers: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
     key.len() + value_bytes + headers
+}
+
+/// `value`, the value of `record`, as a producer sends it: compressed by
+/// `codec` when the producer compresses batches. Refused with
+/// [`ProduceError::MessageTooLarge`] when the record is then over
+/// [`MAX_MESSAGE_BYTES`] as a broker counts it ([`message_size`]); a
+/// compressed one as soon as its frame passes the limit, with the size it
+/// had reached (`at_least`). One rule for the simulated producer and the
+/// real adapter's pre-check.
+pub fn value_to_send(
+    record: &ProducerRecord,
+    value: Blob,
+    codec: Option<Codec>,
+) -> Result<Blob, ProduceError> {
+    let around = message_size(&record.key, 0, &record.headers);
+    let too_large = |size, at_least| ProduceError::MessageTooLarge {
+        size,
+        max: MAX_MESSAGE_BYTES,
+        at_least,
+    };
+    let sent = match codec {
+        Some(codec) => codec
+            .compress_blob_within(&value, MAX_MESSAGE_BYTES.saturating_sub(around))
+            .map(Blob::from)
+            .map_err(|written| too_large(around + written, true))?,
+        None => value,
+    };
+    match around + sent.len() {
+        size if size > MAX_MESSAGE_BYTES => Err(too_large(size, false)),
+        _ => Ok(sent),
+    }
 }
 
 /// Producer settings that change delivery semantics. Adapters must apply all

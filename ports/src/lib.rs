@@ -22,8 +22,8 @@ mod store;
 
 pub use blob::Blob;
 pub use broker::{
-    message_size, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
-    GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
+    message_size, value_to_send, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord,
+    Delivery, GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
     TopicPartitionOffset, TxnError, TxnProducer, MAX_MESSAGE_BYTES,
 };
 pub use db::{

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::codec::Codec;
 use pitfall_ports::{
-    Blob, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery, GroupMetadata,
-    LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartitionOffset,
-    TxnProducer,
+    value_to_send, Blob, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
+    GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
+    TopicPartitionOffset, TxnProducer,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -335,21 +335,7 @@ impl Producer for KafkaProducer {
             // adapter checks first with the same real codec librdkafka
             // uses, one record per batch at worst: the verdict is the same
             // on every broker.
-            let room = MAX_MESSAGE_BYTES.saturating_sub(record.key.len());
-            let wire = match codec.compress_blob_within(&record.value, room) {
-                Ok(frame) => Ok(record.key.len() + frame.len()),
-                Err(written) => Err(record.key.len() + written),
-            };
-            match wire {
-                Ok(size) if size <= MAX_MESSAGE_BYTES => {}
-                Ok(size) | Err(size) => {
-                    return Err(ProduceError::MessageTooLarge {
-                        size,
-                        max: MAX_MESSAGE_BYTES,
-                        at_least: wire.is_err(),
-                    })
-                }
-            }
+            value_to_send(&record, Blob::from(value.clone()), Some(codec))?;
         }
         let fr = FutureRecord::to(&topic)
             .key(record.key.as_bytes())

@@ -24,9 +24,9 @@ use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
 use pitfall_ports::{
-    message_size, Blob, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
+    value_to_send, Blob, Broker, ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, Delivery,
     GroupMetadata, LogReader, ProduceError, Producer, ProducerConfig, ProducerRecord,
-    TopicPartitionOffset, TxnError, TxnProducer, MAX_MESSAGE_BYTES,
+    TopicPartitionOffset, TxnError, TxnProducer,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -336,11 +336,7 @@ impl SimProducer {
         // Batch compression, with the real codec: what goes over the wire.
         // The record's own value is not needed after this.
         let value = std::mem::take(&mut record.value);
-        let wire_value = match self.config.compression {
-            Some(codec) => Blob::from(compress_within_limit(codec, &record, &value)?),
-            None => value,
-        };
-        too_large(&record, &wire_value)?;
+        let wire_value = value_to_send(&record, value, self.config.compression)?;
         let partition = self.partition(&record.topic, &record.key, deadline).await?;
         let mut sequence = None;
         let mut failures = 0;
@@ -440,35 +436,6 @@ impl Producer for SimProducer {
 /// the real adapter for a compressed batch): a record the broker would
 /// reject fails at once, without crossing the network. The size is counted
 /// as the broker counts it, on the value as sent (compressed, with a codec).
-/// `value` compressed by `codec`, or the rejection of `record` (whose value
-/// it is) as soon as its frame passes the maximum message size.
-fn compress_within_limit(
-    codec: pitfall_ports::codec::Codec,
-    record: &ProducerRecord,
-    value: &Blob,
-) -> Result<Vec<u8>, ProduceError> {
-    let around = message_size(&record.key, 0, &record.headers);
-    codec
-        .compress_blob_within(value, MAX_MESSAGE_BYTES.saturating_sub(around))
-        .map_err(|written| ProduceError::MessageTooLarge {
-            size: around + written,
-            max: MAX_MESSAGE_BYTES,
-            at_least: true,
-        })
-}
-
-fn too_large(record: &ProducerRecord, wire_value: &Blob) -> Result<(), ProduceError> {
-    let size = message_size(&record.key, wire_value.len(), &record.headers);
-    if size > MAX_MESSAGE_BYTES {
-        return Err(ProduceError::MessageTooLarge {
-            size,
-            max: MAX_MESSAGE_BYTES,
-            at_least: false,
-        });
-    }
-    Ok(())
-}
-
 /// How often `poll` heartbeats.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(300);
 /// Pause between looks for a member with nothing assigned, and between
