@@ -429,6 +429,10 @@ thread_local! {
     /// alone, so which thread found them, and when, changes nothing.
     static CHECKPOINTS: RefCell<VecDeque<(u64, Vec<Checkpoint>)>> =
         const { RefCell::new(VecDeque::new()) };
+    /// The first pieces, up to [`KEPT_HEAD_BYTES`], of the view the last
+    /// digest made, as `(seed, start, bytes)`: what a codec or an encoder
+    /// reads next is often the beginning of the attachment just digested.
+    static KEPT_HEAD: RefCell<Vec<(u64, usize, Bytes)>> = const { RefCell::new(Vec::new()) };
     /// Digests of views, and the order they were computed in.
     static DIGESTS: RefCell<(BTreeMap<View, String>, VecDeque<View>)> =
         const { RefCell::new((BTreeMap::new(), VecDeque::new())) };
@@ -438,8 +442,11 @@ thread_local! {
 /// space, a line break or `=` and a number. Generation starts at the last
 /// known checkpoint at or before `range.start`, and records the checkpoints
 /// it passes that were not known yet. The bytes are a slice of what was
-/// generated, not a copy.
+/// generated (or of the head the last digest kept), not a copy.
 fn generate_range(seed: u64, range: Range<usize>) -> Bytes {
+    if let Some(kept) = kept_range(seed, &range) {
+        return kept;
+    }
     let known = CHECKPOINTS.with_borrow(|all| {
         all.iter()
             .rev()
@@ -530,6 +537,8 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut fingerprint = twox_hash::xxhash3_128::Hasher::new();
     let piece_bytes = parts.unwrap_or(DIGEST_PIECE_BYTES);
+    let mut head = Vec::new();
+    let mut head_bytes = 0;
     let mut start = view.start;
     let end = view.start + view.len;
     while start < end {
@@ -545,12 +554,37 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
             };
             remember_view_digest(part, &hex(blake3::hash(&piece).as_bytes()));
         }
+        // The beginning of the view, kept for what reads it next.
+        if head_bytes == start - view.start && head_bytes + piece.len() <= KEPT_HEAD_BYTES {
+            head_bytes += piece.len();
+            head.push((view.seed, start, piece));
+        }
         start = piece_end;
+    }
+    if !head.is_empty() {
+        KEPT_HEAD.set(head);
     }
     let digest = hex(hasher.finalize().as_bytes());
     crate::digest::remember(view.len, fingerprint.finish_128(), &digest);
     remember_view_digest(view, &digest);
     digest
+}
+
+/// How much of the beginning of a view [`view_digest`] keeps, per thread
+/// and until the next digest: a codec compressing an attachment just
+/// digested reads it without making it again (a compressed record stops at
+/// the broker's 1 MiB limit, which is about 3.5 MiB of the generated text).
+const KEPT_HEAD_BYTES: usize = 4 << 20;
+
+/// The bytes of `seed` in `range`, if one piece the last digest kept holds
+/// them all.
+fn kept_range(seed: u64, range: &Range<usize>) -> Option<Bytes> {
+    KEPT_HEAD.with_borrow(|pieces| {
+        pieces.iter().find_map(|(s, start, bytes)| {
+            let within = *s == seed && *start <= range.start && range.end <= start + bytes.len();
+            within.then(|| bytes.slice(range.start - start..range.end - start))
+        })
+    })
 }
 
 #[cfg(test)]

@@ -281,3 +281,39 @@ fn pieces_cover_the_blob_in_order() {
     }
     assert_eq!(Blob::default().pieces(10).count(), 0);
 }
+
+/// After a digest, the beginning of the view it made is read from what
+/// the digest kept (up to [`KEPT_HEAD_BYTES`], in whole pieces of
+/// [`DIGEST_PIECE_BYTES`]), and those reads are the generator's bytes; a
+/// range across two pieces, past the head, or of another seed is made.
+#[test]
+fn a_digest_keeps_the_head_of_its_view_for_the_next_read() {
+    let size = KEPT_HEAD_BYTES + 3 * DIGEST_PIECE_BYTES;
+    let blob = Blob::generated(31, size);
+    let plain = generate_plainly(size, 31);
+    let first = 5..DIGEST_PIECE_BYTES - 9;
+    let last = KEPT_HEAD_BYTES - 100..KEPT_HEAD_BYTES;
+    let across = DIGEST_PIECE_BYTES - 1..DIGEST_PIECE_BYTES + 1;
+    let past = KEPT_HEAD_BYTES..KEPT_HEAD_BYTES + 1;
+    assert!(kept_range(31, &first).is_none());
+    blob.digest();
+    for (range, kept) in [
+        (&first, true),
+        (&last, true),
+        (&across, false),
+        (&past, false),
+    ] {
+        assert_eq!(kept_range(31, range).is_some(), kept, "{range:?}");
+        assert_eq!(blob.slice(range.clone()).bytes(), plain[range.clone()]);
+    }
+    assert!(kept_range(32, &first).is_none());
+    let pieces: Vec<Bytes> = blob.pieces(64 << 10).collect();
+    assert_eq!(pieces.concat(), plain);
+    // A later digest of another view keeps that view's head instead.
+    Blob::generated(33, 1000).digest();
+    assert!(kept_range(31, &(0..10)).is_none());
+    assert_eq!(
+        kept_range(33, &(0..10)).as_deref(),
+        Some(&generate_plainly(10, 33)[..])
+    );
+}
