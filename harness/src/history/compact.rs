@@ -53,7 +53,8 @@ impl PartialEq for Raw<'_> {
 #[derive(Clone, Copy, Debug)]
 enum RawRepr<'a> {
     Value(&'a Value),
-    Text(&'a RawValue),
+    /// Valid JSON: a [`RawValue`]'s text, or a member of one.
+    Text(&'a str),
 }
 
 impl<'a> Raw<'a> {
@@ -62,14 +63,14 @@ impl<'a> Raw<'a> {
     }
 
     fn of_text(text: &'a RawValue) -> Self {
-        Raw(RawRepr::Text(text))
+        Raw(RawRepr::Text(text.get()))
     }
 
     /// The canonical text: equal values, equal texts. Borrowed from the
     /// history when it was written canonically, as the recorder writes.
     pub fn text(&self) -> Cow<'a, str> {
         match self.0 {
-            RawRepr::Text(raw) if read::is_canonical(raw.get()) => Cow::Borrowed(raw.get()),
+            RawRepr::Text(raw) if read::is_canonical(raw) => Cow::Borrowed(raw),
             _ => Cow::Owned(self.value().to_string()),
         }
     }
@@ -79,7 +80,7 @@ impl<'a> Raw<'a> {
         match self.0 {
             RawRepr::Value(value) => Cow::Borrowed(value),
             RawRepr::Text(raw) => {
-                Cow::Owned(serde_json::from_str(raw.get()).expect("a raw value is JSON"))
+                Cow::Owned(serde_json::from_str(raw).expect("a raw value is JSON"))
             }
         }
     }
@@ -91,7 +92,7 @@ impl<'a> Raw<'a> {
     pub fn decode<T: DeserializeOwned>(&self) -> Option<T> {
         match self.0 {
             RawRepr::Value(value) => T::deserialize(value).ok(),
-            RawRepr::Text(raw) => serde_json::from_str(raw.get())
+            RawRepr::Text(raw) => serde_json::from_str(raw)
                 .ok()
                 .or_else(|| T::deserialize(&*self.value()).ok()),
         }
@@ -108,7 +109,9 @@ impl<'a> Raw<'a> {
     pub fn get_many<const N: usize>(&self, keys: [&str; N]) -> [Option<Raw<'a>>; N] {
         match self.0 {
             RawRepr::Value(value) => keys.map(|k| value.get(k).map(Raw::of)),
-            RawRepr::Text(raw) => read::members(raw.get(), keys).map(|m| m.map(Raw::of_text)),
+            RawRepr::Text(raw) => {
+                read::members(raw, keys).map(|m| m.map(|text| Raw(RawRepr::Text(text))))
+            }
         }
     }
 
@@ -116,7 +119,7 @@ impl<'a> Raw<'a> {
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
         match self.0 {
             RawRepr::Value(value) => value.as_str().map(Cow::Borrowed),
-            RawRepr::Text(raw) => serde_json::from_str::<read::S>(raw.get()).ok().map(|s| s.0),
+            RawRepr::Text(raw) => serde_json::from_str::<read::S>(raw).ok().map(|s| s.0),
         }
     }
 
@@ -124,7 +127,7 @@ impl<'a> Raw<'a> {
     pub fn as_u64(&self) -> Option<u64> {
         match self.0 {
             RawRepr::Value(value) => value.as_u64(),
-            RawRepr::Text(raw) => serde_json::from_str(raw.get()).ok(),
+            RawRepr::Text(raw) => serde_json::from_str(raw).ok(),
         }
     }
 
@@ -132,7 +135,7 @@ impl<'a> Raw<'a> {
     pub fn is_null(&self) -> bool {
         match self.0 {
             RawRepr::Value(value) => value.is_null(),
-            RawRepr::Text(raw) => raw.get() == "null",
+            RawRepr::Text(raw) => raw == "null",
         }
     }
 }
@@ -481,7 +484,13 @@ fn read_lines<'a>(text: &'a str, arena: &'a Bump) -> Option<(Vec<Line<'a>>, Vec<
     }
     let mut lines = Vec::new();
     let mut numbers = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    let mut start = 0;
+    // Split as `str::lines` does (at `\n`, a `\r` before it dropped), with
+    // `memchr`'s vectorized search.
+    for (i, end) in memchr::memchr_iter(b'\n', text.as_bytes()).enumerate() {
+        let line = &text[start..end];
+        start = end + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
@@ -972,7 +981,7 @@ mod tests {
     /// `serde_json` writes (canonical but for escapes and floats) and on
     /// other spellings of the same values.
     mod canonical {
-        use super::read::{is_canonical, is_canonical_by_serde};
+        use super::read::{is_canonical, is_canonical_by_serde, members, members_by_serde};
         use proptest::prelude::*;
         use serde_json::Value;
 
@@ -1023,8 +1032,34 @@ mod tests {
                 ];
                 for text in texts {
                     prop_assert_eq!(is_canonical(&text), is_canonical_by_serde(&text), "{}", text);
+                    prop_assert_eq!(members(&text, KEYS), members_by_serde(&text, KEYS), "{}", text);
                 }
             }
+        }
+
+        /// Keys the member scanner is asked for: short ones, which the
+        /// strategy's objects have, and the empty key.
+        const KEYS: [&str; 4] = ["a", "", "bc", "d"];
+
+        #[test]
+        fn members_agree_on_spellings_serde_reads_alike() {
+            for text in [
+                r#"{"a":1,"a":{"x":[1,"}"]}}"#,
+                r#"{"\u0061":1,"d":2}"#,
+                r#"{"a\"":1,"a":"\"]"}"#,
+                "{ \"a\" :\t[ 1 , 2 ] ,\n\"d\" : null }",
+                r#"{"bc":"x\\","a":-1.5e3}"#,
+                r#"{}"#,
+                r#"[{"a":1}]"#,
+                r#""a""#,
+                "7",
+            ] {
+                assert_eq!(members(text, KEYS), members_by_serde(text, KEYS), "{text}");
+            }
+            assert_eq!(
+                members(r#"{"a":1,"d":{"a":2},"a":[3]}"#, KEYS),
+                [Some("[3]"), None, None, Some(r#"{"a":2}"#)]
+            );
         }
 
         #[test]

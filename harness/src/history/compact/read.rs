@@ -411,7 +411,7 @@ pub(super) fn is_canonical(text: &str) -> bool {
             b':' => i += 1,
             b'"' => {
                 let body = &bytes[i + 1..];
-                let Some(end) = body.iter().position(|&c| c == b'"' || c == b'\\') else {
+                let Some(end) = memchr::memchr2(b'"', b'\\', body) else {
                     return false;
                 };
                 if body[end] == b'\\' {
@@ -544,14 +544,107 @@ impl<'de> Visitor<'de> for CanonVisitor {
 }
 
 /// The members `keys` of the JSON object `text` (the last of equal keys,
-/// as a `Value` keeps it); none where `text` is not an object.
-pub(super) fn members<'a, const N: usize>(
+/// as a `Value` keeps it); none where `text` is not an object. `text` is
+/// valid JSON (a [`RawValue`]'s), which lets one pass over its bytes find
+/// where each member's value starts and ends without reading it: the
+/// checkers ask this of every record's value. A key written with an
+/// escape is read through `serde_json` ([`members_by_serde`]).
+pub(super) fn members<'a, const N: usize>(text: &'a str, keys: [&str; N]) -> [Option<&'a str>; N] {
+    let mut found = [None; N];
+    let bytes = text.as_bytes();
+    let mut i = skip_space(bytes, 0);
+    if bytes.get(i) != Some(&b'{') {
+        return found;
+    }
+    i = skip_space(bytes, i + 1);
+    while bytes.get(i) == Some(&b'"') {
+        let key_end = string_end(bytes, i);
+        let key = &text[i + 1..key_end - 1];
+        if key.contains('\\') {
+            return members_by_serde(text, keys);
+        }
+        // Past the `:`.
+        let value_start = skip_space(bytes, skip_space(bytes, key_end) + 1);
+        let value_end = value_end(bytes, value_start);
+        if let Some(at) = keys.iter().position(|k| *k == key) {
+            found[at] = Some(&text[value_start..value_end]);
+        }
+        // At a `,` and the next key, or at the `}`.
+        i = skip_space(bytes, value_end);
+        if bytes.get(i) == Some(&b',') {
+            i = skip_space(bytes, i + 1);
+        }
+    }
+    found
+}
+
+/// The first byte at or after `i` that is not JSON whitespace.
+fn skip_space(bytes: &[u8], mut i: usize) -> usize {
+    while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// Just past the closing quote of the string whose opening quote is at `i`.
+fn string_end(bytes: &[u8], i: usize) -> usize {
+    let mut at = i + 1;
+    while let Some(found) = memchr::memchr2(b'"', b'\\', &bytes[at..]) {
+        if bytes[at + found] == b'"' {
+            return at + found + 1;
+        }
+        // An escape: the byte after the backslash is never the end.
+        at += found + 2;
+    }
+    bytes.len()
+}
+
+/// Just past the value that starts at `i`.
+fn value_end(bytes: &[u8], i: usize) -> usize {
+    match bytes.get(i) {
+        Some(b'"') => string_end(bytes, i),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut at = i;
+            while at < bytes.len() {
+                match bytes[at] {
+                    b'"' => {
+                        at = string_end(bytes, at);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return at + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            bytes.len()
+        }
+        // A number, `true`, `false` or `null`.
+        _ => {
+            let rest = &bytes[i..];
+            i + rest
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(rest.len())
+        }
+    }
+}
+
+/// [`members`] through `serde_json`: the rule in its plainest form, which
+/// the tests compare the scanner with, and what reads a key with an escape.
+pub(super) fn members_by_serde<'a, const N: usize>(
     text: &'a str,
     keys: [&str; N],
-) -> [Option<&'a RawValue>; N] {
+) -> [Option<&'a str>; N] {
     struct Members<'k, 'a, const N: usize>(&'k [&'k str; N], std::marker::PhantomData<&'a ()>);
     impl<'de: 'a, 'a, const N: usize> Visitor<'de> for Members<'_, 'a, N> {
-        type Value = [Option<&'a RawValue>; N];
+        type Value = [Option<&'a str>; N];
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object")
         }
@@ -562,7 +655,7 @@ pub(super) fn members<'a, const N: usize>(
             let mut found = [None; N];
             while let Some(S(key)) = map.next_key::<S<'a>>()? {
                 match self.0.iter().position(|k| *k == key) {
-                    Some(at) => found[at] = Some(map.next_value::<&'a RawValue>()?),
+                    Some(at) => found[at] = Some(map.next_value::<&'a RawValue>()?.get()),
                     None => {
                         map.next_value::<serde::de::IgnoredAny>()?;
                     }
