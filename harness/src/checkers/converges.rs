@@ -8,6 +8,7 @@
 
 use super::Finding;
 use crate::history::compact::{Compact, Ev};
+use crate::lookup::LookupMap;
 use pitfall_ports::Lsn;
 use std::collections::BTreeMap;
 
@@ -51,8 +52,10 @@ fn drained(history: &Compact<'_>) -> Vec<Finding> {
 /// last committed offset (Kafka commits the next offset to read).
 fn offsets_committed(history: &Compact<'_>) -> Vec<Finding> {
     type Key<'h> = (&'h str, &'h str, u32);
-    let mut handled: BTreeMap<Key<'_>, (u64, usize)> = BTreeMap::new();
-    let mut committed: BTreeMap<Key<'_>, (u64, usize)> = BTreeMap::new();
+    // Found by hash, once per consume and commit; only `handled` is
+    // walked, and in key order.
+    let mut handled: LookupMap<Key<'_>, (u64, usize)> = LookupMap::default();
+    let mut committed: LookupMap<Key<'_>, (u64, usize)> = LookupMap::default();
     for (i, e) in history.lines().iter().enumerate() {
         match e.event {
             Ev::Consume {
@@ -76,6 +79,7 @@ fn offsets_committed(history: &Compact<'_>) -> Vec<Finding> {
             _ => {}
         }
     }
+    let handled: BTreeMap<Key<'_>, (u64, usize)> = handled.into_iter().collect();
     handled
         .into_iter()
         .filter_map(|((group, topic, partition), (last, at))| {
@@ -102,8 +106,8 @@ fn offsets_committed(history: &Compact<'_>) -> Vec<Finding> {
 /// Per (db, slot) that confirmed anything: its last confirm must reach the
 /// DB's last commit.
 fn slots_confirmed(history: &Compact<'_>) -> Vec<Finding> {
-    let mut last_commit: BTreeMap<&str, (Lsn, usize)> = BTreeMap::new();
-    let mut confirmed: BTreeMap<(&str, &str), (Lsn, usize)> = BTreeMap::new();
+    let mut last_commit: LookupMap<&str, (Lsn, usize)> = LookupMap::default();
+    let mut confirmed: LookupMap<(&str, &str), (Lsn, usize)> = LookupMap::default();
     for (i, e) in history.lines().iter().enumerate() {
         match e.event {
             Ev::DbCommit { db, lsn, .. } => keep_highest(&mut last_commit, db, lsn, i),
@@ -111,6 +115,7 @@ fn slots_confirmed(history: &Compact<'_>) -> Vec<Finding> {
             _ => {}
         }
     }
+    let confirmed: BTreeMap<(&str, &str), (Lsn, usize)> = confirmed.into_iter().collect();
     confirmed
         .into_iter()
         .filter_map(|((db, slot), (lsn, at))| {
@@ -129,7 +134,12 @@ fn slots_confirmed(history: &Compact<'_>) -> Vec<Finding> {
 
 /// Keep under `key` the highest `value` seen, with the history line
 /// (`entry`) of its latest occurrence.
-fn keep_highest<K: Ord>(map: &mut BTreeMap<K, (u64, usize)>, key: K, value: u64, entry: usize) {
+fn keep_highest<K: std::hash::Hash + Eq>(
+    map: &mut LookupMap<K, (u64, usize)>,
+    key: K,
+    value: u64,
+    entry: usize,
+) {
     let kept = map.entry(key).or_insert((value, entry));
     if value >= kept.0 {
         *kept = (value, entry);

@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::BuildHasher;
 
 use crate::lookup::{LookupMap, LookupSet};
 
@@ -147,7 +146,9 @@ pub fn find(history: &Compact<'_>) -> Vec<Found> {
 /// The log of committed (not aborted) appends, and every offset holding two
 /// different values.
 fn read_log<'h>(history: &Compact<'h>, aborted: &Aborted<'h>, found: &mut Vec<Found>) -> Log<'h> {
-    let mut log: Log = BTreeMap::new();
+    // Found by hash while it is built (one string comparison a record,
+    // not one per tree level), sorted once at the end.
+    let mut log: LookupMap<Tp, BTreeMap<u64, Logged>> = LookupMap::default();
     let aborted: LookupSet<(Tp, u64)> = aborted.iter().copied().collect();
     for (i, e) in history.lines().iter().enumerate() {
         let Ev::Append {
@@ -184,7 +185,7 @@ fn read_log<'h>(history: &Compact<'h>, aborted: &Aborted<'h>, found: &mut Vec<Fo
             }
         }
     }
-    log
+    log.into_iter().collect()
 }
 
 /// What consumers read, per partition (sorted, distinct), and how each
@@ -195,6 +196,8 @@ fn read_polls<'h>(
     gaps: &Gaps<'h>,
     found: &mut Vec<Found>,
 ) -> BTreeMap<Tp<'h>, Vec<u64>> {
+    let by_partition: LookupMap<Tp, &BTreeMap<u64, Logged>> =
+        log.iter().map(|(tp, records)| (*tp, records)).collect();
     let mut consumed: LookupMap<Tp, Vec<u64>> = LookupMap::default();
     // Per process, per partition: the last offset it read there, and where.
     let mut position: LookupMap<&str, LookupMap<Tp, (u64, usize)>> = LookupMap::default();
@@ -225,7 +228,7 @@ fn read_polls<'h>(
             } => {
                 let tp = (topic, partition);
                 consumed.entry(tp).or_default().push(offset);
-                if let Some((k, _, _, j)) = log.get(&tp).and_then(|l| l.get(&offset)) {
+                if let Some((k, _, _, j)) = by_partition.get(&tp).and_then(|l| l.get(&offset)) {
                     if *k != key {
                         found.push((
                             Anomaly::InconsistentOffsets,
@@ -336,7 +339,8 @@ fn records<'l, 'h>(log: &'l Log<'h>) -> Vec<Record<'l, 'h>> {
 
 /// The groups of two or more records with one value on one topic (each
 /// group's records in log order), by (topic, value text). Each value's
-/// text is hashed once; records that share a hash are compared as text.
+/// text is hashed once (XXH3, which reads long texts several times faster
+/// than FxHash); records that share a hash are compared as text.
 fn copies(records: &[Record<'_, '_>]) -> Vec<Vec<usize>> {
     let mut groups = Vec::new();
     let mut start = 0;
@@ -353,7 +357,7 @@ fn copies(records: &[Record<'_, '_>]) -> Vec<Vec<usize>> {
 fn copies_in_topic(records: &[Record<'_, '_>], range: std::ops::Range<usize>) -> Vec<Vec<usize>> {
     let text = |k: usize| records[k].logged.2.as_ref();
     let mut by_hash: Vec<(u64, usize)> = range
-        .map(|k| (rustc_hash::FxBuildHasher.hash_one(text(k)), k))
+        .map(|k| (twox_hash::XxHash3_64::oneshot(text(k).as_bytes()), k))
         .collect();
     by_hash.sort_unstable();
     let mut groups: Vec<Vec<usize>> = Vec::new();
