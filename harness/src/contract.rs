@@ -334,6 +334,53 @@ pub async fn unique_key_conflicts_are_reported(f: &dyn Fixture) -> CaseResult {
     })
 }
 
+/// A row's bytes ([`Transaction::insert_bytes`]) come back as they were
+/// written: to the transaction that wrote them, and once committed to
+/// another; a row written without bytes has none, a missing or deleted row
+/// is none at all. Generated content and stored bytes alike.
+///
+/// [`Transaction::insert_bytes`]: pitfall_ports::Transaction::insert_bytes
+pub async fn rows_keep_their_bytes(f: &dyn Fixture) -> CaseResult {
+    let db = f.db();
+    let generated = pitfall_ports::Blob::generated(5, 300_000);
+    let stored = pitfall_ports::Blob::from(vec![0u8, 1, 2, 255, b'"', b'\\']);
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    for (key, bytes) in [("bytes-1", &generated), ("bytes-2", &stored)] {
+        tx.insert_bytes(TABLE, key, json!({ "n": 1 }), bytes.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.insert(TABLE, "bytes-3", json!({ "n": 3 }))
+        .await
+        .map_err(|e| e.to_string())?;
+    let own = tx.get_bytes(TABLE, "bytes-1").await;
+    check(matches!(&own, Ok(Some(Some(b))) if *b == generated), || {
+        format!("the writer read its own row's bytes as {own:?}")
+    })?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    for (key, expected) in [
+        ("bytes-1", Some(Some(&generated))),
+        ("bytes-2", Some(Some(&stored))),
+        ("bytes-3", Some(None)),
+        ("bytes-none", None),
+    ] {
+        let got = tx.get_bytes(TABLE, key).await.map_err(|e| e.to_string())?;
+        check(got.as_ref().map(Option::as_ref) == expected, || {
+            format!("{key}: read {got:?}, wrote {expected:?}")
+        })?;
+    }
+    tx.delete(TABLE, "bytes-1")
+        .await
+        .map_err(|e| e.to_string())?;
+    let deleted = tx.get_bytes(TABLE, "bytes-1").await;
+    check(matches!(deleted, Ok(None)), || {
+        format!("a deleted row's bytes read as {deleted:?}")
+    })?;
+    tx.rollback().await;
+    Ok(())
+}
+
 /// The change log is ordered by commit, not by when transactions began.
 pub async fn change_log_is_ordered_by_commit(f: &dyn Fixture) -> CaseResult {
     let db = f.db();
@@ -836,6 +883,9 @@ pub fn db_cases() -> Vec<(&'static str, Case)> {
         ),
         ("deletes_remove_rows_and_log_their_keys", |f| {
             Box::pin(deletes_remove_rows_and_log_their_keys(f))
+        }),
+        ("rows_keep_their_bytes", |f| {
+            Box::pin(rows_keep_their_bytes(f))
         }),
     ]
 }

@@ -362,6 +362,24 @@ impl Transaction for PointTx {
         self.inner.insert(table, key, data).await
     }
 
+    async fn insert_bytes(
+        &mut self,
+        table: &str,
+        key: &str,
+        data: Value,
+        bytes: pitfall_ports::Blob,
+    ) -> Result<(), DbError> {
+        self.inner.insert_bytes(table, key, data, bytes).await
+    }
+
+    async fn get_bytes(
+        &mut self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<Option<pitfall_ports::Blob>>, DbError> {
+        self.inner.get_bytes(table, key).await
+    }
+
     async fn update(
         &mut self,
         table: &str,

@@ -8,6 +8,7 @@
 //! delete removes a row whatever its version.
 
 use crate::digest::{summary, HISTORY_INLINE_LIMIT};
+use crate::Blob;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -178,6 +179,33 @@ impl DbError {
     }
 }
 
+/// Where the default [`Transaction::insert_bytes`] keeps a row's bytes in
+/// its JSON: standard, padded base64 (by `base64-simd`, the SIMD codec the
+/// AWS SDK for Rust uses).
+pub const BYTES_FIELD: &str = "bytes_base64";
+
+const BASE64: base64_simd::Base64 = base64_simd::STANDARD;
+
+/// `data` (an object, or nothing) with `bytes` as base64 under
+/// [`BYTES_FIELD`].
+fn with_bytes_field(data: Value, bytes: &Blob) -> Value {
+    let mut object = match data {
+        Value::Object(object) => object,
+        _ => serde_json::Map::new(),
+    };
+    // Built by hand: `json!` would serialize the encoded bytes into a copy.
+    let encoded = Value::String(BASE64.encode_to_string(bytes.bytes()));
+    object.insert(BYTES_FIELD.to_string(), encoded);
+    Value::Object(object)
+}
+
+/// The bytes [`with_bytes_field`] put in `data`, if they are there and
+/// base64.
+fn bytes_field(data: &Value) -> Option<Blob> {
+    let encoded = data.get(BYTES_FIELD)?.as_str()?;
+    BASE64.decode_to_vec(encoded).ok().map(Blob::from)
+}
+
 /// A connection pool or client: hands out transactions.
 #[async_trait]
 pub trait Database: Send + Sync {
@@ -199,6 +227,29 @@ pub trait Transaction: Send {
         expected: u64,
         data: Value,
     ) -> Result<bool, DbError>;
+    /// Insert a new row with version 1 that holds `bytes` besides its
+    /// `data`, as a `bytea` or `BLOB` column would: a stored payload chunk.
+    /// Read them back with [`Transaction::get_bytes`]. The default keeps
+    /// them in the JSON, base64 under [`BYTES_FIELD`]; an adapter with a
+    /// column for bytes overrides both methods.
+    async fn insert_bytes(
+        &mut self,
+        table: &str,
+        key: &str,
+        data: Value,
+        bytes: Blob,
+    ) -> Result<(), DbError> {
+        self.insert(table, key, with_bytes_field(data, &bytes))
+            .await
+    }
+    /// The bytes of a row [`Transaction::insert_bytes`] wrote: `None` when
+    /// there is no row, `Some(None)` when the row holds no readable bytes.
+    async fn get_bytes(&mut self, table: &str, key: &str) -> Result<Option<Option<Blob>>, DbError> {
+        Ok(self
+            .get(table, key)
+            .await?
+            .map(|row| bytes_field(&row.data)))
+    }
     /// Delete the row, if there is one; returns whether there was, like
     /// `DELETE … WHERE key = $1` and its row count. The change log records
     /// the delete by key alone ([`ChangeOp::Delete`]).

@@ -110,6 +110,11 @@ fn unique_key_conflicts_are_reported() {
 }
 
 #[test]
+fn rows_keep_their_bytes() {
+    run_case("rows_keep_their_bytes");
+}
+
+#[test]
 fn change_log_is_ordered_by_commit() {
     run_case("change_log_is_ordered_by_commit");
 }

@@ -6,7 +6,7 @@ use super::REQUEST_TIMEOUT;
 use crate::servers::db::{DbRequest, DbResponse, PORT};
 use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
-use pitfall_ports::{Change, ChangeFeed, Database, DbError, Lsn, Row, Transaction};
+use pitfall_ports::{Blob, Change, ChangeFeed, Database, DbError, Lsn, Row, Transaction};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -99,6 +99,42 @@ impl Transaction for SimTx {
             .await?
         {
             DbResponse::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The bytes cross as a [`Blob`]: a view of generated content stays a
+    /// view, so a stored chunk is neither made nor base64-encoded.
+    async fn insert_bytes(
+        &mut self,
+        table: &str,
+        key: &str,
+        data: Value,
+        bytes: Blob,
+    ) -> Result<(), DbError> {
+        match self
+            .statement(DbRequest::InsertBytes {
+                table: table.into(),
+                key: key.into(),
+                data,
+                bytes,
+            })
+            .await?
+        {
+            DbResponse::Done => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_bytes(&mut self, table: &str, key: &str) -> Result<Option<Option<Blob>>, DbError> {
+        match self
+            .statement(DbRequest::GetBytes {
+                table: table.into(),
+                key: key.into(),
+            })
+            .await?
+        {
+            DbResponse::Bytes { row, bytes } => Ok(row.then_some(bytes)),
             other => Err(unexpected(other)),
         }
     }

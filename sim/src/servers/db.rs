@@ -8,7 +8,7 @@ use super::{before_request, peer_name, SharedFaults};
 use crate::wire;
 use pitfall_harness::coverage;
 use pitfall_harness::history::{Event, History};
-use pitfall_ports::{history_summary_of_row, Change, ChangeOp, DbError, Lsn, Row};
+use pitfall_ports::{history_summary_of_row, Blob, Change, ChangeOp, DbError, Lsn, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,6 +31,20 @@ pub enum DbRequest {
         table: String,
         key: String,
         data: Value,
+    },
+    /// An insert of a row with bytes ([`Transaction::insert_bytes`]): a
+    /// view of generated content crosses as its view.
+    ///
+    /// [`Transaction::insert_bytes`]: pitfall_ports::Transaction::insert_bytes
+    InsertBytes {
+        table: String,
+        key: String,
+        data: Value,
+        bytes: Blob,
+    },
+    GetBytes {
+        table: String,
+        key: String,
     },
     Update {
         table: String,
@@ -65,6 +79,12 @@ pub enum DbRequest {
 #[serde(rename_all = "snake_case")]
 pub enum DbResponse {
     Row(Option<Row>),
+    /// A row's bytes: whether there is a row, and its bytes if it has
+    /// them (two fields: MessagePack writes `Some(None)` as `None`).
+    Bytes {
+        row: bool,
+        bytes: Option<Blob>,
+    },
     Done,
     Updated(bool),
     Committed(Lsn),
@@ -80,6 +100,8 @@ pub enum DbResponse {
 struct Stored {
     version: u64,
     data: Arc<Value>,
+    /// What [`DbRequest::InsertBytes`] stored besides the data.
+    bytes: Option<Blob>,
 }
 
 /// One row change in the log.
@@ -90,6 +112,7 @@ struct Logged {
     op: ChangeOp,
     version: u64,
     data: Arc<Value>,
+    bytes: Option<Blob>,
 }
 
 impl Logged {
@@ -105,9 +128,14 @@ impl Logged {
     }
 
     /// The change as a history records it ([`Change::for_history`]),
-    /// without copying a row the history summarizes.
+    /// without copying a row the history summarizes. A row's bytes are
+    /// recorded by size and digest under [`STORED_BYTES`].
     fn for_history(&self, lsn: Lsn) -> Change {
-        let data = history_summary_of_row(&self.data).unwrap_or_else(|| (*self.data).clone());
+        let mut data = history_summary_of_row(&self.data).unwrap_or_else(|| (*self.data).clone());
+        if let (Some(bytes), Value::Object(object)) = (&self.bytes, &mut data) {
+            let summary = pitfall_ports::digest::summary(bytes.len(), bytes.digest());
+            object.insert(STORED_BYTES.to_string(), summary);
+        }
         self.change(lsn, data)
     }
 }
@@ -136,10 +164,15 @@ pub struct DbState {
     served: BTreeMap<String, Lsn>,
 }
 
+/// Where a history records the bytes of a row that has them, by size and
+/// digest.
+pub const STORED_BYTES: &str = "stored_bytes";
+
 #[derive(Clone, Debug)]
 enum Write {
     Insert {
         data: Value,
+        bytes: Option<Blob>,
     },
     Update {
         expected: u64,
@@ -168,9 +201,23 @@ impl Tx {
             .rev()
             .find(|((t, k), _)| t == table && k == key)
             .map(|(_, w)| match w {
-                Write::Insert { data } => Some((1, data)),
+                Write::Insert { data, .. } => Some((1, data)),
                 Write::Update { expected, data } => Some((expected + 1, data)),
                 Write::Delete { .. } => None,
+            })
+    }
+
+    /// The bytes of the row as this transaction's last write of it left
+    /// them: `None` if it did not write it, `Some(None)` if it deleted it
+    /// or wrote it without bytes.
+    fn own_bytes(&self, table: &str, key: &str) -> Option<Option<Blob>> {
+        self.writes
+            .iter()
+            .rev()
+            .find(|((t, k), _)| t == table && k == key)
+            .map(|(_, w)| match w {
+                Write::Insert { bytes, .. } => bytes.clone(),
+                Write::Update { .. } | Write::Delete { .. } => None,
             })
     }
 }
@@ -252,6 +299,24 @@ impl DbState {
         })
     }
 
+    /// The bytes of the row, as [`Transaction::get_bytes`] gives them:
+    /// `None` for no row, `Some(None)` for a row without bytes. A read, as
+    /// [`DbState::get`] is.
+    ///
+    /// [`Transaction::get_bytes`]: pitfall_ports::Transaction::get_bytes
+    pub fn get_bytes(&self, tx: &mut Tx, table: &str, key: &str) -> Option<Option<Blob>> {
+        if tx.own_write(table, key).is_some() {
+            return tx
+                .own_write(table, key)?
+                .map(|_| tx.own_bytes(table, key).flatten());
+        }
+        let stored = self.tables.get(table).and_then(|t| t.get(key));
+        tx.reads
+            .entry((table.to_string(), key.to_string()))
+            .or_insert(stored.map(|s| s.version));
+        stored.map(|s| s.bytes.clone())
+    }
+
     /// The row's version as `tx` sees it: its own writes first.
     fn version_in(&self, tx: &Tx, table: &str, key: &str) -> Option<u64> {
         match tx.own_write(table, key) {
@@ -261,14 +326,28 @@ impl DbState {
     }
 
     pub fn insert(&self, tx: &mut Tx, table: &str, key: &str, data: Value) -> Result<(), DbError> {
+        self.insert_bytes(tx, table, key, data, None)
+    }
+
+    /// [`DbState::insert`] of a row that may hold bytes.
+    pub fn insert_bytes(
+        &self,
+        tx: &mut Tx,
+        table: &str,
+        key: &str,
+        data: Value,
+        bytes: Option<Blob>,
+    ) -> Result<(), DbError> {
         if self.version_in(tx, table, key).is_some() {
             return Err(DbError::UniqueViolation {
                 table: table.to_string(),
                 key: key.to_string(),
             });
         }
-        tx.writes
-            .push(((table.to_string(), key.to_string()), Write::Insert { data }));
+        tx.writes.push((
+            (table.to_string(), key.to_string()),
+            Write::Insert { data, bytes },
+        ));
         Ok(())
     }
 
@@ -344,12 +423,14 @@ impl DbState {
         let mut changes = Vec::with_capacity(tx.writes.len());
         for ((table, key), write) in &tx.writes {
             let rows = self.tables.entry(table.clone()).or_default();
-            let (op, version, data) = match write {
-                Write::Insert { data } => (ChangeOp::Insert, 1, Arc::new(data.clone())),
-                Write::Update { expected, data } => {
-                    (ChangeOp::Update, expected + 1, Arc::new(data.clone()))
+            let (op, version, data, bytes) = match write {
+                Write::Insert { data, bytes } => {
+                    (ChangeOp::Insert, 1, Arc::new(data.clone()), bytes.clone())
                 }
-                Write::Delete { .. } => (ChangeOp::Delete, 0, Arc::new(Value::Null)),
+                Write::Update { expected, data } => {
+                    (ChangeOp::Update, expected + 1, Arc::new(data.clone()), None)
+                }
+                Write::Delete { .. } => (ChangeOp::Delete, 0, Arc::new(Value::Null), None),
             };
             if op == ChangeOp::Delete {
                 rows.remove(key);
@@ -357,6 +438,7 @@ impl DbState {
                 let stored = Stored {
                     version,
                     data: data.clone(),
+                    bytes: bytes.clone(),
                 };
                 rows.insert(key.clone(), stored);
             }
@@ -366,6 +448,7 @@ impl DbState {
                 op,
                 version,
                 data,
+                bytes,
             });
         }
         let recorded = changes.iter().map(|c| c.for_history(lsn)).collect();
@@ -542,6 +625,22 @@ impl DbServer {
                 Ok(()) => DbResponse::Done,
                 Err(e) => DbResponse::Error(e),
             },
+            DbRequest::InsertBytes {
+                table,
+                key,
+                data,
+                bytes,
+            } => match state.insert_bytes(tx, &table, &key, data, Some(bytes)) {
+                Ok(()) => DbResponse::Done,
+                Err(e) => DbResponse::Error(e),
+            },
+            DbRequest::GetBytes { table, key } => {
+                let found = state.get_bytes(tx, &table, &key);
+                DbResponse::Bytes {
+                    row: found.is_some(),
+                    bytes: found.flatten(),
+                }
+            }
             DbRequest::Update {
                 table,
                 key,
@@ -707,6 +806,38 @@ mod tests {
         assert!(none.changes_after(0, 10).is_empty(), "no slot, no log");
         assert_eq!(none.rows("t").len(), 1);
         assert!(DbState::default().has_slot("any"), "undeclared: any slot");
+    }
+
+    /// A row's bytes are its transaction's to read before commit, every
+    /// reader's after; the history records them by size and digest (of a
+    /// view without making its bytes), and the change log carries the
+    /// row's JSON alone.
+    #[test]
+    fn a_rows_bytes_are_kept_and_recorded_by_digest() {
+        let mut state = DbState::default();
+        let bytes = Blob::generated(3, 100_000);
+        let mut tx = Tx::default();
+        state
+            .insert_bytes(&mut tx, "t", "k", json!({"n": 1}), Some(bytes.clone()))
+            .unwrap();
+        state.insert(&mut tx, "t", "plain", json!(2)).unwrap();
+        assert_eq!(
+            state.get_bytes(&mut tx, "t", "k"),
+            Some(Some(bytes.clone()))
+        );
+        assert_eq!(state.get_bytes(&mut tx, "t", "plain"), Some(None));
+        let (lsn, recorded) = state.commit(&tx).unwrap().unwrap();
+        assert_eq!(
+            recorded[0].data,
+            json!({"n": 1, STORED_BYTES: {"bytes": 100_000, "blake3": bytes.digest()}})
+        );
+        assert_eq!(recorded[1].data, json!(2));
+        assert_eq!(state.changes_after(lsn - 1, 1)[0].data, json!({"n": 1}));
+        let mut reader = Tx::default();
+        assert_eq!(state.get_bytes(&mut reader, "t", "k"), Some(Some(bytes)));
+        assert_eq!(state.get_bytes(&mut reader, "t", "none"), None);
+        assert!(state.delete(&mut reader, "t", "k"));
+        assert_eq!(state.get_bytes(&mut reader, "t", "k"), None);
     }
 
     #[test]
