@@ -161,7 +161,20 @@ impl Blob {
     pub fn digest(&self) -> String {
         match &self.0 {
             Repr::Bytes(b) => digest_hex(b),
-            Repr::Generated(v) => known_digest(*v).unwrap_or_else(|| view_digest(*v, None)),
+            Repr::Generated(v) => known_digest(*v).unwrap_or_else(|| view_digest(*v, None, false)),
+        }
+    }
+
+    /// [`Blob::digest`], for a view that a codec reads from its start next
+    /// (a record about to be compressed): the first [`KEPT_HEAD_BYTES`] the
+    /// digest makes are kept, per thread and until the next such digest,
+    /// and reads within them are slices of them, not made again. Keeping
+    /// costs memory and fresh pages for every digest, so only a caller that
+    /// will read the head asks for it.
+    pub fn digest_keeping_head(&self) -> String {
+        match &self.0 {
+            Repr::Generated(v) => known_digest(*v).unwrap_or_else(|| view_digest(*v, None, true)),
+            Repr::Bytes(_) => self.digest(),
         }
     }
 
@@ -174,7 +187,7 @@ impl Blob {
     pub fn digest_with_parts(&self, part_bytes: usize) -> String {
         match &self.0 {
             Repr::Generated(v) if part_bytes > 0 => {
-                known_digest(*v).unwrap_or_else(|| view_digest(*v, Some(part_bytes)))
+                known_digest(*v).unwrap_or_else(|| view_digest(*v, Some(part_bytes), false))
             }
             _ => self.digest(),
         }
@@ -430,8 +443,7 @@ thread_local! {
     static CHECKPOINTS: RefCell<VecDeque<(u64, Vec<Checkpoint>)>> =
         const { RefCell::new(VecDeque::new()) };
     /// The first pieces, up to [`KEPT_HEAD_BYTES`], of the view the last
-    /// digest made, as `(seed, start, bytes)`: what a codec or an encoder
-    /// reads next is often the beginning of the attachment just digested.
+    /// [`Blob::digest_keeping_head`] made, as `(seed, start, bytes)`.
     static KEPT_HEAD: RefCell<Vec<(u64, usize, Bytes)>> = const { RefCell::new(Vec::new()) };
     /// Digests of views, and the order they were computed in.
     static DIGESTS: RefCell<(BTreeMap<View, String>, VecDeque<View>)> =
@@ -533,10 +545,15 @@ fn remember_view_digest(view: View, digest: &str) {
 /// and their digest remembered by fingerprint ([`crate::digest::remember`]):
 /// the same bytes made or copied elsewhere (a payload put back together
 /// from chunks a DB kept) find it there.
-fn view_digest(view: View, parts: Option<usize>) -> String {
+fn view_digest(view: View, parts: Option<usize>, keep_head: bool) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut fingerprint = twox_hash::xxhash3_128::Hasher::new();
     let piece_bytes = parts.unwrap_or(DIGEST_PIECE_BYTES);
+    // The last head kept goes first, so that this digest's pieces can take
+    // its memory instead of new memory.
+    if keep_head {
+        KEPT_HEAD.take();
+    }
     let mut head = Vec::new();
     let mut head_bytes = 0;
     let mut start = view.start;
@@ -555,7 +572,8 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
             remember_view_digest(part, &hex(blake3::hash(&piece).as_bytes()));
         }
         // The beginning of the view, kept for what reads it next.
-        if head_bytes == start - view.start && head_bytes + piece.len() <= KEPT_HEAD_BYTES {
+        let in_head = head_bytes == start - view.start;
+        if keep_head && in_head && head_bytes + piece.len() <= KEPT_HEAD_BYTES {
             head_bytes += piece.len();
             head.push((view.seed, start, piece));
         }
@@ -570,14 +588,14 @@ fn view_digest(view: View, parts: Option<usize>) -> String {
     digest
 }
 
-/// How much of the beginning of a view [`view_digest`] keeps, per thread
-/// and until the next digest: a codec compressing an attachment just
-/// digested reads it without making it again (a compressed record stops at
-/// the broker's 1 MiB limit, which is about 3.5 MiB of the generated text).
+/// How much of the beginning of a view [`Blob::digest_keeping_head`]
+/// keeps: a codec compressing an attachment just digested reads it without
+/// making it again (a compressed record stops at the broker's 1 MiB limit,
+/// which is about 3.5 MiB of the generated text).
 const KEPT_HEAD_BYTES: usize = 4 << 20;
 
-/// The bytes of `seed` in `range`, if one piece the last digest kept holds
-/// them all.
+/// The bytes of `seed` in `range`, if one piece the last
+/// [`Blob::digest_keeping_head`] kept holds them all.
 fn kept_range(seed: u64, range: &Range<usize>) -> Option<Bytes> {
     KEPT_HEAD.with_borrow(|pieces| {
         pieces.iter().find_map(|(s, start, bytes)| {

@@ -48,6 +48,8 @@ pub struct Attachment {
     content: Blob,
     /// The size of the chunks it will be sent in, if it will be chunked.
     chunk_bytes: Option<usize>,
+    /// Whether a codec will compress it whole.
+    compressed: bool,
 }
 
 impl Attachment {
@@ -56,6 +58,7 @@ impl Attachment {
             id: id.into(),
             content: Blob::from(bytes),
             chunk_bytes: None,
+            compressed: false,
         }
     }
 
@@ -66,6 +69,7 @@ impl Attachment {
             id: id.into(),
             content: Blob::generated(seed, size),
             chunk_bytes: None,
+            compressed: false,
         }
     }
 
@@ -75,6 +79,14 @@ impl Attachment {
     /// when each chunk is summarized.
     pub fn chunked(mut self, chunk_bytes: usize) -> Self {
         self.chunk_bytes = Some(chunk_bytes);
+        self
+    }
+
+    /// Say that it will be sent whole through a codec: its digest keeps the
+    /// head of a generated attachment for the codec, which reads it next
+    /// ([`Blob::digest_keeping_head`]).
+    pub fn compressed(mut self) -> Self {
+        self.compressed = true;
         self
     }
 
@@ -98,6 +110,7 @@ impl Attachment {
     pub fn digest(&self) -> String {
         match self.chunk_bytes {
             Some(chunk_bytes) => self.content.digest_with_parts(chunk_bytes),
+            None if self.compressed => self.content.digest_keeping_head(),
             None => self.content.digest(),
         }
     }

@@ -282,10 +282,11 @@ fn pieces_cover_the_blob_in_order() {
     assert_eq!(Blob::default().pieces(10).count(), 0);
 }
 
-/// After a digest, the beginning of the view it made is read from what
-/// the digest kept (up to [`KEPT_HEAD_BYTES`], in whole pieces of
+/// After [`Blob::digest_keeping_head`], the beginning of the view it made
+/// is read from what it kept (up to [`KEPT_HEAD_BYTES`], in whole pieces of
 /// [`DIGEST_PIECE_BYTES`]), and those reads are the generator's bytes; a
-/// range across two pieces, past the head, or of another seed is made.
+/// range across two pieces, past the head, or of another seed is made. A
+/// plain digest keeps nothing.
 #[test]
 fn a_digest_keeps_the_head_of_its_view_for_the_next_read() {
     let size = KEPT_HEAD_BYTES + 3 * DIGEST_PIECE_BYTES;
@@ -296,7 +297,12 @@ fn a_digest_keeps_the_head_of_its_view_for_the_next_read() {
     let across = DIGEST_PIECE_BYTES - 1..DIGEST_PIECE_BYTES + 1;
     let past = KEPT_HEAD_BYTES..KEPT_HEAD_BYTES + 1;
     assert!(kept_range(31, &first).is_none());
-    blob.digest();
+    Blob::generated(30, size).digest();
+    assert!(
+        kept_range(30, &first).is_none(),
+        "a plain digest keeps nothing"
+    );
+    blob.digest_keeping_head();
     for (range, kept) in [
         (&first, true),
         (&last, true),
@@ -310,7 +316,7 @@ fn a_digest_keeps_the_head_of_its_view_for_the_next_read() {
     let pieces: Vec<Bytes> = blob.pieces(64 << 10).collect();
     assert_eq!(pieces.concat(), plain);
     // A later digest of another view keeps that view's head instead.
-    Blob::generated(33, 1000).digest();
+    Blob::generated(33, 1000).digest_keeping_head();
     assert!(kept_range(31, &(0..10)).is_none());
     assert_eq!(
         kept_range(33, &(0..10)).as_deref(),

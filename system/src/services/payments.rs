@@ -268,6 +268,7 @@ impl PaymentsService {
                 {
                     attachment.chunked(out.chunk_bytes)
                 }
+                Some(out) if out.strategy == Strategy::Compressed => attachment.compressed(),
                 _ => attachment,
             }
         });
