@@ -231,7 +231,8 @@ pub trait Transaction: Send {
     /// `data`, as a `bytea` or `BLOB` column would: a stored payload chunk.
     /// Read them back with [`Transaction::get_bytes`]. The default keeps
     /// them in the JSON, base64 under [`BYTES_FIELD`]; an adapter with a
-    /// column for bytes overrides both methods.
+    /// column for bytes overrides both methods. An [`Transaction::update`]
+    /// replaces the data and leaves the row no bytes, in either form.
     async fn insert_bytes(
         &mut self,
         table: &str,

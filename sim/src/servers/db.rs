@@ -196,29 +196,20 @@ impl Tx {
     /// The row as this transaction's last write of it left it: `None` if
     /// it did not write it, `Some(None)` if it deleted it.
     fn own_write(&self, table: &str, key: &str) -> Option<Option<(u64, &Value)>> {
-        self.writes
-            .iter()
-            .rev()
-            .find(|((t, k), _)| t == table && k == key)
-            .map(|(_, w)| match w {
-                Write::Insert { data, .. } => Some((1, data)),
-                Write::Update { expected, data } => Some((expected + 1, data)),
-                Write::Delete { .. } => None,
-            })
+        self.last_write(table, key).map(|w| match w {
+            Write::Insert { data, .. } => Some((1, data)),
+            Write::Update { expected, data } => Some((expected + 1, data)),
+            Write::Delete { .. } => None,
+        })
     }
 
-    /// The bytes of the row as this transaction's last write of it left
-    /// them: `None` if it did not write it, `Some(None)` if it deleted it
-    /// or wrote it without bytes.
-    fn own_bytes(&self, table: &str, key: &str) -> Option<Option<Blob>> {
+    /// This transaction's last write of the row, if it wrote it.
+    fn last_write(&self, table: &str, key: &str) -> Option<&Write> {
         self.writes
             .iter()
             .rev()
             .find(|((t, k), _)| t == table && k == key)
-            .map(|(_, w)| match w {
-                Write::Insert { bytes, .. } => bytes.clone(),
-                Write::Update { .. } | Write::Delete { .. } => None,
-            })
+            .map(|(_, w)| w)
     }
 }
 
@@ -305,10 +296,13 @@ impl DbState {
     ///
     /// [`Transaction::get_bytes`]: pitfall_ports::Transaction::get_bytes
     pub fn get_bytes(&self, tx: &mut Tx, table: &str, key: &str) -> Option<Option<Blob>> {
-        if tx.own_write(table, key).is_some() {
-            return tx
-                .own_write(table, key)?
-                .map(|_| tx.own_bytes(table, key).flatten());
+        if let Some(write) = tx.last_write(table, key) {
+            // An update replaces the row's data and leaves it no bytes.
+            return match write {
+                Write::Insert { bytes, .. } => Some(bytes.clone()),
+                Write::Update { .. } => Some(None),
+                Write::Delete { .. } => None,
+            };
         }
         let stored = self.tables.get(table).and_then(|t| t.get(key));
         tx.reads
