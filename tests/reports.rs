@@ -133,6 +133,32 @@ fn report_renders_the_same_files_again_and_refuses_a_folder_without_a_report() {
     );
 }
 
+/// Kept histories are read one at a time while the page is drawn; one that
+/// does not parse still fails the rendering, naming its file and line.
+#[test]
+fn report_names_a_kept_history_that_does_not_parse() {
+    let dir = scratch("bad-history");
+    let d = dir.to_str().unwrap();
+    run(&["run", TINY, "--seeds", "2", "--report-dir", d]);
+    let scenario = std::fs::read_dir(dir.join("histories"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let seed = std::fs::read_dir(&scenario)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&seed, "{\"t_ms\": 0}\nnot json\n").unwrap();
+    let out = pitfall(&["report", d]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("{}:", seed.display())), "{stderr}");
+}
+
 #[test]
 fn two_shards_merged_equal_one_run() {
     let dir = scratch("shards");

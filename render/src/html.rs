@@ -257,7 +257,7 @@ fn scenario_section(inputs: &Inputs<'_>, index: usize) -> String {
     out.push_str(&coverage_table(s));
     out.push_str("<h3>Violating seeds across the seed range</h3>\n");
     out.push_str(&seeds_chart(inputs.report, index));
-    out.push_str(&first_seed_plots(inputs, s));
+    out.push_str(&first_seed_plots(inputs, index));
     out.push_str(&seed_sections(inputs, index));
     out.push_str("</section>\n");
     out
@@ -648,16 +648,17 @@ fn groups_by_topic(history: &[Entry]) -> BTreeMap<String, BTreeSet<&str>> {
 
 // ---------------------------------------------------------------- plots of the first kept seed
 
-fn first_kept<'a>(inputs: &'a Inputs<'_>, name: &str) -> Option<(u64, &'a KeptSeed)> {
-    inputs
-        .kept
-        .range((name.to_string(), 0)..=(name.to_string(), u64::MAX))
-        .find(|(_, k)| !k.history.is_empty())
-        .map(|((_, seed), k)| (*seed, k))
+/// The scenario's first shown seed with a kept history.
+fn first_kept(inputs: &Inputs<'_>, index: usize) -> Option<(u64, KeptSeed)> {
+    let name = &inputs.report.scenarios[index].name;
+    shown_seeds(inputs.report, index)
+        .into_iter()
+        .find_map(|seed| Some((seed, inputs.kept(name, seed)?)))
 }
 
-fn first_seed_plots(inputs: &Inputs<'_>, s: &ScenarioReport) -> String {
-    let Some((seed, kept)) = first_kept(inputs, &s.name) else {
+fn first_seed_plots(inputs: &Inputs<'_>, index: usize) -> String {
+    let s = &inputs.report.scenarios[index];
+    let Some((seed, kept)) = first_kept(inputs, index) else {
         return "<h3>Latency and throughput</h3><p class=\"muted\">history not kept: \
                 no seed of this scenario has a kept history.</p>\n"
             .into();
@@ -898,8 +899,8 @@ fn seed_section(inputs: &Inputs<'_>, s: &ScenarioReport, summary: &SeedSummary) 
         let _ = writeln!(out, "<pre class=\"failure\">{}</pre>", escape(reason));
     }
     out.push_str(&fault_plan(s.fault_plans.get(&seed)));
-    match inputs.kept(&s.name, seed).filter(|k| !k.history.is_empty()) {
-        Some(kept) => out.push_str(&kept_seed(&s.name, seed, kept)),
+    match inputs.kept(&s.name, seed) {
+        Some(kept) => out.push_str(&kept_seed(&s.name, seed, &kept)),
         None => out.push_str(&not_kept(summary)),
     }
     out.push_str("</section>\n");

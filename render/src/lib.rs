@@ -30,16 +30,35 @@ pub struct KeptSeed {
     pub latencies: Option<Latencies>,
 }
 
+/// Where renderers get the kept seeds from: one at a time, when they draw
+/// it, so a report holds a single parsed history however many it shows (a
+/// run keeps up to a few hundred).
+pub trait KeptSeeds {
+    /// Kept seed `seed` of scenario `scenario` (see [`shown_seeds`]), or
+    /// `None` when its history was not kept.
+    fn kept_seed(&self, scenario: &str, seed: u64) -> Option<KeptSeed>;
+}
+
+/// Kept seeds by (scenario name, seed), already in memory.
+impl KeptSeeds for BTreeMap<(String, u64), KeptSeed> {
+    fn kept_seed(&self, scenario: &str, seed: u64) -> Option<KeptSeed> {
+        self.get(&(scenario.to_string(), seed)).cloned()
+    }
+}
+
 /// What every renderer reads.
 pub struct Inputs<'a> {
     pub report: &'a Report,
-    /// Kept seeds by (scenario name, seed): see [`shown_seeds`].
-    pub kept: &'a BTreeMap<(String, u64), KeptSeed>,
+    pub kept: &'a dyn KeptSeeds,
 }
 
 impl Inputs<'_> {
-    pub fn kept(&self, scenario: &str, seed: u64) -> Option<&KeptSeed> {
-        self.kept.get(&(scenario.to_string(), seed))
+    /// Kept seed `seed` of `scenario`, when its history was kept and holds
+    /// anything.
+    pub fn kept(&self, scenario: &str, seed: u64) -> Option<KeptSeed> {
+        self.kept
+            .kept_seed(scenario, seed)
+            .filter(|k| !k.history.is_empty())
     }
 }
 

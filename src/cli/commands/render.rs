@@ -9,10 +9,12 @@ use pitfall_harness::history::{parse_history, to_jsonl, Entry};
 use pitfall_harness::report::Report;
 use pitfall_harness::scenario::Scenario;
 use pitfall_harness::sweep::{run_isolated, Limits, SeedSummary};
-use pitfall_harness::system::Registry;
-use pitfall_render::{shown_seeds, Inputs, KeptSeed, SHOWN_PER_INVARIANT};
+use pitfall_harness::system::{Registry, System};
+use pitfall_render::{shown_seeds, Inputs, KeptSeed, KeptSeeds, SHOWN_PER_INVARIANT};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -167,56 +169,82 @@ fn among_lowest(seeds: &mut BTreeSet<u64>, seed: u64) -> bool {
     true
 }
 
-/// Read the kept histories of the seeds the report shows and check them
-/// again (for the violations' evidence lines). A seed whose history is
-/// missing is rendered without it.
-fn kept_seeds(
-    dir: &Path,
-    report: &Report,
-    registry: &Registry,
-) -> Result<BTreeMap<(String, u64), KeptSeed>, String> {
-    let mut kept = BTreeMap::new();
-    for (index, scenario) in report.scenarios.iter().enumerate() {
-        let system = registry.get(&scenario.system).ok_or_else(|| {
-            format!(
-                "scenario {} is of system `{}`, which this command line does not know (it knows {})",
-                scenario.name,
-                scenario.system,
-                registry.names().join(", ")
-            )
-        })?;
-        let invariants = checkers::all(system);
-        for seed in shown_seeds(report, index) {
-            let path = history_path(dir, &scenario.name, seed);
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let history =
-                parse_history(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
-            let violations = check_all(&invariants, &history);
-            let latencies = system.latencies(&history);
-            kept.insert(
-                (scenario.name.clone(), seed),
-                KeptSeed {
-                    history,
-                    violations,
-                    latencies,
-                },
-            );
+/// The kept histories of the seeds a report shows, read from the folder and
+/// checked again (for the violations' evidence lines) when a renderer asks
+/// for one, so one parsed history is in memory at a time. A seed whose
+/// history is missing is rendered without it; the first history that does
+/// not parse is kept as the rendering's error.
+struct KeptOnDisk<'a> {
+    dir: &'a Path,
+    /// Each scenario's system, by scenario name.
+    systems: BTreeMap<&'a str, &'a Arc<dyn System>>,
+    error: RefCell<Option<String>>,
+}
+
+impl<'a> KeptOnDisk<'a> {
+    fn new(dir: &'a Path, report: &'a Report, registry: &'a Registry) -> Result<Self, String> {
+        let mut systems = BTreeMap::new();
+        for scenario in &report.scenarios {
+            let system = registry.get(&scenario.system).ok_or_else(|| {
+                format!(
+                    "scenario {} is of system `{}`, which this command line does not know (it knows {})",
+                    scenario.name,
+                    scenario.system,
+                    registry.names().join(", ")
+                )
+            })?;
+            systems.insert(scenario.name.as_str(), system);
         }
+        Ok(KeptOnDisk {
+            dir,
+            systems,
+            error: RefCell::new(None),
+        })
     }
-    Ok(kept)
+
+    fn read(&self, scenario: &str, seed: u64) -> Result<Option<KeptSeed>, String> {
+        let Some(system) = self.systems.get(scenario) else {
+            return Ok(None);
+        };
+        let path = history_path(self.dir, scenario, seed);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let history =
+            parse_history(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+        drop(text);
+        let violations = check_all(&checkers::all(system), &history);
+        let latencies = system.latencies(&history);
+        Ok(Some(KeptSeed {
+            history,
+            violations,
+            latencies,
+        }))
+    }
+}
+
+impl KeptSeeds for KeptOnDisk<'_> {
+    fn kept_seed(&self, scenario: &str, seed: u64) -> Option<KeptSeed> {
+        self.read(scenario, seed).unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            None
+        })
+    }
 }
 
 /// Write `report.html`, `report.md` and `junit.xml` next to `report.json`.
 pub fn write_all(dir: &Path, report: &Report, registry: &Registry) -> Result<(), String> {
-    let kept = kept_seeds(dir, report, registry)?;
+    let kept = KeptOnDisk::new(dir, report, registry)?;
     let inputs = Inputs {
         report,
         kept: &kept,
     };
+    let html = pitfall_render::html::render(&inputs);
+    if let Some(e) = kept.error.take() {
+        return Err(e);
+    }
     let files = [
-        ("report.html", pitfall_render::html::render(&inputs)),
+        ("report.html", html),
         ("report.md", pitfall_render::markdown::render(&inputs)),
         ("junit.xml", pitfall_render::junit::render(&inputs)),
     ];
