@@ -19,7 +19,9 @@
 //! the consumer's group metadata, and EndTxn.
 
 use super::REQUEST_TIMEOUT;
-use crate::servers::broker::{BrokerError, BrokerRequest, BrokerResponse, TxnRef, PORT};
+use crate::servers::broker::{
+    BrokerError, BrokerRequest, BrokerResponse, TxnRef, WireRecord, PORT,
+};
 use crate::wire::{self, CallError, Conn};
 use async_trait::async_trait;
 use pitfall_harness::history::{Event, History};
@@ -188,8 +190,8 @@ impl LogReader for SimLogReader {
                     topic: topic.to_string(),
                     partition,
                     offset: r.offset,
+                    value: r.value().map_err(down)?,
                     key: r.key,
-                    value: r.value,
                     headers: r.headers,
                 });
             }
@@ -624,6 +626,11 @@ impl SimConsumer {
         let Some(last) = records.last() else {
             return Ok(Vec::new());
         };
+        let values = records
+            .iter()
+            .map(WireRecord::value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(down)?;
         let (topic, partition, _) = parts[part].clone();
         self.positions
             .insert((topic.clone(), partition), last.offset + 1);
@@ -631,7 +638,8 @@ impl SimConsumer {
         self.next_partition = (self.next_partition + part + 1) % n;
         Ok(records
             .into_iter()
-            .map(|r| {
+            .zip(values)
+            .map(|(r, value)| {
                 self.history.record(Event::Consume {
                     process: self.process.clone(),
                     group: self.config.group.clone(),
@@ -645,7 +653,7 @@ impl SimConsumer {
                     partition,
                     offset: r.offset,
                     key: r.key,
-                    value: r.value,
+                    value,
                     headers: r.headers,
                 }
             })

@@ -15,7 +15,7 @@ use crate::wire;
 use pitfall_harness::coverage;
 use pitfall_harness::history::{value_repr, Event, History};
 use pitfall_harness::system::BROKER;
-use pitfall_ports::codec::Codec;
+use pitfall_ports::codec::{Codec, DecompressError};
 use pitfall_ports::{Blob, TopicPartitionOffset};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -34,8 +34,24 @@ const SEQUENCE_WINDOW: usize = 5;
 pub struct WireRecord {
     pub offset: u64,
     pub key: String,
+    /// The value as the broker keeps it: compressed with `codec` when its
+    /// producer compressed the batch ([`WireRecord::value`] undoes that).
     pub value: Blob,
     pub headers: Vec<(String, String)>,
+    #[serde(default)]
+    pub codec: Option<Codec>,
+}
+
+impl WireRecord {
+    /// The value its producer sent. A compressed batch crosses the wire
+    /// and sits in the log compressed, and the consumer decompresses it,
+    /// as a Kafka consumer does.
+    pub fn value(&self) -> Result<Blob, DecompressError> {
+        match self.codec {
+            None => Ok(self.value.clone()),
+            Some(codec) => codec.decompress(&self.value.bytes()).map(Blob::from),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,11 +215,12 @@ pub enum BrokerResponse {
 #[derive(Clone, Debug)]
 struct Stored {
     key: String,
+    /// The value as it came over the wire: compressed with `codec`, when
+    /// the producer compressed the batch, so the size limit applies to it
+    /// and a log holds what Kafka's holds, not the values decompressed.
     value: Blob,
     headers: Vec<(String, String)>,
-    /// The compressed value's size, when the producer compressed the batch:
-    /// the size limit applies to what came over the wire.
-    wire: Option<usize>,
+    codec: Option<Codec>,
     status: Status,
 }
 
@@ -393,11 +410,7 @@ impl BrokerState {
             }
             record.status = Status::Pending(t.producer_id);
         }
-        let size = pitfall_ports::message_size(
-            &record.key,
-            record.wire.unwrap_or(record.value.len()),
-            &record.headers,
-        );
+        let size = pitfall_ports::message_size(&record.key, record.value.len(), &record.headers);
         if size > self.max_message_bytes {
             return Err(BrokerError::MessageTooLarge {
                 size,
@@ -541,7 +554,7 @@ impl BrokerState {
                 key: String::new(),
                 value: Blob::default(),
                 headers: Vec::new(),
-                wire: None,
+                codec: None,
                 status: Status::Marker,
             });
         }
@@ -632,6 +645,7 @@ impl BrokerState {
                 key: r.key.clone(),
                 value: r.value.clone(),
                 headers: r.headers.clone(),
+                codec: r.codec,
             })
             .collect())
     }
@@ -874,26 +888,21 @@ impl BrokerServer {
                     return Some(BrokerResponse::Error(BrokerError::NotAvailable));
                 }
                 // Like a broker validating a compressed batch: decompress
-                // it (real codecs), keep the wire size for the limit.
-                let (value, wire) = match codec {
-                    None => (value, None),
-                    Some(codec) => {
-                        let wire = value.len();
-                        match codec.decompress(&value.bytes()) {
-                            Ok(raw) => (Blob::from(raw), Some(wire)),
-                            Err(e) => {
-                                return Some(BrokerResponse::Error(BrokerError::Corrupt(
-                                    e.to_string(),
-                                )))
-                            }
+                // it (real codecs), for the history; keep it compressed.
+                let raw = match codec {
+                    None => value.clone(),
+                    Some(codec) => match codec.decompress(&value.bytes()) {
+                        Ok(raw) => Blob::from(raw),
+                        Err(e) => {
+                            return Some(BrokerResponse::Error(BrokerError::Corrupt(e.to_string())))
                         }
-                    }
+                    },
                 };
                 let record = Stored {
                     key: key.clone(),
                     value,
                     headers: headers.clone(),
-                    wire,
+                    codec,
                     status: Status::Visible,
                 };
                 let sent = (
@@ -901,7 +910,7 @@ impl BrokerServer {
                     topic.clone(),
                     partition,
                     key.clone(),
-                    record.value.len(),
+                    raw.len(),
                 );
                 let mut state = self.state.lock().unwrap();
                 if state.lost_acks.remove(&sent) {
@@ -921,8 +930,8 @@ impl BrokerServer {
                                 key,
                                 headers,
                                 producer: process.to_string(),
-                                value: value_repr(&record.value),
-                                wire_bytes: record.wire.map(|w| w as u64),
+                                value: value_repr(&raw),
+                                wire_bytes: codec.map(|_| record.value.len() as u64),
                             });
                             if self.faults.lock().unwrap().lose_ack() {
                                 self.state.lock().unwrap().lost_acks.insert(sent);
@@ -1278,7 +1287,7 @@ mod tests {
             key: key.into(),
             value: b"v".to_vec().into(),
             headers: vec![],
-            wire: None,
+            codec: None,
             status: Status::Visible,
         }
     }
@@ -1330,27 +1339,55 @@ mod tests {
             key: "k".into(),
             value: vec![0; 10].into(),
             headers: vec![],
-            wire: None,
+            codec: None,
             status: Status::Visible,
         };
         assert_eq!(
             b.produce("t", 0, big.clone(), None, None),
             Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
         );
-        // A compressed batch is judged by its size on the wire.
+        // A compressed batch is judged by its size on the wire, as kept.
         let compressed = Stored {
-            wire: Some(5),
+            value: vec![0; 5].into(),
+            codec: Some(Codec::Lz4),
             ..big.clone()
         };
         assert_eq!(b.produce("t", 0, compressed, None, None), Ok((0, true)));
         let still_big = Stored {
-            wire: Some(10),
+            codec: Some(Codec::Lz4),
             ..big
         };
         assert_eq!(
             b.produce("t", 0, still_big, None, None),
             Err(BrokerError::MessageTooLarge { size: 11, max: 10 })
         );
+    }
+
+    #[test]
+    fn a_compressed_batch_stays_compressed_until_its_reader_decompresses_it() {
+        let mut b = BrokerState::default();
+        b.create_topic("t", 1);
+        let raw = Blob::from(b"an invoice ".repeat(10_000));
+        let compressed = Codec::Zstd.compress_blob(&raw);
+        assert!(compressed.len() * 10 < raw.len());
+        let record = Stored {
+            value: compressed.clone().into(),
+            codec: Some(Codec::Zstd),
+            ..rec("k")
+        };
+        assert_eq!(b.produce("t", 0, record, None, None), Ok((0, true)));
+        assert_eq!(b.produce("t", 0, rec("plain"), None, None), Ok((1, true)));
+        let fetched = b.fetch("t", 0, 0, 10, false).unwrap();
+        assert_eq!(fetched[0].codec, Some(Codec::Zstd));
+        assert_eq!(fetched[0].value.to_vec(), compressed);
+        assert_eq!(fetched[0].value().unwrap(), raw);
+        assert_eq!(fetched[1].codec, None);
+        assert_eq!(fetched[1].value().unwrap(), Blob::from(b"v".to_vec()));
+        let corrupt = WireRecord {
+            value: b"not zstd".to_vec().into(),
+            ..fetched[0].clone()
+        };
+        assert!(corrupt.value().is_err());
     }
 
     #[test]
