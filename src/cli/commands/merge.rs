@@ -72,7 +72,7 @@ fn merge(args: &Args, registry: &Registry) -> Result<u8, String> {
         check_determinism: first.check_determinism,
         scenarios,
     };
-    let mut report = ctx.build(&finished, true, None);
+    let mut report = ctx.build(finished, true, None);
     for (i, s) in report.scenarios.iter_mut().enumerate() {
         s.real = reports
             .iter()

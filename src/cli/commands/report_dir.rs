@@ -67,8 +67,15 @@ impl ReportDir {
         let tmp = self
             .dir
             .join(format!(".report.json.{}.tmp", std::process::id()));
-        let json = serde_json::to_string_pretty(report).expect("the report serializes") + "\n";
-        std::fs::write(&tmp, json)
+        // Written as it is serialized: a report of thousands of seeds is
+        // megabytes of text, which need not be in memory at once.
+        File::create(&tmp)
+            .map(std::io::BufWriter::new)
+            .and_then(|mut out| {
+                serde_json::to_writer_pretty(&mut out, report)?;
+                out.write_all(b"\n")?;
+                out.flush()
+            })
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("{}: cannot write: {e}", path.display()))
     }
