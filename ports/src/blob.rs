@@ -594,6 +594,14 @@ fn view_digest(view: View, parts: Option<usize>, keep_head: bool) -> String {
 /// which is about 3.5 MiB of the generated text).
 const KEPT_HEAD_BYTES: usize = 4 << 20;
 
+/// Let go of the head the last [`Blob::digest_keeping_head`] on this thread
+/// kept, once what read it (the codec) is done: 4 MiB per thread otherwise
+/// held until the next such digest, or for good after the last one.
+/// Reads of the view still work, by making its bytes again.
+pub fn forget_kept_head() {
+    KEPT_HEAD.take();
+}
+
 /// The bytes of `seed` in `range`, if one piece the last
 /// [`Blob::digest_keeping_head`] kept holds them all.
 fn kept_range(seed: u64, range: &Range<usize>) -> Option<Bytes> {

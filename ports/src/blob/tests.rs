@@ -322,4 +322,11 @@ fn a_digest_keeps_the_head_of_its_view_for_the_next_read() {
         kept_range(33, &(0..10)).as_deref(),
         Some(&generate_plainly(10, 33)[..])
     );
+    // Forgotten once read: the view's bytes are made again.
+    forget_kept_head();
+    assert!(kept_range(33, &(0..10)).is_none());
+    assert_eq!(
+        Blob::generated(33, 1000).slice(0..10).bytes(),
+        generate_plainly(10, 33)[..]
+    );
 }
