@@ -167,7 +167,8 @@ impl Blob {
 
     /// [`Blob::digest`], for a view that a codec reads from its start next
     /// (a record about to be compressed): the first [`KEPT_HEAD_BYTES`] the
-    /// digest makes are kept, per thread and until the next such digest,
+    /// digest makes are kept, per thread, until a codec has read a blob
+    /// ([`crate::codec::Codec::compress_blob`]) or the next such digest,
     /// and reads within them are slices of them, not made again. Keeping
     /// costs memory and fresh pages for every digest, so only a caller that
     /// will read the head asks for it.
@@ -595,10 +596,11 @@ fn view_digest(view: View, parts: Option<usize>, keep_head: bool) -> String {
 const KEPT_HEAD_BYTES: usize = 4 << 20;
 
 /// Let go of the head the last [`Blob::digest_keeping_head`] on this thread
-/// kept, once what read it (the codec) is done: 4 MiB per thread otherwise
-/// held until the next such digest, or for good after the last one.
-/// Reads of the view still work, by making its bytes again.
-pub fn forget_kept_head() {
+/// kept: a codec calls it once it has read its blob, as the head is kept for
+/// that one read (4 MiB per thread otherwise held until the next such
+/// digest, or for good after the last one). Reads of the view still work,
+/// by making its bytes again.
+pub(crate) fn forget_kept_head() {
     KEPT_HEAD.take();
 }
 

@@ -49,9 +49,13 @@ impl Codec {
         self.compress_pieces([bytes])
     }
 
-    /// [`Codec::compress`] of a blob, read [`PIECE_BYTES`] at a time.
+    /// [`Codec::compress`] of a blob, read [`PIECE_BYTES`] at a time. The
+    /// head a digest kept for this read ([`Blob::digest_keeping_head`]) is
+    /// let go after it.
     pub fn compress_blob(self, blob: &Blob) -> Vec<u8> {
-        self.compress_pieces(blob.pieces(PIECE_BYTES))
+        let frame = self.compress_pieces(blob.pieces(PIECE_BYTES));
+        crate::blob::forget_kept_head();
+        frame
     }
 
     /// [`Codec::compress_blob`], giving up once the frame passes
@@ -62,7 +66,9 @@ impl Codec {
     /// not its whole length. A frame that ends past `max_bytes` only in its
     /// last piece or trailer is `Ok`: the caller checks the size it gets.
     pub fn compress_blob_within(self, blob: &Blob, max_bytes: usize) -> Result<Vec<u8>, usize> {
-        self.compress_until(blob.pieces(LIMITED_PIECE_BYTES), max_bytes)
+        let frame = self.compress_until(blob.pieces(LIMITED_PIECE_BYTES), max_bytes);
+        crate::blob::forget_kept_head();
+        frame
     }
 
     /// Compress the concatenation of `pieces` into one frame.

@@ -90,11 +90,6 @@ impl Attachment {
         self
     }
 
-    /// Whether [`Attachment::compressed`] said so.
-    pub fn is_compressed(&self) -> bool {
-        self.compressed
-    }
-
     /// The attachment's size in bytes, without making its bytes.
     pub fn size(&self) -> usize {
         self.content.len()

@@ -313,13 +313,9 @@ impl PaymentsService {
                 record.headers.extend(context.iter().cloned());
             }
         }
-        let sent = send_payload(out.producer.as_ref(), out.store.as_ref(), planned).await;
-        // The producer has compressed it (or given up): the head its digest
-        // kept for the codec is not read again.
-        if attachment.is_compressed() {
-            pitfall_ports::blob::forget_kept_head();
-        }
-        let sent = sent.map_err(failed)?;
+        let sent = send_payload(out.producer.as_ref(), out.store.as_ref(), planned)
+            .await
+            .map_err(failed)?;
         tracing::info!(
             size = attachment.size(),
             records = sent.deliveries.len(),
