@@ -32,15 +32,21 @@ cfg_test_util! {
     use crate::loom::sync::Mutex;
     use crate::loom::sync::atomic::Ordering;
     use std::sync::atomic::AtomicBool as StdAtomicBool;
+    use std::sync::atomic::AtomicU64 as StdAtomicU64;
 
     cfg_rt! {
         #[track_caller]
         fn with_clock<R>(f: impl FnOnce(Option<&Clock>) -> Result<R, &'static str>) -> R {
-            use crate::runtime::Handle;
-
-            let res = match Handle::try_current() {
-                Ok(handle) => f(Some(handle.inner.driver().clock())),
-                Err(ref e) if e.is_missing_context() => f(None),
+            // pitfall patch: the clock is borrowed from the current
+            // handle, not reached through a clone of the handle (an `Arc`
+            // count up and down for every read of the time).
+            let mut f = Some(f);
+            let borrowed = crate::runtime::context::with_current(|inner| {
+                (f.take().expect("called once"))(Some(inner.driver().clock()))
+            });
+            let res = match borrowed {
+                Ok(res) => res,
+                Err(ref e) if e.is_missing_context() => (f.take().expect("not called"))(None),
                 Err(_) => panic!("{}", crate::util::error::THREAD_LOCAL_DESTROYED_ERROR),
             };
 
@@ -65,7 +71,20 @@ cfg_test_util! {
     #[derive(Debug)]
     pub(crate) struct Clock {
         inner: Mutex<Inner>,
+
+        /// pitfall patch: the instant `frozen_nanos` counts from (the
+        /// clock's creation).
+        origin: std::time::Instant,
+
+        /// pitfall patch: while the clock is frozen, `base` as nanoseconds
+        /// after `origin`, so that [`Clock::now`] reads it without taking
+        /// the lock; [`RUNNING`] while it runs. Written under the lock
+        /// whenever `base` or `unfrozen` changes.
+        frozen_nanos: StdAtomicU64,
     }
+
+    /// pitfall patch: `frozen_nanos` of a clock that is not frozen.
+    const RUNNING: u64 = u64::MAX;
 
     // Used to track if the clock was ever paused. This is an optimization to
     // avoid touching the mutex if `test-util` was accidentally enabled in
@@ -191,6 +210,7 @@ cfg_test_util! {
             }
 
             inner.unfrozen = Some(std::time::Instant::now());
+            clock.frozen_nanos.store(RUNNING, Ordering::Release);
             Ok(())
         });
     }
@@ -308,6 +328,8 @@ cfg_test_util! {
                     unfrozen: Some(now),
                     auto_advance_inhibit_count: 0,
                 }),
+                origin: now,
+                frozen_nanos: StdAtomicU64::new(RUNNING),
             };
 
             if start_paused {
@@ -336,6 +358,7 @@ cfg_test_util! {
             };
             inner.base += elapsed;
             inner.unfrozen = None;
+            self.store_frozen(inner.base);
 
             Ok(())
         }
@@ -364,10 +387,25 @@ cfg_test_util! {
             }
 
             inner.base += duration;
+            self.store_frozen(inner.base);
             Ok(())
         }
 
+        /// pitfall patch: record a frozen clock's `base` for [`Clock::now`].
+        /// Called under the lock, as `base` is changed.
+        fn store_frozen(&self, base: std::time::Instant) {
+            let nanos = u64::try_from(base.duration_since(self.origin).as_nanos()).unwrap_or(RUNNING - 1);
+            self.frozen_nanos.store(nanos, Ordering::Release);
+        }
+
         pub(crate) fn now(&self) -> Instant {
+            // pitfall patch: a frozen clock's time without the lock. It is
+            // `base` exactly (whole nanoseconds after `origin`), as the lock
+            // would give it; one that runs still reads under the lock.
+            let frozen = self.frozen_nanos.load(Ordering::Acquire);
+            if frozen != RUNNING {
+                return Instant::from_std(self.origin + Duration::from_nanos(frozen));
+            }
             let inner = self.inner.lock();
 
             let mut ret = inner.base;

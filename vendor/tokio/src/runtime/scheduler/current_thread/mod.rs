@@ -209,10 +209,12 @@ impl CurrentThread {
             // available or the future is complete.
             loop {
                 if let Some(core) = self.take_core(handle) {
-                    handle
-                        .shared
-                        .worker_metrics
-                        .set_thread_id(thread::current().id());
+                    // pitfall patch: the worker's thread id is the one the
+                    // runtime was built on (`CurrentThread::new`), not
+                    // recorded again at every `block_on`: that took a
+                    // mutex and a handle to the current thread each time a
+                    // simulated host's runtime is driven (once per host per
+                    // step). pitfall reads no runtime metrics.
                     return core.block_on(future);
                 } else {
                     let notified = self.notify.notified();
