@@ -241,3 +241,6 @@ fn measure_scenario(file: &Path, seeds: u64) -> Value {
         "echo_steps": echo_steps,
     })
 }
+
+#[global_allocator]
+static ALLOCATOR: pitfall::allocator::Allocator = pitfall::allocator::Allocator;

@@ -10,6 +10,7 @@
 //! `trace`, `check` and `list`, in simulation and against real Kafka and
 //! Postgres. `examples/bank` is a complete example.
 
+pub mod allocator;
 pub mod cli;
 
 /// Event-driven building blocks over the ports.

@@ -7,3 +7,6 @@ use std::sync::Arc;
 fn main() -> ExitCode {
     pitfall::cli::main(vec![Arc::new(pitfall_system::Shop)])
 }
+
+#[global_allocator]
+static ALLOCATOR: pitfall::allocator::Allocator = pitfall::allocator::Allocator;

@@ -5,7 +5,6 @@
 //! arguments and maps outcomes to exit codes (0 met / clean, 1 a violation
 //! or unmet expectation, 2 bad input).
 
-mod allocator;
 mod commands;
 
 use clap::{Parser, Subcommand};
