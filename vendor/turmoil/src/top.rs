@@ -22,6 +22,11 @@ pub(crate) struct Topology {
     /// `links` order. Links are only ever added, so indices stay valid.
     links_by_host: crate::FastMap<IpAddr, Vec<usize>>,
 
+    /// pitfall patch: how many messages the links hold ready for each host
+    /// (the sum of their `deliverable` queues for it), so that a step asks
+    /// a host's links only when one holds something for it.
+    ready: Ready,
+
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
@@ -175,12 +180,16 @@ enum State {
     Hold,
 }
 
+/// pitfall patch: messages ready for delivery, per destination host.
+type Ready = crate::FastMap<IpAddr, usize>;
+
 impl Topology {
     pub(crate) fn new(config: config::Link) -> Topology {
         Topology {
             config,
             links: crate::FastMap::default(),
             links_by_host: crate::FastMap::default(),
+            ready: Ready::default(),
             rt: Rt::no_software(),
         }
     }
@@ -248,7 +257,7 @@ impl Topology {
         message: Protocol,
     ) -> Result<()> {
         if let Some(link) = self.links.get_mut(&Pair::new(src.ip(), dst.ip())) {
-            link.enqueue_message(&self.config, rand, src, dst, message)
+            link.enqueue_message(&self.config, rand, src, dst, message, &mut self.ready)
         } else {
             Err(Error::new(
                 ErrorKind::ConnectionRefused,
@@ -261,14 +270,18 @@ impl Topology {
     /// pitfall patch: returns whether any message reached `dst`.
     pub(crate) fn deliver_messages(&mut self, rand: &mut dyn RngCore, dst: &mut Host) -> bool {
         // pitfall patch: visit only `dst`'s links, through the index, in
-        // the order the scan of every link visited them.
+        // the order the scan of every link visited them, and none when no
+        // link holds a message ready for `dst`.
+        if self.ready.get(&dst.addr).is_none_or(|n| *n == 0) {
+            return false;
+        }
         let Some(indices) = self.links_by_host.get(&dst.addr) else {
             return false;
         };
         let mut delivered = false;
         for &index in indices {
             let (_, link) = self.links.get_index_mut(index).expect("indexed link");
-            delivered |= link.deliver_messages(&self.config, rand, dst);
+            delivered |= link.deliver_messages(&self.config, rand, dst, &mut self.ready);
         }
         delivered
     }
@@ -282,14 +295,12 @@ impl Topology {
     /// comes from outside the steps too.
     pub(crate) fn quiet_steps(&self, tick: Duration, max: u64, stopped: &[IpAddr]) -> u64 {
         let now = self.rt.now();
+        let waiting = |(dst, ready): (&IpAddr, &usize)| *ready > 0 && !stopped.contains(dst);
+        if self.ready.iter().any(waiting) {
+            return 0;
+        }
         let mut quiet = max;
         for link in self.links.values() {
-            let waiting = |(dst, queue): (&IpAddr, &VecDeque<Envelope>)| {
-                !queue.is_empty() && !stopped.contains(dst)
-            };
-            if link.deliverable.iter().any(waiting) {
-                return 0;
-            }
             for sent in &link.sent {
                 if let DeliveryStatus::DeliverAfter(at) = sent.status {
                     if !stopped.contains(&sent.dst.ip()) {
@@ -333,7 +344,7 @@ impl Topology {
         // enters the runtime).
         let now = self.rt.now();
         for link in self.links.values_mut() {
-            link.tick(now);
+            link.tick(now, &mut self.ready);
         }
     }
 
@@ -398,12 +409,13 @@ impl Link {
         src: SocketAddr,
         dst: SocketAddr,
         message: Protocol,
+        ready: &mut Ready,
     ) -> Result<()> {
         tracing::trace!(target: TRACING_TARGET, ?src, ?dst, protocol = %message, "Send");
 
         self.rand_partition_or_repair(global_config, rand);
         let result = self.enqueue(global_config, rand, src, dst, message);
-        self.process_deliverables();
+        self.process_deliverables(ready);
         result
     }
 
@@ -463,12 +475,13 @@ impl Link {
         Ok(())
     }
 
-    fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant, ready: &mut Ready) {
         self.now = now;
-        self.process_deliverables();
+        self.process_deliverables(ready);
     }
 
-    fn process_deliverables(&mut self) {
+    /// pitfall patch: counts what it makes ready in `ready`.
+    fn process_deliverables(&mut self, ready: &mut Ready) {
         // TODO: `drain_filter` is not yet stable, and so we have a low quality
         // implementation here that avoids clones.
         let mut deliverable = 0;
@@ -487,6 +500,7 @@ impl Link {
                         .entry(sent.dst.ip())
                         .or_default()
                         .push_back(envelope);
+                    *ready.entry(sent.dst.ip()).or_default() += 1;
                     deliverable += 1;
                 }
             }
@@ -501,6 +515,7 @@ impl Link {
         global_config: &config::Link,
         rand: &mut dyn RngCore,
         host: &mut Host,
+        ready: &mut Ready,
     ) -> bool {
         // pitfall patch: every running host visits every one of its links on
         // every step. Most links have nothing ready; return before hashing
@@ -517,11 +532,14 @@ impl Link {
             .drain(..)
             .collect::<Vec<Envelope>>();
         let delivered = !deliverable.is_empty();
+        if let Some(count) = ready.get_mut(&host.addr) {
+            *count -= deliverable.len();
+        }
 
         for message in deliverable {
             let (src, dst) = (message.src, message.dst);
             if let Err(message) = host.receive_from_network(message) {
-                let _ = self.enqueue_message(global_config, rand, dst, src, message);
+                let _ = self.enqueue_message(global_config, rand, dst, src, message, ready);
             }
         }
         delivered
