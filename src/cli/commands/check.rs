@@ -99,10 +99,15 @@ pub fn run(args: Args, registry: &Registry) -> u8 {
     let violations = check_all_compact(&invariants, &history);
     let line = |i| verdicts::entry_line(&history.entry(i));
     let code = verdicts::print_with(&invariants, line, &violations);
-    match judged {
+    let code = match judged {
         None => code,
         Some(s) => judge(&s, &violations),
-    }
+    };
+    // The process ends with this command, and the history's memory with
+    // it: dropping its lines and the checkers' shared maps one by one first
+    // was about 2% of checking a million-line history.
+    std::mem::forget(history);
+    code
 }
 
 /// With `--scenario`, the exit code says whether this history is what the
