@@ -22,9 +22,13 @@ use std::time::Duration;
 const TOPIC: &str = "open-txn";
 /// The crashed producer's transaction timeout: the broker aborts its open
 /// transaction this long after it began, at its next sweep (every 10 s by
-/// Apache Kafka's default).
-const CRASHED_TIMEOUT_MS: u64 = 3_000;
-/// Long enough for the broker to abort the open transaction.
+/// Apache Kafka's default). Longer than the test takes to reach its early
+/// read-back (about 5 s on a loaded machine), so that no sweep can abort
+/// the transaction before then: at 3 s, one that fell in between did, now
+/// and then, and the test failed for proving nothing.
+const CRASHED_TIMEOUT_MS: u64 = 12_000;
+/// Long enough for the broker to abort the open transaction (its timeout,
+/// then up to a sweep's 10 s).
 const READ_TO_END: Duration = Duration::from_secs(45);
 
 fn record(key: &str) -> ProducerRecord {
