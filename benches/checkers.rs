@@ -317,3 +317,8 @@ fn check_each(
     }
     (violations, split)
 }
+
+/// The allocator of the `pitfall` binary, so that what this benchmark checks
+/// costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: pitfall::allocator::Allocator = pitfall::allocator::Allocator;

@@ -242,5 +242,7 @@ fn measure_scenario(file: &Path, seeds: u64) -> Value {
     })
 }
 
+/// The allocator of the `pitfall` binary, so that what this benchmark runs
+/// costs what it costs there.
 #[global_allocator]
 static ALLOCATOR: pitfall::allocator::Allocator = pitfall::allocator::Allocator;
