@@ -9,18 +9,18 @@
 //! sweep. But it keeps freed large buffers in its own segments, and with
 //! them a sweep's peak RSS grew from about 61 MB to 150 MB. Large buffers
 //! therefore go to glibc, which maps each on its own and unmaps it when
-//! freed ([`return_large_buffers`]).
+//! freed ([`return_freed_memory`]).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// The smallest block, in bytes, that goes to the system allocator: glibc's
 /// initial `M_MMAP_THRESHOLD`, so that each such buffer is a mapping of its
-/// own once [`return_large_buffers`] has fixed the threshold there.
+/// own once [`return_freed_memory`] has fixed the threshold there.
 const LARGE_BYTES: usize = 128 << 10;
 
 /// A global allocator that sends blocks under [`LARGE_BYTES`] to mimalloc
 /// and larger ones to the system allocator. The `pitfall` binary and the
-/// suite benchmark use it; a binary of your own that calls
+/// benchmarks use it; a binary of your own that calls
 /// [`crate::cli::main`] may too:
 ///
 /// ```ignore
@@ -108,7 +108,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// A sweep calls this; a single seed (`repro`, the benchmark) does not, as
 /// one seed's buffers do not pile up, and mapping each afresh costs it page
 /// faults (up to 12% more CPU for `inline`).
-pub fn return_large_buffers() {
+pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: mallopt only sets a parameter of the allocator, which

@@ -256,7 +256,7 @@ fn sweep(
                 shard,
                 first: live.first.clone(),
             };
-            crate::allocator::return_large_buffers();
+            crate::allocator::return_freed_memory();
             // The histories the report may show are kept as their seeds
             // finish, so they need not run again at the end.
             sweep::run_keeping(
