@@ -9,6 +9,7 @@
 //! system's decoded rows, say), so the second checker that needs it does
 //! not derive it again.
 
+mod fast;
 mod read;
 
 use super::{Entry, Event, FaultAction, ParseError};
@@ -55,6 +56,9 @@ enum RawRepr<'a> {
     Value(&'a Value),
     /// Valid JSON: a [`RawValue`]'s text, or a member of one.
     Text(&'a str),
+    /// Valid JSON known to be canonical (read so on the fast path), or a
+    /// member of such a text.
+    Canonical(&'a str),
 }
 
 impl<'a> Raw<'a> {
@@ -66,10 +70,16 @@ impl<'a> Raw<'a> {
         Raw(RawRepr::Text(text.get()))
     }
 
+    /// A text the caller checked to be valid, canonical JSON.
+    fn of_canonical(text: &'a str) -> Self {
+        Raw(RawRepr::Canonical(text))
+    }
+
     /// The canonical text: equal values, equal texts. Borrowed from the
     /// history when it was written canonically, as the recorder writes.
     pub fn text(&self) -> Cow<'a, str> {
         match self.0 {
+            RawRepr::Canonical(raw) => Cow::Borrowed(raw),
             RawRepr::Text(raw) if read::is_canonical(raw) => Cow::Borrowed(raw),
             _ => Cow::Owned(self.value().to_string()),
         }
@@ -79,7 +89,7 @@ impl<'a> Raw<'a> {
     pub fn value(&self) -> Cow<'a, Value> {
         match self.0 {
             RawRepr::Value(value) => Cow::Borrowed(value),
-            RawRepr::Text(raw) => {
+            RawRepr::Text(raw) | RawRepr::Canonical(raw) => {
                 Cow::Owned(serde_json::from_str(raw).expect("a raw value is JSON"))
             }
         }
@@ -92,6 +102,8 @@ impl<'a> Raw<'a> {
     pub fn decode<T: DeserializeOwned>(&self) -> Option<T> {
         match self.0 {
             RawRepr::Value(value) => T::deserialize(value).ok(),
+            // A canonical text repeats no key, so it reads as its `Value` does.
+            RawRepr::Canonical(raw) => serde_json::from_str(raw).ok(),
             RawRepr::Text(raw) => serde_json::from_str(raw)
                 .ok()
                 .or_else(|| T::deserialize(&*self.value()).ok()),
@@ -112,6 +124,7 @@ impl<'a> Raw<'a> {
             RawRepr::Text(raw) => {
                 read::members(raw, keys).map(|m| m.map(|text| Raw(RawRepr::Text(text))))
             }
+            RawRepr::Canonical(raw) => fast::members(raw, keys).map(|m| m.map(Raw::of_canonical)),
         }
     }
 
@@ -120,6 +133,11 @@ impl<'a> Raw<'a> {
         match self.0 {
             RawRepr::Value(value) => value.as_str().map(Cow::Borrowed),
             RawRepr::Text(raw) => serde_json::from_str::<read::S>(raw).ok().map(|s| s.0),
+            // A canonical string has no escapes: its text between the quotes.
+            RawRepr::Canonical(raw) => raw
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .map(Cow::Borrowed),
         }
     }
 
@@ -127,7 +145,7 @@ impl<'a> Raw<'a> {
     pub fn as_u64(&self) -> Option<u64> {
         match self.0 {
             RawRepr::Value(value) => value.as_u64(),
-            RawRepr::Text(raw) => serde_json::from_str(raw).ok(),
+            RawRepr::Text(raw) | RawRepr::Canonical(raw) => serde_json::from_str(raw).ok(),
         }
     }
 
@@ -135,7 +153,7 @@ impl<'a> Raw<'a> {
     pub fn is_null(&self) -> bool {
         match self.0 {
             RawRepr::Value(value) => value.is_null(),
-            RawRepr::Text(raw) => raw == "null",
+            RawRepr::Text(raw) | RawRepr::Canonical(raw) => raw == "null",
         }
     }
 }
@@ -1032,7 +1050,11 @@ mod tests {
                 ];
                 for text in texts {
                     prop_assert_eq!(is_canonical(&text), is_canonical_by_serde(&text), "{}", text);
+                    prop_assert_eq!(super::fast::is_canonical_json(&text), is_canonical_by_serde(&text), "{}", text);
                     prop_assert_eq!(members(&text, KEYS), members_by_serde(&text, KEYS), "{}", text);
+                    if super::fast::is_canonical_json(&text) {
+                        prop_assert_eq!(super::fast::members(&text, KEYS), members_by_serde(&text, KEYS), "{}", text);
+                    }
                 }
             }
         }
@@ -1092,6 +1114,11 @@ mod tests {
                 deep.as_str(),
             ] {
                 assert_eq!(is_canonical(text), is_canonical_by_serde(text), "{text}");
+                assert_eq!(
+                    super::fast::is_canonical_json(text),
+                    is_canonical_by_serde(text),
+                    "{text}"
+                );
             }
             let too_deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
             assert!(is_canonical_by_serde(&too_deep));

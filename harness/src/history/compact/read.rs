@@ -67,8 +67,15 @@ fn head_as_recorded(line: &str) -> Option<(u64, &str)> {
         .then_some((t, kind))
 }
 
-/// One line in compact form, or `None` when it cannot be read this way.
+/// One line in compact form, or `None` when it cannot be read this way:
+/// on the [`super::fast`] path when it is written as the recorder writes,
+/// else through `serde_json`.
 pub(super) fn line<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
+    super::fast::line(text, arena).or_else(|| line_by_serde(text, arena))
+}
+
+/// One line read through `serde_json`.
+pub(super) fn line_by_serde<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
     let (t, kind) = match head_as_recorded(text) {
         Some((t, kind)) => (t, Cow::Borrowed(kind)),
         None => {
@@ -81,7 +88,7 @@ pub(super) fn line<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
 }
 
 /// A field as it was read, turned into its compact form.
-trait Conv<'a> {
+pub(super) trait Conv<'a> {
     type Out;
     fn conv(self, arena: &'a Bump) -> Self::Out;
 }
@@ -160,7 +167,7 @@ impl<'a, V: Conv<'a, Out: 'a>> Conv<'a> for BTreeMap<S<'a>, V> {
 
 /// [`pitfall_ports::Change`], borrowed.
 #[derive(Deserialize)]
-struct ChangeDe<'a> {
+pub(super) struct ChangeDe<'a> {
     lsn: u64,
     #[serde(borrow)]
     table: S<'a>,
@@ -188,7 +195,7 @@ impl<'a> Conv<'a> for Vec<ChangeDe<'a>> {
 
 /// [`pitfall_ports::TopicPartitionOffset`], borrowed.
 #[derive(Deserialize)]
-struct TpoDe<'a> {
+pub(super) struct TpoDe<'a> {
     #[serde(borrow)]
     topic: S<'a>,
     partition: u32,
@@ -234,6 +241,21 @@ macro_rules! events {
                     let f: fields::$name<'a> = serde_json::from_str(text).ok()?;
                     Some(Ev::$name { $($field: f.$field.conv(arena),)* })
                 })*
+                _ => None,
+            }
+        }
+
+        /// The event of kind `kind` on the fast path: its fields in the
+        /// order declared here, which is the order the recorder writes.
+        pub(super) fn fast_event<'a>(
+            kind: &str,
+            cur: &mut super::fast::Cursor<'a>,
+            arena: &'a Bump,
+        ) -> Option<Ev<'a>> {
+            match kind {
+                $($kind => Some(Ev::$name {
+                    $($field: cur.field::<$ty>(stringify!($field), arena)?,)*
+                }),)*
                 _ => None,
             }
         }
@@ -420,7 +442,7 @@ pub(super) fn is_canonical(text: &str) -> bool {
                 if key_next {
                     let key = &body[..end];
                     let last = &mut open[depth - 1].1;
-                    if last.is_some_and(|last| last >= key) {
+                    if last.is_some_and(|last| !key_after(last, key)) {
                         return false;
                     }
                     *last = Some(key);
@@ -454,6 +476,18 @@ pub(super) fn is_canonical(text: &str) -> bool {
         }
     }
     true
+}
+
+/// Whether `key` sorts after `last`, as `String`s sort: byte by byte, then
+/// by length. A loop of its own because keys are short and mostly differ
+/// in their first byte, where a call to `memcmp` (what slices compare
+/// with) cost more than the comparison.
+pub(super) fn key_after(last: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> bool {
+    let (last, key) = (last.as_ref(), key.as_ref());
+    match last.iter().zip(key).find(|(a, b)| a != b) {
+        Some((a, b)) => b > a,
+        None => key.len() > last.len(),
+    }
 }
 
 /// [`is_canonical`] as a `serde_json` visitor: the rule in its plainest
@@ -588,6 +622,16 @@ fn skip_space(bytes: &[u8], mut i: usize) -> usize {
 
 /// Just past the closing quote of the string whose opening quote is at `i`.
 fn string_end(bytes: &[u8], i: usize) -> usize {
+    // Most strings of a history are short: looked through byte by byte
+    // first, without the cost of a `memchr` call.
+    const SHORT: usize = 24;
+    let short = &bytes[i + 1..bytes.len().min(i + 1 + SHORT)];
+    match short.iter().position(|&b| b == b'"' || b == b'\\') {
+        Some(found) if short[found] == b'"' => return i + 1 + found + 1,
+        Some(_) => {}
+        None if short.len() < SHORT => return bytes.len(),
+        None => {}
+    }
     let mut at = i + 1;
     while let Some(found) = memchr::memchr2(b'"', b'\\', &bytes[at..]) {
         if bytes[at + found] == b'"' {
