@@ -502,6 +502,7 @@ fn read_lines<'a>(text: &'a str, arena: &'a Bump) -> Option<(Vec<Line<'a>>, Vec<
     }
     let mut lines = Vec::new();
     let mut numbers = Vec::new();
+    let mut names = fast::Names::new(arena);
     let mut start = 0;
     // Split as `str::lines` does (at `\n`, a `\r` before it dropped), with
     // `memchr`'s vectorized search.
@@ -512,7 +513,7 @@ fn read_lines<'a>(text: &'a str, arena: &'a Bump) -> Option<(Vec<Line<'a>>, Vec<
         if line.trim().is_empty() {
             continue;
         }
-        lines.push(read::line(line, arena)?);
+        lines.push(read::line(line, arena, &mut names)?);
         numbers.push(i + 1);
     }
     Some((lines, numbers))

@@ -11,9 +11,10 @@
 //! field it does not expect), and the line goes to that path, which reads
 //! it or gives its error.
 
-use super::read::{ChangeDe, TpoDe, S};
+use super::read::{ChangeDe, Name, TpoDe, S};
 use super::{ChangeRef, Line, Raw, Tpo};
 use crate::history::FaultAction;
+use crate::lookup::LookupSet;
 use bumpalo::Bump;
 use pitfall_ports::ChangeOp;
 use serde::de::value::BorrowedStrDeserializer;
@@ -24,13 +25,42 @@ use std::collections::BTreeMap;
 /// Containers nested deeper than this in a value are left to `serde_json`.
 const DEPTH: usize = 32;
 
-/// A position in one line's text.
-pub(super) struct Cursor<'a> {
-    text: &'a str,
-    at: usize,
+/// The names (topics, processes, groups, ops, header keys...) read so far,
+/// each copied once into the arena. A line's names then point into this
+/// small set, which stays in the cache, instead of into the history's
+/// text: the checkers compare and hash names on every line, long after the
+/// text they were read from has left the cache.
+pub(super) struct Names<'a> {
+    arena: &'a Bump,
+    known: LookupSet<&'a str>,
 }
 
-impl<'a> Cursor<'a> {
+impl<'a> Names<'a> {
+    pub(super) fn new(arena: &'a Bump) -> Self {
+        Names {
+            arena,
+            known: LookupSet::default(),
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> &'a str {
+        if let Some(known) = self.known.get(name) {
+            return known;
+        }
+        let copy = self.arena.alloc_str(name);
+        self.known.insert(copy);
+        copy
+    }
+}
+
+/// A position in one line's text, and the names read so far.
+pub(super) struct Cursor<'a, 'n> {
+    text: &'a str,
+    at: usize,
+    names: &'n mut Names<'a>,
+}
+
+impl<'a> Cursor<'a, '_> {
     fn rest(&self) -> &'a [u8] {
         &self.text.as_bytes()[self.at..]
     }
@@ -135,6 +165,12 @@ impl<'a> Cursor<'a> {
         self.list(|c| c.value(depth)).map(drop)
     }
 
+    /// A string, interned as a name.
+    fn name(&mut self) -> Option<&'a str> {
+        let name = self.string()?;
+        Some(self.names.intern(name))
+    }
+
     /// `[item,item,...]`, each read by `item`.
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b"[")?;
@@ -222,8 +258,8 @@ fn string_stop(bytes: &[u8]) -> Option<usize> {
 }
 
 /// A line read on the fast path, or `None` for the `serde_json` path.
-pub(super) fn line<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
-    let mut cur = Cursor { text, at: 0 };
+pub(super) fn line<'a>(text: &'a str, arena: &'a Bump, names: &mut Names<'a>) -> Option<Line<'a>> {
+    let mut cur = Cursor { text, at: 0, names };
     cur.eat(b"{\"t\":")?;
     let t = cur.u64()?;
     cur.eat(b",\"type\":")?;
@@ -236,7 +272,7 @@ pub(super) fn line<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
 /// A field type the fast path reads: into the same compact form as its
 /// [`super::read::Conv`] makes of what `serde_json` read.
 pub(super) trait Fast<'a>: super::read::Conv<'a> {
-    fn fast(cur: &mut Cursor<'a>, arena: &'a Bump) -> Option<Self::Out>;
+    fn fast(cur: &mut Cursor<'a, '_>, arena: &'a Bump) -> Option<Self::Out>;
 
     /// What the field reads as when the line leaves it out: only an
     /// `Option` may be left out (as `serde` derives it); any other field
@@ -247,31 +283,37 @@ pub(super) trait Fast<'a>: super::read::Conv<'a> {
 }
 
 impl<'a> Fast<'a> for S<'a> {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<&'a str> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<&'a str> {
         cur.string()
     }
 }
 
+impl<'a> Fast<'a> for Name<'a> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<&'a str> {
+        cur.name()
+    }
+}
+
 impl<'a> Fast<'a> for u64 {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<u64> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<u64> {
         cur.u64()
     }
 }
 
 impl<'a> Fast<'a> for u32 {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<u32> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<u32> {
         cur.u64()?.try_into().ok()
     }
 }
 
 impl<'a> Fast<'a> for usize {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<usize> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<usize> {
         cur.u64()?.try_into().ok()
     }
 }
 
 impl<'a> Fast<'a> for bool {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<bool> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<bool> {
         match cur.peek()? {
             b't' => cur.eat(b"true").map(|_| true),
             _ => cur.eat(b"false").map(|_| false),
@@ -280,7 +322,7 @@ impl<'a> Fast<'a> for bool {
 }
 
 impl<'a> Fast<'a> for Option<u64> {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<Option<u64>> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<Option<u64>> {
         match cur.eat(b"null") {
             Some(()) => Some(None),
             None => cur.u64().map(Some),
@@ -293,19 +335,19 @@ impl<'a> Fast<'a> for Option<u64> {
 }
 
 impl<'a> Fast<'a> for FaultAction {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<FaultAction> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<FaultAction> {
         cur.variant()
     }
 }
 
 impl<'a> Fast<'a> for &'a RawValue {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<Raw<'a>> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<Raw<'a>> {
         cur.canonical().map(Raw::of_canonical)
     }
 }
 
 impl<'a> Fast<'a> for Option<&'a RawValue> {
-    fn fast(cur: &mut Cursor<'a>, _: &'a Bump) -> Option<Option<Raw<'a>>> {
+    fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<Option<Raw<'a>>> {
         match cur.eat(b"null") {
             Some(()) => Some(None),
             None => cur.canonical().map(|v| Some(Raw::of_canonical(v))),
@@ -318,22 +360,22 @@ impl<'a> Fast<'a> for Option<&'a RawValue> {
 }
 
 impl<'a> Fast<'a> for Vec<S<'a>> {
-    fn fast(cur: &mut Cursor<'a>, arena: &'a Bump) -> Option<&'a [&'a str]> {
+    fn fast(cur: &mut Cursor<'a, '_>, arena: &'a Bump) -> Option<&'a [&'a str]> {
         Some(arena.alloc_slice_copy(&cur.list(Cursor::string)?))
     }
 }
 
 impl<'a> Fast<'a> for Vec<u64> {
-    fn fast(cur: &mut Cursor<'a>, arena: &'a Bump) -> Option<&'a [u64]> {
+    fn fast(cur: &mut Cursor<'a, '_>, arena: &'a Bump) -> Option<&'a [u64]> {
         Some(arena.alloc_slice_copy(&cur.list(Cursor::u64)?))
     }
 }
 
 impl<'a> Fast<'a> for Vec<(S<'a>, S<'a>)> {
-    fn fast(cur: &mut Cursor<'a>, arena: &'a Bump) -> Option<&'a [(&'a str, &'a str)]> {
+    fn fast(cur: &mut Cursor<'a, '_>, arena: &'a Bump) -> Option<&'a [(&'a str, &'a str)]> {
         let pairs = cur.list(|c| {
             c.eat(b"[")?;
-            let k = c.string()?;
+            let k = c.name()?;
             c.eat(b",")?;
             let v = c.string()?;
             c.eat(b"]")?;
@@ -346,18 +388,18 @@ impl<'a> Fast<'a> for Vec<(S<'a>, S<'a>)> {
 /// A map is sorted and deduplicated by the `serde_json` path; the run
 /// header and rebalances that hold one are few, so they take that path.
 impl<'a, V: super::read::Conv<'a, Out: 'a>> Fast<'a> for BTreeMap<S<'a>, V> {
-    fn fast(_: &mut Cursor<'a>, _: &'a Bump) -> Option<Self::Out> {
+    fn fast(_: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<Self::Out> {
         None
     }
 }
 
 impl<'a> Fast<'a> for Vec<ChangeDe<'a>> {
-    fn fast(cur: &mut Cursor<'a>, arena: &'a Bump) -> Option<&'a [ChangeRef<'a>]> {
+    fn fast(cur: &mut Cursor<'a, '_>, arena: &'a Bump) -> Option<&'a [ChangeRef<'a>]> {
         let changes = cur.list(|c| {
             c.eat(b"{")?;
             let change = ChangeRef {
                 lsn: c.member("lsn", true, Cursor::u64)?,
-                table: c.member("table", false, Cursor::string)?,
+                table: c.member("table", false, Cursor::name)?,
                 key: c.member("key", false, Cursor::string)?,
                 op: c.member("op", false, Cursor::variant::<ChangeOp>)?,
                 version: c.member("version", false, Cursor::u64)?,
@@ -373,11 +415,11 @@ impl<'a> Fast<'a> for Vec<ChangeDe<'a>> {
 }
 
 impl<'a> Fast<'a> for Vec<TpoDe<'a>> {
-    fn fast(cur: &mut Cursor<'a>, arena: &'a Bump) -> Option<&'a [Tpo<'a>]> {
+    fn fast(cur: &mut Cursor<'a, '_>, arena: &'a Bump) -> Option<&'a [Tpo<'a>]> {
         let tpos = cur.list(|c| {
             c.eat(b"{")?;
             let tpo = Tpo {
-                topic: c.member("topic", true, Cursor::string)?,
+                topic: c.member("topic", true, Cursor::name)?,
                 partition: c.member("partition", false, Cursor::u64)?.try_into().ok()?,
                 offset: c.member("offset", false, Cursor::u64)?,
             };
@@ -439,7 +481,13 @@ fn canonical_value_len(bytes: &[u8]) -> usize {
 /// Whether the whole of `text` reads as a canonical JSON value here.
 #[cfg(test)]
 pub(super) fn is_canonical_json(text: &str) -> bool {
-    let mut cur = Cursor { text, at: 0 };
+    let arena = Bump::new();
+    let mut names = Names::new(&arena);
+    let mut cur = Cursor {
+        text,
+        at: 0,
+        names: &mut names,
+    };
     cur.canonical().is_some() && cur.at == text.len()
 }
 
@@ -651,7 +699,7 @@ mod tests {
                 slow.event,
                 super::super::Ev::Run { .. } | super::super::Ev::Rebalance { .. }
             );
-            match line(&text, &arena) {
+            match line(&text, &arena, &mut Names::new(&arena)) {
                 Some(fast) => {
                     assert!(!with_map, "{text}");
                     assert_eq!(fast, slow, "{text}");
@@ -664,6 +712,39 @@ mod tests {
                 None => assert!(with_map, "left to serde: {text}"),
             }
         }
+    }
+
+    /// A name read twice is one copy in the arena; keys and values are
+    /// slices of their own line.
+    #[test]
+    fn names_are_interned_and_keys_are_not() {
+        let arena = Bump::new();
+        let mut names = Names::new(&arena);
+        let texts = [
+            r#"{"t":1,"type":"consume","process":"c","group":"g","topic":"t","partition":1,"offset":3,"key":"k"}"#,
+            r#"{"t":2,"type":"consume","process":"c","group":"g","topic":"t","partition":1,"offset":4,"key":"k"}"#,
+        ];
+        let read: Vec<_> = texts
+            .iter()
+            .map(|t| line(t, &arena, &mut names).expect("fast").event)
+            .collect();
+        let [super::super::Ev::Consume {
+            topic: t1,
+            process: p1,
+            key: k1,
+            ..
+        }, super::super::Ev::Consume {
+            topic: t2,
+            process: p2,
+            key: k2,
+            ..
+        }] = read[..]
+        else {
+            panic!("two consumes: {read:?}");
+        };
+        assert!(std::ptr::eq(t1, t2) && std::ptr::eq(p1, p2));
+        assert!(!std::ptr::eq(k1, k2));
+        assert_eq!((t1, p1, k1, k2), ("t", "c", "k", "k"));
     }
 
     /// What the fast path cannot vouch for goes to the `serde_json` path:
@@ -689,7 +770,10 @@ mod tests {
             r#"{"t":1,"type":"append","topic":"t","partition":0,"offset":0,"key":"k","headers":[],"producer":"p","value":"\u00e9"}"#,
             "{\"t\":1,\"type\":\"phase\",\"phase\":\"a\u{1}b\"}",
         ] {
-            assert!(line(text, &arena).is_none(), "{text}");
+            assert!(
+                line(text, &arena, &mut Names::new(&arena)).is_none(),
+                "{text}"
+            );
         }
     }
 
@@ -774,7 +858,7 @@ mod tests {
         #[test]
         fn a_mutated_line_the_fast_path_reads_reads_the_same_through_serde(text in mutated()) {
             let arena = Bump::new();
-            if let Some(fast) = line(&text, &arena) {
+            if let Some(fast) = line(&text, &arena, &mut Names::new(&arena)) {
                 prop_assert_eq!(Some(fast), line_by_serde(&text, &arena), "{}", text);
             }
         }

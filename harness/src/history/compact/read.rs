@@ -46,6 +46,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
     }
 }
 
+/// A name: a topic, process, group, producer, db or op, which repeat on
+/// many lines. Read as an [`S`]; the fast path interns it
+/// ([`super::fast::Names`]).
+#[derive(Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Name<'a>(pub(super) S<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        S::deserialize(d).map(Name)
+    }
+}
+
 /// A line's time and event kind, read before its fields.
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -70,8 +82,12 @@ fn head_as_recorded(line: &str) -> Option<(u64, &str)> {
 /// One line in compact form, or `None` when it cannot be read this way:
 /// on the [`super::fast`] path when it is written as the recorder writes,
 /// else through `serde_json`.
-pub(super) fn line<'a>(text: &'a str, arena: &'a Bump) -> Option<Line<'a>> {
-    super::fast::line(text, arena).or_else(|| line_by_serde(text, arena))
+pub(super) fn line<'a>(
+    text: &'a str,
+    arena: &'a Bump,
+    names: &mut super::fast::Names<'a>,
+) -> Option<Line<'a>> {
+    super::fast::line(text, arena, names).or_else(|| line_by_serde(text, arena))
 }
 
 /// One line read through `serde_json`.
@@ -112,6 +128,13 @@ impl<'a> Conv<'a> for S<'a> {
             Cow::Borrowed(s) => s,
             Cow::Owned(s) => arena.alloc_str(&s),
         }
+    }
+}
+
+impl<'a> Conv<'a> for Name<'a> {
+    type Out = &'a str;
+    fn conv(self, arena: &'a Bump) -> &'a str {
+        self.0.conv(arena)
     }
 }
 
@@ -249,7 +272,7 @@ macro_rules! events {
         /// order declared here, which is the order the recorder writes.
         pub(super) fn fast_event<'a>(
             kind: &str,
-            cur: &mut super::fast::Cursor<'a>,
+            cur: &mut super::fast::Cursor<'a, '_>,
             arena: &'a Bump,
         ) -> Option<Ev<'a>> {
             match kind {
@@ -277,115 +300,115 @@ events! {
         #[serde(borrow)] target: S<'a>,
     }
     "invoke" => Invoke {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] op: Name<'a>,
         #[serde(borrow)] request_id: S<'a>,
         attempt: u32,
         #[serde(borrow)] value: &'a RawValue,
     }
     "ok" => Ok {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] op: Name<'a>,
         #[serde(borrow)] request_id: S<'a>,
         attempt: u32,
         #[serde(default, borrow)] value: Option<&'a RawValue>,
     }
     "fail" => Fail {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] op: Name<'a>,
         #[serde(borrow)] request_id: S<'a>,
         attempt: u32,
         #[serde(borrow)] error: S<'a>,
     }
     "info" => Info {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] op: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] op: Name<'a>,
         #[serde(borrow)] request_id: S<'a>,
         attempt: u32,
         #[serde(borrow)] error: S<'a>,
     }
     "db_commit" => DbCommit {
-        #[serde(borrow)] db: S<'a>,
-        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] db: Name<'a>,
+        #[serde(borrow)] process: Name<'a>,
         lsn: u64,
         #[serde(borrow)] changes: Vec<ChangeDe<'a>>,
     }
     "append" => Append {
-        #[serde(borrow)] topic: S<'a>,
+        #[serde(borrow)] topic: Name<'a>,
         partition: u32,
         offset: u64,
         #[serde(borrow)] key: S<'a>,
         #[serde(borrow)] headers: Vec<(S<'a>, S<'a>)>,
-        #[serde(borrow)] producer: S<'a>,
+        #[serde(borrow)] producer: Name<'a>,
         #[serde(borrow)] value: &'a RawValue,
         #[serde(default)] wire_bytes: Option<u64>,
     }
     "consume" => Consume {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] group: S<'a>,
-        #[serde(borrow)] topic: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] group: Name<'a>,
+        #[serde(borrow)] topic: Name<'a>,
         partition: u32,
         offset: u64,
         #[serde(borrow)] key: S<'a>,
     }
     "offset_commit" => OffsetCommit {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] group: S<'a>,
-        #[serde(borrow)] topic: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] group: Name<'a>,
+        #[serde(borrow)] topic: Name<'a>,
         partition: u32,
         offset: u64,
     }
     "assigned" => Assigned {
-        #[serde(borrow)] process: S<'a>,
-        #[serde(borrow)] group: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
+        #[serde(borrow)] group: Name<'a>,
         generation: u64,
         #[serde(borrow)] partitions: Vec<S<'a>>,
     }
     "rewind" => Rewind {
-        #[serde(borrow)] group: S<'a>,
-        #[serde(borrow)] topic: S<'a>,
+        #[serde(borrow)] group: Name<'a>,
+        #[serde(borrow)] topic: Name<'a>,
         partition: u32,
         from: u64,
         to: u64,
     }
     "rebalance" => Rebalance {
-        #[serde(borrow)] group: S<'a>,
+        #[serde(borrow)] group: Name<'a>,
         generation: u64,
         #[serde(borrow)] assignment: BTreeMap<S<'a>, Vec<S<'a>>>,
     }
     "object_put" => ObjectPut {
-        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
         #[serde(borrow)] key: S<'a>,
         size: usize,
     }
     "object_delete" => ObjectDelete {
-        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
         #[serde(borrow)] key: S<'a>,
     }
     "object_get" => ObjectGet {
-        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
         #[serde(borrow)] key: S<'a>,
         found: bool,
     }
     "txn_end" => TxnEnd {
         #[serde(borrow)] transactional_id: S<'a>,
-        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
         committed: bool,
         #[serde(borrow)] records: Vec<TpoDe<'a>>,
         #[serde(borrow)] markers: Vec<TpoDe<'a>>,
     }
     "gaps" => Gaps {
-        #[serde(borrow)] topic: S<'a>,
+        #[serde(borrow)] topic: Name<'a>,
         partition: u32,
         offsets: Vec<u64>,
     }
     "slot_confirm" => SlotConfirm {
-        #[serde(borrow)] db: S<'a>,
-        #[serde(borrow)] slot: S<'a>,
+        #[serde(borrow)] db: Name<'a>,
+        #[serde(borrow)] slot: Name<'a>,
         lsn: u64,
     }
     "coverage" => Coverage {
-        #[serde(borrow)] process: S<'a>,
+        #[serde(borrow)] process: Name<'a>,
         #[serde(borrow)] name: S<'a>,
     }
     "drain" => Drain {
