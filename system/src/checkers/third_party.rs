@@ -7,7 +7,7 @@ use super::state::{outcomes, rows, OutcomeKind};
 use crate::schema::{ShipmentRow, SHIPMENTS};
 use crate::topology::CARRIER_DB;
 use pitfall_harness::checkers::Finding;
-use pitfall_harness::history::compact::{Compact, Ev};
+use pitfall_harness::history::compact::Compact;
 use pitfall_harness::lookup::{sorted, LookupMap};
 use pitfall_ports::ChangeOp;
 use std::collections::BTreeMap;
@@ -27,10 +27,7 @@ fn shipments(history: &Compact<'_>) -> BTreeMap<String, Vec<(String, usize)>> {
 
 /// Whether the run called a third party, from its `third-party` variant.
 fn has_third_party(history: &Compact<'_>) -> bool {
-    history.lines().iter().any(|e| match e.event {
-        Ev::Run { variants, .. } => variants.iter().any(|(k, _)| *k == "third-party"),
-        _ => false,
-    })
+    history.variant("third-party").is_some()
 }
 
 /// no-double-call: no payment was shipped more than once.
