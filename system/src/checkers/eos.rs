@@ -11,9 +11,8 @@ use crate::variants::Publish;
 use pitfall_harness::checkers::queue::aborted_records;
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::{Compact, Ev, Raw};
-use pitfall_harness::lookup::{sorted, LookupMap};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A committed (not aborted) append: (entry, partition, offset, value).
 type Appended<'h> = (usize, u32, u64, Raw<'h>);
@@ -43,7 +42,7 @@ fn committed_appends<'h>(history: &Compact<'h>, wanted: &str) -> Vec<Appended<'h
 pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     // The consumed record each output answers → (partition, offset, entry),
     // and the payment events answered.
-    let mut outputs: LookupMap<String, Vec<(u32, u64, usize)>> = LookupMap::default();
+    let mut outputs: BTreeMap<String, Vec<(u32, u64, usize)>> = BTreeMap::new();
     let mut answered: BTreeSet<(String, u64)> = BTreeSet::new();
     for (i, partition, offset, value) in committed_appends(history, RESERVED_TOPIC) {
         if let Some(event) = value.decode::<ReservedEvent>() {
@@ -54,7 +53,7 @@ pub fn check(history: &Compact<'_>) -> Vec<Finding> {
                 .push((partition, offset, i));
         }
     }
-    let mut found: Vec<Finding> = sorted(outputs)
+    let mut found: Vec<Finding> = outputs
         .into_iter()
         .filter(|(_, copies)| copies.len() > 1)
         .map(|(source, copies)| {

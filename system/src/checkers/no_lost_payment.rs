@@ -5,17 +5,15 @@
 use super::state::{appends_by_key, outcomes, payments};
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::Compact;
-use pitfall_harness::lookup::LookupSet;
 use std::cell::OnceCell;
 
 pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let outcomes = outcomes(history);
-    let applied: LookupSet<&str> = outcomes.keys().map(String::as_str).collect();
     // Built only when a payment needs explaining.
     let appends_of = OnceCell::new();
     payments(history)
         .iter()
-        .filter(|(id, _)| !applied.contains(id.as_str()))
+        .filter(|(id, _)| !outcomes.contains_key(*id))
         .map(|(id, (p, entry))| {
             let appends = appends_of
                 .get_or_init(|| appends_by_key(history))

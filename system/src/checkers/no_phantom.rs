@@ -4,18 +4,13 @@
 use super::state::{outcomes, payments};
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::Compact;
-use pitfall_harness::lookup::LookupMap;
 
 pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let payments = payments(history);
-    let committed_at: LookupMap<&str, usize> = payments
-        .iter()
-        .map(|(id, (_, i))| (id.as_str(), *i))
-        .collect();
     let mut found = Vec::new();
     for (id, applied) in outcomes(history).iter() {
         for o in applied {
-            match committed_at.get(id.as_str()) {
+            match payments.get(id) {
                 None => found.push((
                     format!(
                         "{} outcome for payment {id} (order {}), which was never committed",
@@ -24,13 +19,13 @@ pub fn check(history: &Compact<'_>) -> Vec<Finding> {
                     ),
                     vec![o.entry],
                 )),
-                Some(&committed) if committed > o.entry => found.push((
+                Some((_, committed)) if *committed > o.entry => found.push((
                     format!(
                         "{} outcome for payment {id} (order {}) before the payment committed",
                         o.kind.name(),
                         o.row.order_id
                     ),
-                    vec![o.entry, committed],
+                    vec![o.entry, *committed],
                 )),
                 Some(_) => {}
             }

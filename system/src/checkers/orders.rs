@@ -31,7 +31,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use pitfall_harness::lookup::{sorted, LookupMap};
+use pitfall_harness::lookup::LookupMap;
 
 /// (process, request id, attempt).
 type Attempt<'h> = (&'h str, &'h str, u32);
@@ -58,17 +58,12 @@ fn model(history: &Compact<'_>) -> Option<Model> {
 }
 
 /// The last row written per key.
-fn last_by<T>(rows: &[Written<T>], key: impl Fn(&T) -> &str) -> BTreeMap<String, &Written<T>> {
-    let mut out = LookupMap::default();
+fn last_by<T>(rows: &[Written<T>], key: impl Fn(&T) -> String) -> BTreeMap<String, &Written<T>> {
+    let mut out = BTreeMap::new();
     for w in rows {
         out.insert(key(&w.row), w);
     }
-    out.into_iter().map(|(k, w)| (k.to_string(), w)).collect()
-}
-
-/// `map` by hash, for lookups in a loop over another map.
-fn index<V>(map: &BTreeMap<String, V>) -> LookupMap<&str, &V> {
-    map.iter().map(|(k, v)| (k.as_str(), v)).collect()
+    out
 }
 
 /// Order id → seq → (the event's fact, its commit's entry). The first event
@@ -103,7 +98,7 @@ struct Truth {
 fn truths(history: &Compact<'_>, model: Model) -> BTreeMap<String, Truth> {
     match model {
         Model::CrudCdc => last_by(&rows::<OrderRow>(history, ORDERS_DB, ORDERS), |r| {
-            r.order_id.as_str()
+            r.order_id.clone()
         })
         .into_iter()
         .map(|(order, w)| {
@@ -242,16 +237,15 @@ pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
         // No drain, or it did not converge: `converges` reports that.
         return vec![];
     }
-    let truths = truths(history, model);
-    let truth = index(&truths);
+    let truth = truths(history, model);
     let mut found = Vec::new();
 
     // (a) The orders service's truth agrees with the upstream truths.
     let payment_rows = rows::<PaymentCompleted>(history, PAYMENTS_DB, PAYMENTS);
-    let payments = last_by(&payment_rows, |p| p.order_id.as_str());
+    let payments = last_by(&payment_rows, |p| p.order_id.clone());
     for (order, w) in &payments {
         let (status, revision) = (w.row.status, w.version);
-        let Some(t) = truth.get(order.as_str()) else {
+        let Some(t) = truth.get(order) else {
             found.push((
                 format!(
                     "order {order}: payments-db ends at {status:?} (revision {revision}), but the orders service has no state for it"
@@ -272,17 +266,17 @@ pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
     }
     // Effects are keyed by payment; the row names the order.
     let effect_rows = rows::<EffectRow>(history, INVENTORY_DB, EFFECTS);
-    let mut effects: LookupMap<&str, &Written<EffectRow>> = LookupMap::default();
+    let mut effects: BTreeMap<&str, &Written<EffectRow>> = BTreeMap::new();
     for w in effect_rows.iter() {
         effects.insert(w.key.as_str(), w);
     }
-    for (payment, w) in &sorted(effects) {
+    for (payment, w) in &effects {
         let order = &w.row.order_id;
         if order.is_empty() {
             continue;
         }
         let (status, version) = (w.row.status, w.version);
-        let Some(t) = truth.get(order.as_str()) else {
+        let Some(t) = truth.get(order) else {
             found.push((
                 format!(
                     "order {order}: inventory-db's effect for payment {payment} ends at {status:?} (version {version}), but the orders service has no state for it"
@@ -302,10 +296,10 @@ pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
         }
     }
     let refund_rows = rows::<RefundRow>(history, PAYMENTS_DB, REFUNDS);
-    let refunds = last_by(&refund_rows, |r| r.order_id.as_str());
+    let refunds = last_by(&refund_rows, |r| r.order_id.clone());
     for (order, w) in &refunds {
         let refund = &w.row.refund_id;
-        let Some(t) = truth.get(order.as_str()) else {
+        let Some(t) = truth.get(order) else {
             found.push((
                 format!(
                     "order {order}: payments-db has refund {refund}, but the orders service has no state for it"
@@ -327,10 +321,9 @@ pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
 
     // (b) The view shows the truth.
     let view_rows = rows::<ViewRow>(history, ORDERS_DB, ORDER_VIEW);
-    let views = last_by(&view_rows, |r| r.order_id.as_str());
-    let views = index(&views);
-    for (order, t) in &truths {
-        match views.get(order.as_str()) {
+    let views = last_by(&view_rows, |r| r.order_id.clone());
+    for (order, t) in &truth {
+        match views.get(order) {
             None => found.push((
                 format!(
                     "order {order}: order_view has no row, but {} exists",
@@ -356,7 +349,7 @@ pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
     if model == Model::EventSourced {
         let events = events(history);
         let snapshot_rows = rows::<SnapshotRow>(history, ORDERS_DB, ORDER_SNAPSHOTS);
-        let snapshots = last_by(&snapshot_rows, |r| r.order_id.as_str());
+        let snapshots = last_by(&snapshot_rows, |r| r.order_id.clone());
         for (order, w) in &snapshots {
             let upto = w.row.upto;
             let mut state = w.row.state.clone();
@@ -369,7 +362,7 @@ pub fn check_view_convergence(history: &Compact<'_>) -> Vec<Finding> {
                     last_event = Some(*i);
                 }
             }
-            let (expected, truth_entry, source) = match truth.get(order.as_str()) {
+            let (expected, truth_entry, source) = match truth.get(order) {
                 Some(t) => (t.state.clone(), Some(t.entry), t.source.as_str()),
                 None => (OrderState::new(order), None, "no events at all"),
             };

@@ -19,7 +19,6 @@ use pitfall_blocks::payload::{CLAIM_PREFIX, PAYLOAD_CODEC, PAYLOAD_SIZE};
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::{with_entries, Compact, Ev};
 use pitfall_harness::history::Entry;
-use pitfall_harness::lookup::{sorted, LookupMap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,13 +32,13 @@ fn attachments(history: &Compact<'_>) -> BTreeMap<String, (AttachmentRef, usize)
 
 /// Order id → every invoice row the archive wrote for it, with its entry.
 fn invoices(history: &Compact<'_>) -> BTreeMap<String, Vec<(InvoiceRow, usize)>> {
-    let mut out: LookupMap<String, Vec<(InvoiceRow, usize)>> = LookupMap::default();
+    let mut out: BTreeMap<String, Vec<(InvoiceRow, usize)>> = BTreeMap::new();
     for w in rows::<InvoiceRow>(history, INVENTORY_DB, INVOICES).iter() {
         out.entry(w.row.order_id.clone())
             .or_default()
             .push((w.row.clone(), w.entry));
     }
-    sorted(out)
+    out
 }
 
 /// The shopper's failed attempts whose error names the attachment: the

@@ -10,7 +10,7 @@ use crate::schema::{EffectRow, EffectStatus, EFFECTS, PAYMENTS};
 use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::Compact;
-use pitfall_harness::lookup::{sorted, LookupMap};
+use std::collections::BTreeMap;
 
 /// Whether an effect is what a payment at this status should leave behind.
 fn matches(status: PaymentStatus, effect: EffectStatus) -> bool {
@@ -22,7 +22,7 @@ fn matches(status: PaymentStatus, effect: EffectStatus) -> bool {
 
 pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     // Payment id → (highest revision, its status, the commit's entry).
-    let mut latest: LookupMap<&str, (u64, PaymentStatus, usize)> = LookupMap::default();
+    let mut latest: BTreeMap<&str, (u64, PaymentStatus, usize)> = BTreeMap::new();
     let payments = rows::<PaymentCompleted>(history, PAYMENTS_DB, PAYMENTS);
     for w in payments.iter() {
         let (version, status, i) = (w.version, w.row.status, w.entry);
@@ -34,7 +34,7 @@ pub fn check(history: &Compact<'_>) -> Vec<Finding> {
         }
     }
     // Payment id → every effect written, in commit order.
-    let mut effects: LookupMap<&str, Vec<(usize, &EffectRow)>> = LookupMap::default();
+    let mut effects: BTreeMap<&str, Vec<(usize, &EffectRow)>> = BTreeMap::new();
     let written = rows::<EffectRow>(history, INVENTORY_DB, EFFECTS);
     for w in written.iter() {
         effects
@@ -43,7 +43,7 @@ pub fn check(history: &Compact<'_>) -> Vec<Finding> {
             .push((w.entry, &w.row));
     }
     let mut found = Vec::new();
-    for (payment, applied) in &sorted(effects) {
+    for (payment, applied) in &effects {
         let mut newest: Option<&(usize, &EffectRow)> = None;
         for step in applied {
             if let Some(prev) = newest.filter(|prev| step.1.revision < prev.1.revision) {

@@ -6,7 +6,6 @@ use crate::events::PaymentCompleted;
 use crate::schema::{OutcomeRow, StockRow, PAYMENTS, REJECTIONS, RELEASES, RESERVATIONS, STOCK};
 use crate::topology::{INVENTORY_DB, PAYMENTS_DB};
 use pitfall_harness::history::compact::{ChangeRef, Compact, Ev};
-use pitfall_harness::lookup::{sorted, LookupMap};
 use pitfall_ports::ChangeOp;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -43,7 +42,7 @@ pub struct Outcome {
 /// each walk over one DB's changes skips everything else.
 fn commits_by_db(history: &Compact<'_>) -> Rc<BTreeMap<String, Vec<usize>>> {
     history.shared("commits by db", |h| {
-        let mut out: LookupMap<&str, Vec<usize>> = LookupMap::default();
+        let mut out: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, e) in h.lines().iter().enumerate() {
             if let Ev::DbCommit { db, .. } = e.event {
                 out.entry(db).or_default().push(i);
@@ -111,13 +110,13 @@ pub type Payments = BTreeMap<String, (PaymentCompleted, usize)>;
 /// Each committed payment (its first insert), by payment id.
 pub fn payments(history: &Compact<'_>) -> Rc<Payments> {
     history.shared("payments", |h| {
-        let mut out = LookupMap::default();
+        let mut out = Payments::new();
         let written = rows::<PaymentCompleted>(h, PAYMENTS_DB, PAYMENTS);
         for w in written.iter().filter(|w| w.op == ChangeOp::Insert) {
-            out.entry(w.row.payment_id.as_str())
+            out.entry(w.row.payment_id.clone())
                 .or_insert_with(|| (w.row.clone(), w.entry));
         }
-        out.into_iter().map(|(id, p)| (id.to_string(), p)).collect()
+        out
     })
 }
 
@@ -127,7 +126,7 @@ pub type Outcomes = BTreeMap<String, Vec<Outcome>>;
 /// Every reservation, rejection and release written, grouped by payment id.
 pub fn outcomes(history: &Compact<'_>) -> Rc<Outcomes> {
     history.shared("outcomes", |h| {
-        let mut out: LookupMap<String, Vec<Outcome>> = LookupMap::default();
+        let mut out = Outcomes::new();
         let outcome_tables = |t: &str| [RESERVATIONS, REJECTIONS, RELEASES].contains(&t);
         for (entry, c) in changes_in(h, INVENTORY_DB, outcome_tables) {
             let kind = match c.table {
@@ -145,31 +144,30 @@ pub fn outcomes(history: &Compact<'_>) -> Rc<Outcomes> {
                     .push(Outcome { kind, row, entry });
             }
         }
-        sorted(out)
+        out
     })
 }
 
 /// Stock levels after each inventory commit that touched them: product →
 /// [(entry, available)], in commit order. The first is the initial stock.
 pub fn stock_levels(history: &Compact<'_>) -> BTreeMap<String, Vec<(usize, i64)>> {
-    let stock = rows::<StockRow>(history, INVENTORY_DB, STOCK);
-    let mut out: LookupMap<&str, Vec<(usize, i64)>> = LookupMap::default();
-    for w in stock.iter() {
-        out.entry(w.key.as_str())
+    let mut out: BTreeMap<String, Vec<(usize, i64)>> = BTreeMap::new();
+    for w in rows::<StockRow>(history, INVENTORY_DB, STOCK).iter() {
+        out.entry(w.key.clone())
             .or_default()
             .push((w.entry, w.row.available));
     }
-    out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    out
 }
 
 /// Per record key, the entries that appended a record with it: built once,
 /// so a checker that explains many findings stays linear.
 pub fn appends_by_key<'h>(history: &Compact<'h>) -> BTreeMap<&'h str, Vec<usize>> {
-    let mut out: LookupMap<&str, Vec<usize>> = LookupMap::default();
+    let mut out: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in history.lines().iter().enumerate() {
         if let Ev::Append { key, .. } = e.event {
             out.entry(key).or_default().push(i);
         }
     }
-    sorted(out)
+    out
 }

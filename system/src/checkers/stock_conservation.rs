@@ -5,12 +5,12 @@
 use super::state::{outcomes, stock_levels, OutcomeKind};
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::Compact;
-use pitfall_harness::lookup::{sorted, LookupMap};
+use std::collections::BTreeMap;
 
 pub fn check(history: &Compact<'_>) -> Vec<Finding> {
     let mut found = Vec::new();
     let levels = stock_levels(history);
-    let mut reserved: LookupMap<&str, (i64, Vec<usize>)> = LookupMap::default();
+    let mut reserved: BTreeMap<&str, (i64, Vec<usize>)> = BTreeMap::new();
     let all = outcomes(history);
     for o in all.values().flatten() {
         let held = match o.kind {
@@ -48,7 +48,7 @@ pub fn check(history: &Compact<'_>) -> Vec<Finding> {
             ));
         }
     }
-    for (product, (held, entries)) in sorted(reserved) {
+    for (product, (held, entries)) in reserved {
         found.push((
             format!("{held} of {product} reserved, but it has no stock row"),
             entries,

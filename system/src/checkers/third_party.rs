@@ -8,21 +8,20 @@ use crate::schema::{ShipmentRow, SHIPMENTS};
 use crate::topology::CARRIER_DB;
 use pitfall_harness::checkers::Finding;
 use pitfall_harness::history::compact::Compact;
-use pitfall_harness::lookup::{sorted, LookupMap};
 use pitfall_ports::ChangeOp;
 use std::collections::BTreeMap;
 
 /// Every shipment the carrier performed, by payment id: (shipment id, the
 /// history entry of its commit).
 fn shipments(history: &Compact<'_>) -> BTreeMap<String, Vec<(String, usize)>> {
-    let mut out: LookupMap<String, Vec<(String, usize)>> = LookupMap::default();
+    let mut out: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
     let written = rows::<ShipmentRow>(history, CARRIER_DB, SHIPMENTS);
     for w in written.iter().filter(|w| w.op == ChangeOp::Insert) {
         out.entry(w.row.request.payment_id.clone())
             .or_default()
             .push((w.key.clone(), w.entry));
     }
-    sorted(out)
+    out
 }
 
 /// Whether the run called a third party, from its `third-party` variant.
