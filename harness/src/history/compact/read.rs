@@ -46,10 +46,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for S<'a> {
     }
 }
 
-/// A name: a topic, process, group, producer, db or op, which repeat on
-/// many lines. Read as an [`S`]; the fast path interns it
+/// A name: a topic, process, group, producer, db, op or slot, which
+/// repeat on many lines. Read as an [`S`]; the fast path interns it
 /// ([`super::fast::Names`]).
-#[derive(Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Name<'a>(pub(super) S<'a>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
@@ -645,16 +644,6 @@ fn skip_space(bytes: &[u8], mut i: usize) -> usize {
 
 /// Just past the closing quote of the string whose opening quote is at `i`.
 fn string_end(bytes: &[u8], i: usize) -> usize {
-    // Most strings of a history are short: looked through byte by byte
-    // first, without the cost of a `memchr` call.
-    const SHORT: usize = 24;
-    let short = &bytes[i + 1..bytes.len().min(i + 1 + SHORT)];
-    match short.iter().position(|&b| b == b'"' || b == b'\\') {
-        Some(found) if short[found] == b'"' => return i + 1 + found + 1,
-        Some(_) => {}
-        None if short.len() < SHORT => return bytes.len(),
-        None => {}
-    }
     let mut at = i + 1;
     while let Some(found) = memchr::memchr2(b'"', b'\\', &bytes[at..]) {
         if bytes[at + found] == b'"' {
