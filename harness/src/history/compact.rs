@@ -846,6 +846,27 @@ mod tests {
         assert!(Compact::parse_history("", "h.jsonl", &Arena::new()).is_err());
     }
 
+    /// A value with a number a `Value` cannot hold is refused, as the
+    /// entries' parser refuses it, though `RawValue` takes it (found by the
+    /// history fuzz target).
+    #[test]
+    fn a_number_out_of_range_in_a_value_is_refused_as_parse_jsonl_refuses_it() {
+        for value in ["23e33333", r#"{"a":[-1e999]}"#] {
+            let line = format!(
+                r#"{{"t":1,"type":"invoke","process":"p","op":"o","request_id":"r","attempt":1,"value":{value}}}"#
+            );
+            let text = format!("{HEADER}\n{line}\n");
+            let arena = Arena::new();
+            let read = Compact::parse(&text, "h.jsonl", &arena).map(|c| c.len());
+            let parsed = parse_jsonl(&text, "h.jsonl").map(|e| e.len());
+            assert!(parsed.is_err(), "{line}");
+            assert_eq!(
+                read.map_err(|e| e.to_string()),
+                parsed.map_err(|e| e.to_string())
+            );
+        }
+    }
+
     /// A line that names `t` or `type` twice is refused, as the entries'
     /// parser refuses it, though the first ones look as the recorder
     /// writes them.

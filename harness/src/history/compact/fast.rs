@@ -11,7 +11,7 @@
 //! field it does not expect), and the line goes to that path, which reads
 //! it or gives its error.
 
-use super::read::{ChangeDe, Name, TpoDe, S};
+use super::read::{ChangeDe, Json, Name, TpoDe, S};
 use super::{ChangeRef, Line, Raw, Tpo};
 use crate::history::FaultAction;
 use crate::lookup::LookupSet;
@@ -19,7 +19,6 @@ use bumpalo::Bump;
 use pitfall_ports::ChangeOp;
 use serde::de::value::BorrowedStrDeserializer;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// Containers nested deeper than this in a value are left to `serde_json`.
@@ -340,13 +339,13 @@ impl<'a> Fast<'a> for FaultAction {
     }
 }
 
-impl<'a> Fast<'a> for &'a RawValue {
+impl<'a> Fast<'a> for Json<'a> {
     fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<Raw<'a>> {
         cur.canonical().map(Raw::of_canonical)
     }
 }
 
-impl<'a> Fast<'a> for Option<&'a RawValue> {
+impl<'a> Fast<'a> for Option<Json<'a>> {
     fn fast(cur: &mut Cursor<'a, '_>, _: &'a Bump) -> Option<Option<Raw<'a>>> {
         match cur.eat(b"null") {
             Some(()) => Some(None),

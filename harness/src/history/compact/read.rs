@@ -137,17 +137,35 @@ impl<'a> Conv<'a> for Name<'a> {
     }
 }
 
-impl<'a> Conv<'a> for &'a RawValue {
-    type Out = Raw<'a>;
-    fn conv(self, _: &'a Bump) -> Raw<'a> {
-        Raw::of_text(self)
+/// A JSON value of a line, kept as its text: one a `serde_json::Value`
+/// reads, as the entries' parser reads it. A `RawValue` alone also takes
+/// numbers a `Value` refuses (a float out of range, `23e33333`), so a text
+/// that is not canonical (canonical texts hold integers only) is read as a
+/// `Value` too.
+pub(super) struct Json<'a>(&'a RawValue);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&'a RawValue>::deserialize(d)?;
+        if !is_canonical(raw.get()) {
+            serde_json::from_str::<serde_json::Value>(raw.get())
+                .map_err(serde::de::Error::custom)?;
+        }
+        Ok(Json(raw))
     }
 }
 
-impl<'a> Conv<'a> for Option<&'a RawValue> {
+impl<'a> Conv<'a> for Json<'a> {
+    type Out = Raw<'a>;
+    fn conv(self, _: &'a Bump) -> Raw<'a> {
+        Raw::of_text(self.0)
+    }
+}
+
+impl<'a> Conv<'a> for Option<Json<'a>> {
     type Out = Option<Raw<'a>>;
     fn conv(self, _: &'a Bump) -> Option<Raw<'a>> {
-        self.map(Raw::of_text)
+        self.map(|json| Raw::of_text(json.0))
     }
 }
 
@@ -198,7 +216,7 @@ pub(super) struct ChangeDe<'a> {
     op: ChangeOp,
     version: u64,
     #[serde(borrow)]
-    data: &'a RawValue,
+    data: Json<'a>,
 }
 
 impl<'a> Conv<'a> for Vec<ChangeDe<'a>> {
@@ -210,7 +228,7 @@ impl<'a> Conv<'a> for Vec<ChangeDe<'a>> {
             key: c.key.conv(arena),
             op: c.op,
             version: c.version,
-            data: Raw::of_text(c.data),
+            data: Raw::of_text(c.data.0),
         }))
     }
 }
@@ -303,14 +321,14 @@ events! {
         #[serde(borrow)] op: Name<'a>,
         #[serde(borrow)] request_id: S<'a>,
         attempt: u32,
-        #[serde(borrow)] value: &'a RawValue,
+        #[serde(borrow)] value: Json<'a>,
     }
     "ok" => Ok {
         #[serde(borrow)] process: Name<'a>,
         #[serde(borrow)] op: Name<'a>,
         #[serde(borrow)] request_id: S<'a>,
         attempt: u32,
-        #[serde(default, borrow)] value: Option<&'a RawValue>,
+        #[serde(default, borrow)] value: Option<Json<'a>>,
     }
     "fail" => Fail {
         #[serde(borrow)] process: Name<'a>,
@@ -339,7 +357,7 @@ events! {
         #[serde(borrow)] key: S<'a>,
         #[serde(borrow)] headers: Vec<(S<'a>, S<'a>)>,
         #[serde(borrow)] producer: Name<'a>,
-        #[serde(borrow)] value: &'a RawValue,
+        #[serde(borrow)] value: Json<'a>,
         #[serde(default)] wire_bytes: Option<u64>,
     }
     "consume" => Consume {
